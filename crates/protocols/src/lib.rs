@@ -1,0 +1,16 @@
+//! Wire formats and pure conversions. One folder per API family (`openai/`, `anthropic/`,
+//! `gemini/`), each serving both sides: the client-facing side (parse a client's request,
+//! render a response, stream and error in that format) and the provider side (build an upstream
+//! request, decode its response and stream). Everything here is synchronous and does no IO, so
+//! that it can be tested against recorded fixtures and every byte-split of them.
+
+pub mod anthropic;
+pub mod codec;
+pub mod error;
+pub mod gemini;
+pub mod openai;
+pub mod sse;
+
+pub use codec::{ResponseMode, StreamDecoder, StreamEncoder, UpstreamBody};
+pub use error::{ClientError, ConvertError, DecodeError, ErrorKind};
+pub use sse::{SseEvent, SseParser};
