@@ -1,1 +1,16 @@
-//! placeholder
+//! The data plane without HTTP. `gateway.rs` holds the live configuration snapshot and swaps it
+//! atomically on reload; `pipeline.rs` is the request flow, one function per kind of call, that
+//! reads top to bottom; the stages live in their own folders (`auth`, `routing`, ...).
+//! docs/architecture.md draws the same order.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod pipeline;
+pub mod routing;
+pub mod tokens;
+
+pub use error::{Fault, GatewayError};
+pub use gateway::{Gateway, Snapshot};
+pub use pipeline::{Credentials, RequestContext};

@@ -1,1 +1,124 @@
-fn main() {}
+//! `switchboard`: the command line. Each subcommand is a thin wrapper over a library function;
+//! `anyhow` lives only here.
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use switchboard::{mock_upstream, serve};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "An AI gateway: one endpoint in front of every LLM provider."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway. With no config file at all, starts an offline demo.
+    Serve {
+        /// Config file (YAML). Default ./switchboard.yaml; when it does not exist and no
+        /// --config is given, an embedded demo starts.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Listen address for the demo (ignored when a config file is used: set `listen:`).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        demo_listen: SocketAddr,
+    },
+    /// Validate a config file; prints every problem with file, line, column and key.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// A fast OpenAI-compatible mock upstream, for the benchmark.
+    #[command(hide = true)]
+    MockUpstream {
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: SocketAddr,
+        #[arg(long, default_value_t = 20)]
+        chunks: u32,
+        #[arg(long, default_value_t = 0)]
+        chunk_delay_ms: u64,
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    switchboard::telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: anyhow::Result<ExitCode> = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve {
+                config,
+                demo_listen,
+            } => {
+                serve::run(config, demo_listen).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Check { config } => Ok(check(&config)),
+            Command::MockUpstream {
+                listen,
+                chunks,
+                chunk_delay_ms,
+                latency_ms,
+            } => {
+                let listener = tokio::net::TcpListener::bind(listen).await?;
+                eprintln!(
+                    "mock upstream listening on http://{}",
+                    listener.local_addr()?
+                );
+                let opts = mock_upstream::MockUpstreamOptions {
+                    chunks,
+                    chunk_delay_ms,
+                    latency_ms,
+                };
+                mock_upstream::run(listener, opts, serve::shutdown_signal()).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match switchboard_core::config::load_file(path) {
+        Ok(config) => {
+            println!(
+                "{}: OK ({} providers, {} models)",
+                path.display(),
+                config.providers.len(),
+                config.models.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for problem in &errors.problems {
+                eprintln!("{problem}");
+            }
+            eprintln!("{}: {} problem(s)", path.display(), errors.problems.len());
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The validated configuration: what the rest of the gateway reads. Produced only by
+//! `config::load` (parse strictly, then validate), so every value here has been checked:
+//! aliases named in `fallbacks` exist, targets name configured providers, weights are positive,
+//! and so on.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+use switchboard_providers::{ProviderSettings, Timeouts};
+use switchboard_types::MicroUsd;
+
+/// The whole validated configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Storage URL (`sqlite://...` or `postgres://...`). Used by storage (later issues).
+    pub database: Option<String>,
+    /// Redis URL for shared state across instances (later issues).
+    pub redis: Option<String>,
+    /// Bootstrap key with full rights; also a valid client key. `None` only in tests.
+    pub admin_key: Option<Secret>,
+    pub limits: Limits,
+    pub providers: BTreeMap<String, ProviderConfig>,
+    pub models: BTreeMap<String, ModelConfig>,
+}
+
+/// A string that must never be printed: Debug and Display show `*****`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("*****")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("*****")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest accepted request body. Default 10 MiB.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub settings: ProviderSettings,
+    /// Circuit breaker defaults for targets of this provider (a model's own `circuit` wins).
+    pub circuit: Option<CircuitPolicy>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Strategy {
+    #[default]
+    Weighted,
+    Priority,
+    LeastLatency,
+    LeastBusy,
+    Cheapest,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetConfig {
+    /// A key of `Config::providers`.
+    pub provider: String,
+    /// The upstream model (for Azure: the deployment name).
+    pub model: String,
+    /// Share of traffic under `weighted`. Default 1; always > 0.
+    pub weight: u32,
+    /// Order under `priority`: lower first. Default: the position in the list.
+    pub priority: u32,
+    /// Price of this target, overriding the model's price (for `cheapest`).
+    pub price: Option<Price>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Extra tries after the first, on retryable errors only.
+    pub attempts: u32,
+    /// Base of the exponential backoff; full jitter is applied.
+    pub backoff: Duration,
+    /// Cap of one backoff wait (and of an honoured `retry-after`).
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 0,
+            backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_millis(10_000),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CircuitPolicy {
+    /// Consecutive failures that open the circuit. Default 5.
+    pub failures: u32,
+    /// How long an open circuit stays open before one probe is let through. Default 30 s.
+    pub cooldown: Duration,
+}
+
+impl Default for CircuitPolicy {
+    fn default() -> Self {
+        CircuitPolicy {
+            failures: 5,
+            cooldown: Duration::from_millis(30_000),
+        }
+    }
+}
+
+/// Prices in micro-dollars per million tokens (config: dollars per million tokens).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Price {
+    pub input_per_mtok: MicroUsd,
+    pub output_per_mtok: MicroUsd,
+    pub cached_input_per_mtok: Option<MicroUsd>,
+    pub cache_write_per_mtok: Option<MicroUsd>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelConfig {
+    pub alias: String,
+    pub strategy: Strategy,
+    pub targets: Vec<TargetConfig>,
+    /// Other aliases tried in order when every target failed.
+    pub fallbacks: Vec<String>,
+    pub retry: RetryPolicy,
+    pub timeouts: Timeouts,
+    pub price: Option<Price>,
+    pub context_window: Option<u32>,
+    /// Sent as `max_tokens` to targets that require one (Anthropic) when the client gave none.
+    /// Default 4096.
+    pub default_max_tokens: u32,
+    pub circuit: Option<CircuitPolicy>,
+}

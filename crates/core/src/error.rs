@@ -1,0 +1,226 @@
+//! The one error type of the data plane. Every failure a client can see is a variant here, and
+//! three exhaustive matches give its fault, status and stable code. Rendering belongs to the
+//! client's format (`switchboard_protocols::{openai,anthropic}::render_error`) through
+//! [`GatewayError::to_client`].
+
+use std::time::Duration;
+use switchboard_protocols::{ClientError, ConvertError, ErrorKind};
+use switchboard_providers::{ProviderError, TimeoutKind};
+
+/// Who is at fault for a failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    Client,
+    Upstream,
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("{0}")]
+    BadRequest(ConvertError),
+    #[error("the request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("{input} input tokens + {max_tokens} max_tokens exceed the {window} of `{alias}`")]
+    ContextWindowExceeded {
+        alias: String,
+        input: u64,
+        max_tokens: u64,
+        window: u32,
+    },
+    #[error("missing credentials")]
+    MissingKey,
+    #[error("invalid credentials")]
+    InvalidKey,
+    #[error("this key may not call model `{0}`")]
+    ModelNotAllowed(String),
+    #[error("unknown model `{0}`")]
+    UnknownModel(String),
+    #[error("model `{alias}` cannot serve {what}")]
+    WrongModelKind { alias: String, what: &'static str },
+    #[error("request body over {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("route not found")]
+    RouteNotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("rate limit reached")]
+    RateLimited { retry_after: Option<Duration> },
+    /// The target rejected the request as invalid (a non-retryable 4xx other than auth).
+    #[error("the provider rejected the request: {message}")]
+    UpstreamRejected { status: u16, message: String },
+    /// Every target failed; `last` is the last attempt's error (for the log).
+    #[error("every target failed after {attempts} attempts; last: {last}")]
+    AllTargetsFailed { attempts: u32, last: ProviderError },
+    #[error("every target's circuit is open")]
+    AllCircuitsOpen { retry_after: Option<Duration> },
+    #[error("the provider timed out ({0:?})")]
+    UpstreamTimeout(TimeoutKind),
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    pub fn fault(&self) -> Fault {
+        use GatewayError::*;
+        match self {
+            BadRequest(_) | MalformedJson(_) | ContextWindowExceeded { .. } | MissingKey
+            | InvalidKey | ModelNotAllowed(_) | UnknownModel(_) | WrongModelKind { .. }
+            | BodyTooLarge { .. } | RouteNotFound | MethodNotAllowed | RateLimited { .. }
+            | UpstreamRejected { .. } => Fault::Client,
+            AllTargetsFailed { .. } | AllCircuitsOpen { .. } | UpstreamTimeout(_) => {
+                Fault::Upstream
+            }
+            ShuttingDown | Internal(_) => Fault::Internal,
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        use GatewayError::*;
+        match self {
+            BadRequest(_) | MalformedJson(_) | ContextWindowExceeded { .. } => 400,
+            WrongModelKind { .. } => 400,
+            UpstreamRejected { status: 413, .. } => 413,
+            UpstreamRejected { .. } => 400,
+            MissingKey | InvalidKey => 401,
+            ModelNotAllowed(_) => 403,
+            UnknownModel(_) | RouteNotFound => 404,
+            MethodNotAllowed => 405,
+            BodyTooLarge { .. } => 413,
+            RateLimited { .. } => 429,
+            AllTargetsFailed { .. } => 502,
+            AllCircuitsOpen { .. } | ShuttingDown => 503,
+            UpstreamTimeout(_) => 504,
+            Internal(_) => 500,
+        }
+    }
+
+    /// Stable snake_case code, the `code` field of error bodies and the metric label.
+    pub fn code(&self) -> &'static str {
+        use GatewayError::*;
+        match self {
+            BadRequest(ConvertError::Invalid { .. }) => "invalid_request",
+            BadRequest(ConvertError::Unsupported { .. }) => "unsupported_parameter",
+            MalformedJson(_) => "invalid_json",
+            ContextWindowExceeded { .. } => "context_length_exceeded",
+            MissingKey => "missing_api_key",
+            InvalidKey => "invalid_api_key",
+            ModelNotAllowed(_) => "model_not_allowed",
+            UnknownModel(_) => "model_not_found",
+            WrongModelKind { .. } => "wrong_model_kind",
+            BodyTooLarge { .. } => "request_too_large",
+            RouteNotFound => "route_not_found",
+            MethodNotAllowed => "method_not_allowed",
+            RateLimited { .. } => "rate_limit_exceeded",
+            UpstreamRejected { .. } => "upstream_rejected_request",
+            AllTargetsFailed { .. } => "upstream_error",
+            AllCircuitsOpen { .. } => "circuit_open",
+            UpstreamTimeout(_) => "upstream_timeout",
+            ShuttingDown => "shutting_down",
+            Internal(_) => "internal_error",
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self.status() {
+            401 => ErrorKind::Authentication,
+            403 => ErrorKind::Permission,
+            404 | 405 => ErrorKind::NotFound,
+            413 => ErrorKind::RequestTooLarge,
+            429 => ErrorKind::RateLimit,
+            502 => ErrorKind::Upstream,
+            503 => ErrorKind::Overloaded,
+            504 => ErrorKind::Timeout,
+            500 => ErrorKind::Internal,
+            _ => ErrorKind::InvalidRequest,
+        }
+    }
+
+    /// How long the client should wait before trying again, for `retry-after`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            GatewayError::RateLimited { retry_after }
+            | GatewayError::AllCircuitsOpen { retry_after } => *retry_after,
+            GatewayError::AllTargetsFailed { last, .. } => last.retry_after(),
+            _ => None,
+        }
+    }
+
+    /// What the client is told: a message written for it, never internal details (the log
+    /// keeps those). `request_id` is appended so that support can find the log line.
+    pub fn to_client(&self, request_id: &str) -> ClientError {
+        let param = match self {
+            GatewayError::BadRequest(e) => e.param().map(str::to_owned),
+            _ => None,
+        };
+        ClientError {
+            status: self.status(),
+            kind: self.kind(),
+            code: self.code(),
+            message: format!("{} (request id {request_id})", self.client_message()),
+            param,
+        }
+    }
+
+    fn client_message(&self) -> String {
+        use GatewayError::*;
+        match self {
+            BadRequest(e) => e.to_string(),
+            MalformedJson(detail) => format!(
+                "The request body is not valid JSON ({detail}). Send a JSON object."
+            ),
+            ContextWindowExceeded { alias, input, max_tokens, window } => format!(
+                "The request has {input} input tokens and asks for up to {max_tokens} output tokens, but model `{alias}` has a context window of {window} tokens. Shorten the messages or lower max_tokens."
+            ),
+            MissingKey => "No API key was given. Send it as `Authorization: Bearer KEY` (or `x-api-key`, `api-key`, `x-goog-api-key`).".into(),
+            InvalidKey => "The API key is unknown, expired or revoked. Check the key, or ask an admin for a new one.".into(),
+            ModelNotAllowed(alias) => format!("This key may not call model `{alias}`. Ask an admin to grant it."),
+            UnknownModel(alias) => format!("The model `{alias}` does not exist. GET /v1/models lists the models this key may call."),
+            WrongModelKind { alias, what } => format!("The model `{alias}` cannot serve {what}."),
+            BodyTooLarge { limit } => format!("The request body is larger than the limit of {limit} bytes."),
+            RouteNotFound => "There is no such route. See the API documentation for the endpoints.".into(),
+            MethodNotAllowed => "This route does not accept that HTTP method.".into(),
+            RateLimited { .. } => "Rate limit reached. Wait and try again (see the retry-after header).".into(),
+            UpstreamRejected { status, message } => format!("The provider rejected the request ({status}): {message}"),
+            AllTargetsFailed { attempts, last } => format!(
+                "Every provider for this model failed ({attempts} attempts). Last error: {}. Try again later.",
+                summarise(last)
+            ),
+            AllCircuitsOpen { .. } => "Every provider for this model is failing and temporarily disabled (circuit open). Try again later.".into(),
+            UpstreamTimeout(kind) => format!("The provider did not answer in time ({}).", timeout_name(*kind)),
+            ShuttingDown => "The gateway is shutting down. Retry on another instance.".into(),
+            Internal(_) => "Internal error in the gateway.".into(),
+        }
+    }
+}
+
+fn timeout_name(kind: TimeoutKind) -> &'static str {
+    match kind {
+        TimeoutKind::Connect => "connect timeout",
+        TimeoutKind::FirstByte => "first byte timeout",
+        TimeoutKind::Total => "total timeout",
+        TimeoutKind::Idle => "idle timeout between stream chunks",
+    }
+}
+
+/// A one-line summary of an upstream failure that is safe to show a client: the status or the
+/// kind of failure and the provider's own message (already summarised and key-free).
+fn summarise(err: &ProviderError) -> String {
+    match err {
+        ProviderError::Connect(_) => "could not connect to the provider".into(),
+        ProviderError::Timeout(kind) => timeout_name(*kind).into(),
+        ProviderError::Status { status, message, .. } => format!("HTTP {status}: {message}"),
+        ProviderError::Decode(_) => "the provider's answer could not be understood".into(),
+        ProviderError::InBand { kind, message, .. } => format!("{kind}: {message}"),
+        ProviderError::Unsupported { message, .. } => message.clone(),
+        ProviderError::Closed(_) => "the provider closed the connection early".into(),
+    }
+}
+
+impl From<ConvertError> for GatewayError {
+    fn from(err: ConvertError) -> Self {
+        GatewayError::BadRequest(err)
+    }
+}

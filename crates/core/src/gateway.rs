@@ -1,0 +1,87 @@
+//! The live configuration. A [`Snapshot`] is everything built from one validated config (the
+//! router with its providers, the authenticator); the [`Gateway`] holds the current one in an
+//! `ArcSwap`, so each request reads one consistent snapshot without a lock, and a reload swaps
+//! in a new snapshot atomically or, if building it fails, keeps the old one.
+
+use crate::auth::Authenticator;
+use crate::config::{CircuitPolicy, Config};
+use crate::routing::{Router, TargetStates};
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::sync::Arc;
+use switchboard_providers::Provider;
+
+/// Everything a request needs from one version of the config.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub config: Arc<Config>,
+    pub router: Router,
+    pub auth: Authenticator,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("provider `{name}`: {message}")]
+    Provider { name: String, message: String },
+}
+
+impl Snapshot {
+    /// Builds the providers and the router of `config`. Per-target live state (circuits,
+    /// latency) comes from `states`, so it survives reloads.
+    pub fn build(config: Config, states: &Arc<TargetStates>) -> Result<Snapshot, BuildError> {
+        let mut providers: HashMap<String, Arc<dyn Provider>> = HashMap::new();
+        let mut circuits: HashMap<String, CircuitPolicy> = HashMap::new();
+        for (name, provider) in &config.providers {
+            let built = switchboard_providers::build(name, &provider.settings).map_err(|e| {
+                BuildError::Provider {
+                    name: name.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+            providers.insert(name.clone(), built);
+            if let Some(policy) = provider.circuit {
+                circuits.insert(name.clone(), policy);
+            }
+        }
+        let router = Router::build(&config.models, &providers, states, &circuits);
+        Ok(Snapshot {
+            auth: Authenticator::new(config.admin_key.clone()),
+            router,
+            config: Arc::new(config),
+        })
+    }
+}
+
+/// The running gateway: the current snapshot and the state that outlives snapshots.
+#[derive(Debug)]
+pub struct Gateway {
+    current: ArcSwap<Snapshot>,
+    states: Arc<TargetStates>,
+}
+
+impl Gateway {
+    pub fn new(config: Config) -> Result<Gateway, BuildError> {
+        let states = TargetStates::new();
+        let snapshot = Snapshot::build(config, &states)?;
+        Ok(Gateway {
+            current: ArcSwap::from_pointee(snapshot),
+            states,
+        })
+    }
+
+    /// The snapshot a request should use from start to end.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Replaces the running config. On error the old snapshot stays in place.
+    pub fn reload(&self, config: Config) -> Result<(), BuildError> {
+        let snapshot = Snapshot::build(config, &self.states)?;
+        self.current.store(Arc::new(snapshot));
+        Ok(())
+    }
+
+    pub fn target_states(&self) -> &Arc<TargetStates> {
+        &self.states
+    }
+}

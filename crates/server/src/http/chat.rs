@@ -1,0 +1,131 @@
+//! The chat handler shared by both API families: read the body, parse it in the client's
+//! format, run the pipeline, render the answer (JSON or SSE) in the same format.
+
+use super::context::request_context;
+use super::format::{json_body, CallMeta, ClientFormat};
+use super::{sse, AppState};
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use std::sync::Arc;
+use switchboard_core::{GatewayError, RequestContext, Snapshot};
+use switchboard_protocols::ConvertError;
+
+/// A request that passed the steps every data-plane route shares: the snapshot it will use,
+/// an authenticated context, and its body (within the size limit).
+pub struct Prepared {
+    pub snapshot: Arc<Snapshot>,
+    pub ctx: RequestContext,
+    pub body: Bytes,
+}
+
+/// Authenticates first (a client without a valid key learns that before anything about its
+/// body), then reads the body. Errors come back as finished responses in `format`.
+pub async fn prepare(
+    format: ClientFormat,
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Prepared, Response> {
+    let snapshot = state.gateway.snapshot();
+    let mut ctx = request_context(headers);
+    if let Err(err) = snapshot.authenticate(&mut ctx) {
+        return Err(format.error_response(&err, &ctx.request_id));
+    }
+    match read_body(body, snapshot.config.limits.max_body_bytes).await {
+        Ok(body) => Ok(Prepared {
+            snapshot,
+            ctx,
+            body,
+        }),
+        Err(err) => Err(format.error_response(&err, &ctx.request_id)),
+    }
+}
+
+pub async fn handle(
+    format: ClientFormat,
+    state: AppState,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Prepared {
+        snapshot,
+        mut ctx,
+        body: bytes,
+    } = match prepare(format, &state, &headers, body).await {
+        Ok(prepared) => prepared,
+        Err(response) => return response,
+    };
+    let request_id = ctx.request_id.clone();
+    let req = match format.parse_chat(&bytes) {
+        Ok(req) => req,
+        Err(err) => return format.error_response(&err.into(), &request_id),
+    };
+    let alias = req.model.clone();
+    let meta = CallMeta {
+        request_id: &request_id,
+        alias: &alias,
+        target: None,
+        attempts: 0,
+    };
+
+    if req.stream {
+        let routed = match snapshot.chat_stream(&mut ctx, &req).await {
+            Ok(routed) => routed,
+            Err(failure) => return format.failure_response(&failure, &meta),
+        };
+        let body = sse::body(
+            routed.value,
+            format.encoder(&req),
+            request_id.clone(),
+            routed.attempts,
+        );
+        let mut response = (StatusCode::OK, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        CallMeta {
+            target: Some(&routed.target),
+            attempts: routed.attempts,
+            ..meta
+        }
+        .apply(headers);
+        response
+    } else {
+        let mut routed = match snapshot.chat(&mut ctx, &req).await {
+            Ok(routed) => routed,
+            Err(failure) => return format.failure_response(&failure, &meta),
+        };
+        if routed.value.created == 0 {
+            routed.value.created = sse::unix_now();
+        }
+        let mut response =
+            (StatusCode::OK, json_body(format.render_chat(&routed.value))).into_response();
+        CallMeta {
+            target: Some(&routed.target),
+            attempts: routed.attempts,
+            ..meta
+        }
+        .apply(response.headers_mut());
+        response
+    }
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with 413.
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, GatewayError> {
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            Err(GatewayError::BodyTooLarge { limit })
+        }
+        Err(err) => Err(GatewayError::BadRequest(ConvertError::invalid(
+            None,
+            format!("The request body could not be read: {err}"),
+        ))),
+    }
+}

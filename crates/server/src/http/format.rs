@@ -1,0 +1,134 @@
+//! The two client-facing API families and everything that differs between them: parsing a
+//! chat request, rendering a response, the stream encoder and the error shape. Also the
+//! response headers every data-plane answer carries.
+
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use switchboard_core::routing::RouteFailure;
+use switchboard_core::GatewayError;
+use switchboard_protocols::{anthropic, openai, ClientError, ConvertError, StreamEncoder};
+use switchboard_types::{ChatRequest, ChatResponse, TargetId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientFormat {
+    OpenAi,
+    Anthropic,
+}
+
+impl ClientFormat {
+    pub fn parse_chat(self, body: &[u8]) -> Result<ChatRequest, ConvertError> {
+        match self {
+            ClientFormat::OpenAi => openai::parse_chat_request(body),
+            ClientFormat::Anthropic => anthropic::parse_messages_request(body),
+        }
+    }
+
+    pub fn render_chat(self, resp: &ChatResponse) -> Vec<u8> {
+        match self {
+            ClientFormat::OpenAi => openai::render_chat_response(resp),
+            ClientFormat::Anthropic => anthropic::render_messages_response(resp),
+        }
+    }
+
+    pub fn encoder(self, req: &ChatRequest) -> Box<dyn StreamEncoder> {
+        match self {
+            ClientFormat::OpenAi => {
+                Box::new(openai::ChatStreamEncoder::new(req.stream_include_usage))
+            }
+            ClientFormat::Anthropic => Box::new(anthropic::MessagesStreamEncoder::new()),
+        }
+    }
+
+    pub fn render_error(self, err: &ClientError) -> Vec<u8> {
+        match self {
+            ClientFormat::OpenAi => openai::render_error(err),
+            ClientFormat::Anthropic => anthropic::render_error(err),
+        }
+    }
+
+    /// A complete error response: status, body in this format, `retry-after` when a wait
+    /// helps, and the request id.
+    pub fn error_response(self, err: &GatewayError, request_id: &str) -> Response {
+        let client = err.to_client(request_id);
+        if err.fault() != switchboard_core::Fault::Client {
+            tracing::warn!(%request_id, code = client.code, error = %err, "Request failed.");
+        }
+        let status =
+            StatusCode::from_u16(client.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, json_body(self.render_error(&client))).into_response();
+        let headers = response.headers_mut();
+        set(headers, "x-request-id", request_id);
+        if let Some(wait) = err.retry_after() {
+            // Round up: a client that waits the advertised seconds must not be early.
+            let secs = wait.as_millis().div_ceil(1000).max(1);
+            set(headers, "retry-after", &secs.to_string());
+        }
+        response
+    }
+
+    /// The error response of a routed call, with the routing headers.
+    pub fn failure_response(self, failure: &RouteFailure, meta: &CallMeta<'_>) -> Response {
+        let mut response = self.error_response(&failure.error, meta.request_id);
+        let routed = CallMeta {
+            target: failure.last_target.as_ref(),
+            attempts: failure.attempts,
+            ..*meta
+        };
+        routed.apply(response.headers_mut());
+        response
+    }
+}
+
+/// What the routing headers say about a call.
+#[derive(Clone, Copy, Debug)]
+pub struct CallMeta<'a> {
+    pub request_id: &'a str,
+    /// The alias asked for.
+    pub alias: &'a str,
+    pub target: Option<&'a TargetId>,
+    pub attempts: u32,
+}
+
+impl CallMeta<'_> {
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        set(headers, "x-request-id", self.request_id);
+        if !self.alias.is_empty() {
+            set(headers, "x-switchboard-model", self.alias);
+        }
+        if let Some(target) = self.target {
+            set(headers, "x-switchboard-target", &target.to_string());
+        }
+        set(
+            headers,
+            "x-switchboard-attempts",
+            &self.attempts.to_string(),
+        );
+    }
+}
+
+fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(HeaderName::from_static(name), value);
+    }
+}
+
+pub fn json_body(body: Vec<u8>) -> ([(header::HeaderName, HeaderValue); 1], Bytes) {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        Bytes::from(body),
+    )
+}
+
+/// The answer when a handler panicked (a bug): a generic 500 in the OpenAI error shape, with no
+/// detail of the panic.
+pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("A request handler panicked.");
+    ClientFormat::OpenAi.error_response(
+        &GatewayError::Internal("handler panicked".into()),
+        &super::context::new_request_id(),
+    )
+}

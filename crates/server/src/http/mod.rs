@@ -1,0 +1,77 @@
+//! The HTTP edge: the route table, tower-http layers (panic catching, tracing) and the
+//! fallbacks that answer unknown routes and wrong methods in the right error format.
+//! Handlers live in one file per API family.
+
+mod anthropic;
+mod chat;
+mod context;
+mod format;
+mod health;
+mod openai;
+mod sse;
+
+use axum::routing::{get, post, MethodRouter};
+use axum::Router;
+use format::ClientFormat;
+use std::sync::Arc;
+use switchboard_core::{Gateway, GatewayError};
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub gateway: Arc<Gateway>,
+}
+
+/// The whole HTTP application.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    let state = AppState { gateway };
+    Router::new()
+        .route(
+            "/v1/chat/completions",
+            openai_post(post(openai::chat_completions)),
+        )
+        .route("/v1/embeddings", openai_post(post(openai::embeddings)))
+        .route(
+            "/v1/models",
+            get(openai::list_models).fallback(openai_wrong_method),
+        )
+        .route("/v1/messages", anthropic_post(post(anthropic::messages)))
+        .route(
+            "/v1/messages/count_tokens",
+            anthropic_post(post(anthropic::count_tokens)),
+        )
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(not_found)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            format::panic_response,
+        ))
+        .with_state(state)
+}
+
+fn openai_post(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    route.fallback(openai_wrong_method)
+}
+
+fn anthropic_post(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    route.fallback(anthropic_wrong_method)
+}
+
+async fn openai_wrong_method() -> axum::response::Response {
+    ClientFormat::OpenAi.error_response(&GatewayError::MethodNotAllowed, &context::new_request_id())
+}
+
+async fn anthropic_wrong_method() -> axum::response::Response {
+    ClientFormat::Anthropic
+        .error_response(&GatewayError::MethodNotAllowed, &context::new_request_id())
+}
+
+/// Unknown routes: Anthropic's error shape under `/v1/messages`, OpenAI's everywhere else.
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    let format = if uri.path().starts_with("/v1/messages") {
+        ClientFormat::Anthropic
+    } else {
+        ClientFormat::OpenAi
+    };
+    format.error_response(&GatewayError::RouteNotFound, &context::new_request_id())
+}

@@ -1,0 +1,83 @@
+//! OpenAI-format routes: chat completions, embeddings, the model list.
+
+use super::chat::{self, prepare, Prepared};
+use super::context::request_context;
+use super::format::{json_body, CallMeta, ClientFormat};
+use super::AppState;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use switchboard_protocols::openai;
+
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    chat::handle(ClientFormat::OpenAi, state, headers, body).await
+}
+
+pub async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let format = ClientFormat::OpenAi;
+    let Prepared {
+        snapshot,
+        mut ctx,
+        body: bytes,
+    } = match prepare(format, &state, &headers, body).await {
+        Ok(prepared) => prepared,
+        Err(response) => return response,
+    };
+    let request_id = ctx.request_id.clone();
+    let req = match openai::parse_embed_request(&bytes) {
+        Ok(req) => req,
+        Err(err) => return format.error_response(&err.into(), &request_id),
+    };
+    let meta = CallMeta {
+        request_id: &request_id,
+        alias: &req.model,
+        target: None,
+        attempts: 0,
+    };
+    match snapshot.embed(&mut ctx, &req).await {
+        Ok(routed) => {
+            let body = openai::render_embed_response(&routed.value);
+            let mut response = (StatusCode::OK, json_body(body)).into_response();
+            CallMeta {
+                target: Some(&routed.target),
+                attempts: routed.attempts,
+                ..meta
+            }
+            .apply(response.headers_mut());
+            response
+        }
+        Err(failure) => format.failure_response(&failure, &meta),
+    }
+}
+
+/// `GET /v1/models`: every alias this key may call, chat and embedding alike.
+pub async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let snapshot = state.gateway.snapshot();
+    let mut ctx = request_context(&headers);
+    match snapshot.visible_models(&mut ctx) {
+        Ok(aliases) => {
+            let data: Vec<_> = aliases
+                .iter()
+                .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "switchboard"}))
+                .collect();
+            let body = json!({"object": "list", "data": data});
+            let mut response =
+                (StatusCode::OK, json_body(body.to_string().into_bytes())).into_response();
+            CallMeta {
+                request_id: &ctx.request_id,
+                alias: "",
+                target: None,
+                attempts: 0,
+            }
+            .apply(response.headers_mut());
+            response
+        }
+        Err(err) => ClientFormat::OpenAi.error_response(&err, &ctx.request_id),
+    }
+}

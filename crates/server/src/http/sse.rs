@@ -1,0 +1,83 @@
+//! Turning a canonical event stream into the client's SSE bytes. Each event is written and
+//! flushed on its own (one body frame per event); an upstream failure after the stream began
+//! becomes one error event in the client's format, and the stream ends. Dropping the body (the
+//! client went away) drops the upstream stream, which cancels the upstream request.
+
+use axum::body::Body;
+use bytes::Bytes;
+use futures::StreamExt;
+use std::convert::Infallible;
+use switchboard_core::GatewayError;
+use switchboard_protocols::StreamEncoder;
+use switchboard_providers::{ChatEventStream, ProviderError};
+use switchboard_types::ChatEvent;
+
+struct State {
+    upstream: ChatEventStream,
+    encoder: Box<dyn StreamEncoder>,
+    request_id: String,
+    /// Attempts made before the stream began, for the error summary.
+    attempts: u32,
+    now: i64,
+}
+
+pub fn body(
+    upstream: ChatEventStream,
+    encoder: Box<dyn StreamEncoder>,
+    request_id: String,
+    attempts: u32,
+) -> Body {
+    let state = State {
+        upstream,
+        encoder,
+        request_id,
+        attempts,
+        now: unix_now(),
+    };
+    let frames = futures::stream::unfold(Some(state), |state| async move {
+        let mut state = state?;
+        let mut out = Vec::new();
+        // Loop until the encoder has written something: some events (usage held for the end,
+        // a text block not yet opened) write nothing by themselves.
+        loop {
+            match state.upstream.next().await {
+                Some(Ok(mut event)) => {
+                    if let ChatEvent::Start { created, .. } = &mut event {
+                        if *created == 0 {
+                            *created = state.now;
+                        }
+                    }
+                    state.encoder.encode(&event, &mut out);
+                    if !out.is_empty() {
+                        return Some((Ok::<_, Infallible>(Bytes::from(out)), Some(state)));
+                    }
+                }
+                Some(Err(err)) => {
+                    let client = stream_error(err, state.attempts).to_client(&state.request_id);
+                    tracing::warn!(request_id = %state.request_id, code = client.code, "Stream failed after it began.");
+                    state.encoder.error(&client, &mut out);
+                    return Some((Ok(Bytes::from(out)), None));
+                }
+                None => {
+                    state.encoder.finish(&mut out);
+                    return Some((Ok(Bytes::from(out)), None));
+                }
+            }
+        }
+    });
+    Body::from_stream(frames)
+}
+
+fn stream_error(err: ProviderError, attempts: u32) -> GatewayError {
+    match err {
+        ProviderError::Timeout(kind) => GatewayError::UpstreamTimeout(kind),
+        last => GatewayError::AllTargetsFailed { attempts, last },
+    }
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

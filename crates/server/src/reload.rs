@@ -1,0 +1,120 @@
+//! Config reload on SIGHUP and on file change. A new config that fails to parse, validate or
+//! build is refused and the running one stays; either way the outcome is logged.
+
+use notify::{RecursiveMode, Watcher as _};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_core::config;
+use switchboard_core::Gateway;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Editors write a file in several steps: wait this long after the last change event.
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// Why a reload happened, for the log.
+#[derive(Clone, Copy, Debug)]
+enum Trigger {
+    Signal,
+    FileChanged,
+}
+
+pub fn spawn(gateway: Arc<Gateway>, path: PathBuf, stop: CancellationToken) {
+    let (tx, mut rx) = mpsc::channel::<Trigger>(16);
+    let watcher = watch_file(&path, tx.clone());
+    spawn_sighup(tx, stop.clone());
+    tokio::spawn(async move {
+        // Keep the watcher alive as long as this task runs.
+        let _watcher = watcher;
+        loop {
+            let trigger = tokio::select! {
+                () = stop.cancelled() => return,
+                t = rx.recv() => match t { Some(t) => t, None => return },
+            };
+            // Coalesce the burst of events one save produces.
+            tokio::time::sleep(SETTLE).await;
+            while rx.try_recv().is_ok() {}
+            reload_once(&gateway, &path, trigger);
+        }
+    });
+}
+
+fn reload_once(gateway: &Gateway, path: &std::path::Path, trigger: Trigger) {
+    let file = path.display().to_string();
+    match config::load_file(path) {
+        Ok(new) => {
+            let old_listen = gateway.snapshot().config.listen;
+            if new.listen != old_listen {
+                tracing::warn!(%file, "`listen` changed: restart to apply it.");
+            }
+            match gateway.reload(new) {
+                Ok(()) => tracing::info!(%file, ?trigger, "Config reloaded."),
+                Err(err) => {
+                    tracing::error!(%file, ?trigger, %err, "Config reload refused; the running config stays.")
+                }
+            }
+        }
+        Err(errors) => {
+            for problem in &errors.problems {
+                tracing::error!(%problem, "Config problem.");
+            }
+            tracing::error!(%file, ?trigger, problems = errors.problems.len(), "Config reload refused; the running config stays.");
+        }
+    }
+}
+
+/// Watches the config file's folder (editors often replace the file, which a watch on the file
+/// itself would lose) and reports changes to this file.
+fn watch_file(
+    path: &std::path::Path,
+    tx: mpsc::Sender<Trigger>,
+) -> Option<notify::RecommendedWatcher> {
+    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let name = target.file_name()?.to_owned();
+    let folder = target.parent()?.to_path_buf();
+    let handler = move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            let ours = event
+                .paths
+                .iter()
+                .any(|p| p.file_name() == Some(name.as_os_str()));
+            if ours && (event.kind.is_modify() || event.kind.is_create()) {
+                let _ = tx.try_send(Trigger::FileChanged);
+            }
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(err) => {
+            tracing::warn!(%err, "Cannot watch the config file; reload with SIGHUP.");
+            return None;
+        }
+    };
+    if let Err(err) = watcher.watch(&folder, RecursiveMode::NonRecursive) {
+        tracing::warn!(%err, "Cannot watch the config folder; reload with SIGHUP.");
+        return None;
+    }
+    Some(watcher)
+}
+
+#[cfg(unix)]
+fn spawn_sighup(tx: mpsc::Sender<Trigger>, stop: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("Cannot listen for SIGHUP.");
+        return;
+    };
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                s = hup.recv() => if s.is_none() { return },
+            }
+            let _ = tx.try_send(Trigger::Signal);
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn spawn_sighup(_tx: mpsc::Sender<Trigger>, _stop: CancellationToken) {}
