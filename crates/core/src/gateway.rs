@@ -52,11 +52,25 @@ impl Snapshot {
     }
 }
 
+/// The outcome of config reloads so far, for operators (and tests) to see why a new config
+/// was refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReloadStatus {
+    /// How many configs were applied since start (the first one is generation 0).
+    pub generation: u64,
+    /// How many reloads were refused.
+    pub refused: u64,
+    /// Why the last refused reload was refused, until a later one succeeds.
+    pub last_error: Option<String>,
+}
+
 /// The running gateway: the current snapshot and the state that outlives snapshots.
 #[derive(Debug)]
 pub struct Gateway {
     current: ArcSwap<Snapshot>,
     states: Arc<TargetStates>,
+    /// Only touched on reload, never on the request path.
+    reloads: parking_lot::Mutex<ReloadStatus>,
 }
 
 impl Gateway {
@@ -66,6 +80,7 @@ impl Gateway {
         Ok(Gateway {
             current: ArcSwap::from_pointee(snapshot),
             states,
+            reloads: parking_lot::Mutex::new(ReloadStatus::default()),
         })
     }
 
@@ -76,9 +91,30 @@ impl Gateway {
 
     /// Replaces the running config. On error the old snapshot stays in place.
     pub fn reload(&self, config: Config) -> Result<(), BuildError> {
-        let snapshot = Snapshot::build(config, &self.states)?;
-        self.current.store(Arc::new(snapshot));
-        Ok(())
+        match Snapshot::build(config, &self.states) {
+            Ok(snapshot) => {
+                self.current.store(Arc::new(snapshot));
+                let mut status = self.reloads.lock();
+                status.generation += 1;
+                status.last_error = None;
+                Ok(())
+            }
+            Err(err) => {
+                self.reload_refused(err.to_string());
+                Err(err)
+            }
+        }
+    }
+
+    /// Records a reload refused before it reached `reload` (the file did not validate).
+    pub fn reload_refused(&self, why: String) {
+        let mut status = self.reloads.lock();
+        status.refused += 1;
+        status.last_error = Some(why);
+    }
+
+    pub fn reload_status(&self) -> ReloadStatus {
+        self.reloads.lock().clone()
     }
 
     pub fn target_states(&self) -> &Arc<TargetStates> {

@@ -12,5 +12,5 @@ pub mod routing;
 pub mod tokens;
 
 pub use error::{Fault, GatewayError};
-pub use gateway::{Gateway, Snapshot};
+pub use gateway::{Gateway, ReloadStatus, Snapshot};
 pub use pipeline::{Credentials, RequestContext};

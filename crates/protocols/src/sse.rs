@@ -29,6 +29,10 @@ impl SseParser {
     /// Feeds bytes; returns the events completed by them.
     pub fn feed(&mut self, mut bytes: &[u8]) -> Vec<SseEvent> {
         let mut out = Vec::new();
+        if bytes.is_empty() {
+            // An empty chunk must not clear `after_cr`: the `\n` of a split `\r\n` may follow.
+            return out;
+        }
         if self.after_cr {
             if let Some(rest) = bytes.strip_prefix(b"\n") {
                 bytes = rest;

@@ -56,6 +56,7 @@ fn reload_once(gateway: &Gateway, path: &std::path::Path, trigger: Trigger) {
             }
         }
         Err(errors) => {
+            gateway.reload_refused(errors.to_string());
             for problem in &errors.problems {
                 tracing::error!(%problem, "Config problem.");
             }

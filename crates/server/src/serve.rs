@@ -22,20 +22,27 @@ pub async fn run(config_path: Option<PathBuf>, demo_listen: SocketAddr) -> anyho
         let default = PathBuf::from(DEFAULT_CONFIG);
         default.exists().then_some(default)
     });
-    let (config, path) = match path {
+    let (config, path, demo_key) = match path {
         Some(path) => {
             let config = config::load_file(&path)
                 .map_err(|errors| anyhow::anyhow!("{errors}"))
                 .with_context(|| format!("{} is not valid", path.display()))?;
-            (config, Some(path))
+            (config, Some(path), None)
         }
-        None => (demo(demo_listen), None),
+        None => {
+            let key = demo_key();
+            (config::demo_config(Secret(key.clone()), demo_listen), None, Some(key))
+        }
     };
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let server = start(listener, config, path)?;
     tracing::info!(addr = %server.addr, "Switchboard is listening.");
+    if let Some(key) = demo_key {
+        // Printed once the socket accepts, so that the curl line works the moment it appears.
+        print_demo_banner(&key, server.addr, Path::new(DEFAULT_CONFIG));
+    }
     shutdown_signal().await;
     tracing::info!("Shutting down: finishing in-flight requests.");
     server.shutdown().await;
@@ -123,15 +130,12 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// The embedded offline demo: a mock provider behind the model `demo`, a fresh admin key
-/// printed once with a ready `curl` line.
-fn demo(listen: SocketAddr) -> Config {
+/// A fresh admin key for the embedded offline demo (192 random bits).
+fn demo_key() -> String {
     let mut bytes = [0u8; 24];
     rand::rng().fill_bytes(&mut bytes);
-    let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let key = format!("sk-sb-demo-{key}");
-    print_demo_banner(&key, listen, Path::new(DEFAULT_CONFIG));
-    config::demo_config(Secret(key), listen)
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sk-sb-demo-{hex}")
 }
 
 fn print_demo_banner(key: &str, listen: SocketAddr, default: &Path) {

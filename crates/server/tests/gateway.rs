@@ -1,0 +1,12 @@
+//! Black-box tests of the gateway: real HTTP from a client to the gateway, real HTTP from the
+//! gateway to the testkit's mock providers, all on loopback port 0. One test binary, one module
+//! per area.
+
+mod gateway {
+    pub mod harness;
+    mod cli;
+    mod errors;
+    mod matrix;
+    mod routing;
+    mod streaming;
+}
