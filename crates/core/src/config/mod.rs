@@ -1,0 +1,250 @@
+//! The config file: parse strictly, validate purely, report every problem with its place.
+//!
+//! `load_str` runs the stages in order: `${VAR}` expansion of the text (`interpolate`, line by
+//! line so that line numbers hold), YAML syntax (serde_yaml), the key positions
+//! (`locate`, one walk with a positions-aware parser), the typed raw shapes with
+//! `deny_unknown_fields` (`raw`, entry by entry), then the semantic checks (`validate`). Each
+//! stage collects its problems; a `Problem` names the file, line, column and dotted key path.
+//! Values read from the environment are scrubbed from every message: they are often secrets.
+//! The server owns reloading (SIGHUP, file change): it calls `load_file` and keeps the running
+//! config when that fails.
+
+mod interpolate;
+mod locate;
+pub mod model;
+pub mod raw;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use model::*;
+
+use locate::{KeyPath, Pos, Positions};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use switchboard_providers::ProviderSettings;
+
+/// One thing wrong with a config file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    /// 1-based; `None` when the problem is not about one place (the file cannot be read).
+    pub line: Option<usize>,
+    /// 1-based, in characters.
+    pub column: Option<usize>,
+    /// Dotted key path such as `models.gpt-4o.targets[0].provider`; empty for the whole file.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    /// `FILE:LINE:COL: KEY: MESSAGE` (the parts that are unknown are left out).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found in a config file, in file order. Display: one problem per line.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", render_problems(&self.problems))]
+pub struct ConfigErrors {
+    pub problems: Vec<Problem>,
+}
+
+fn render_problems(problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems.iter().map(Problem::to_string).collect();
+    lines.join("\n")
+}
+
+/// Reads, expands, parses and validates the config file at `path`, with the process
+/// environment for `${VAR}`.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_str(&file, &text, &|name| std::env::var(name).ok()),
+        Err(err) => Err(ConfigErrors {
+            problems: vec![Problem {
+                file,
+                line: None,
+                column: None,
+                key: String::new(),
+                message: format!("cannot read the config file: {err}"),
+            }],
+        }),
+    }
+}
+
+/// Expands, parses and validates config `text`; `source_name` is the file name used in
+/// problems and `env` answers `${VAR}` look-ups.
+pub fn load_str(
+    source_name: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let expanded = interpolate::expand(text, env);
+    let mut report = Report {
+        file: source_name,
+        expanded: &expanded,
+        positions: Positions::default(),
+        problems: Vec::new(),
+    };
+
+    let doc = match serde_yaml::from_str::<serde_yaml::Value>(&expanded.text) {
+        Ok(doc) => doc,
+        Err(err) => {
+            let pos = err.location().map(|l| Pos {
+                line: l.line(),
+                column: l.column(),
+            });
+            report.interpolation_problems();
+            report.add_at(
+                pos.map(|p| expanded.original(p)),
+                String::new(),
+                &raw::clean_message(&err.to_string()),
+            );
+            return Err(report.finish());
+        }
+    };
+    let mut positions = Positions::build(&expanded.text);
+    positions.map_positions(|p| expanded.original(p));
+    report.positions = positions;
+    report.interpolation_problems();
+
+    let (raw, declared, parse_errors) = raw::parse(doc);
+    for err in &parse_errors {
+        report.add(&err.path, &err.message);
+    }
+    match validate::validate(&raw, &declared) {
+        Ok(config) if report.problems.is_empty() => Ok(config),
+        Ok(_) => Err(report.finish()),
+        Err(problems) => {
+            for err in &problems {
+                report.add(&err.path, &err.message);
+            }
+            Err(report.finish())
+        }
+    }
+}
+
+/// Turns key paths into positioned, redacted `Problem`s.
+struct Report<'a> {
+    file: &'a str,
+    expanded: &'a interpolate::Expanded,
+    positions: Positions,
+    problems: Vec<Problem>,
+}
+
+impl Report<'_> {
+    fn interpolation_problems(&mut self) {
+        for (pos, message) in &self.expanded.problems {
+            let key = self
+                .positions
+                .key_before(*pos)
+                .map(|k| k.to_string())
+                .unwrap_or_default();
+            self.add_at(Some(*pos), key, message);
+        }
+    }
+
+    fn add(&mut self, path: &KeyPath, message: &str) {
+        let key = path.to_string();
+        // A variable that could not be expanded was already reported for this key: the empty
+        // value it left behind would only repeat the same problem in other words.
+        let already = self.expanded.problems.iter().any(|(pos, _)| {
+            self.positions
+                .key_before(*pos)
+                .is_some_and(|k| k.to_string() == key)
+        });
+        if already {
+            return;
+        }
+        let pos = self.positions.find(path);
+        self.add_at(pos, key, message);
+    }
+
+    fn add_at(&mut self, pos: Option<Pos>, key: String, message: &str) {
+        self.problems.push(Problem {
+            file: self.file.to_owned(),
+            line: pos.map(|p| p.line),
+            column: pos.map(|p| p.column),
+            key: redact(&key, &self.expanded.secrets),
+            message: redact(message, &self.expanded.secrets),
+        });
+    }
+
+    fn finish(mut self) -> ConfigErrors {
+        // File order; problems without a place last. The sort is stable.
+        self.problems
+            .sort_by_key(|p| (p.line.is_none(), p.line, p.column));
+        ConfigErrors {
+            problems: self.problems,
+        }
+    }
+}
+
+/// Replaces every environment value (of 3 characters or more: shorter ones cannot be secrets
+/// and would mangle messages) with `*****`.
+fn redact(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_owned();
+    let mut secrets: Vec<&String> = secrets.iter().filter(|s| s.chars().count() >= 3).collect();
+    // Longest first, so that a secret containing another is removed whole.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for secret in secrets {
+        out = out.replace(secret.as_str(), "*****");
+    }
+    out
+}
+
+/// The embedded offline demo (`switchboard serve` with no config file): SQLite in the working
+/// directory, the built-in `mock` provider as `demo`, and the model alias `demo` on it.
+pub fn demo_config(admin_key: Secret, listen: SocketAddr) -> Config {
+    let provider = ProviderConfig {
+        name: "demo".to_owned(),
+        settings: ProviderSettings::Mock {
+            latency_ms: 0,
+            chunks: None,
+            chunk_delay_ms: 0,
+        },
+        circuit: None,
+    };
+    let model = ModelConfig {
+        alias: "demo".to_owned(),
+        strategy: Strategy::Weighted,
+        targets: vec![TargetConfig {
+            provider: "demo".to_owned(),
+            model: "echo".to_owned(),
+            weight: 1,
+            priority: 0,
+            price: None,
+        }],
+        fallbacks: Vec::new(),
+        retry: RetryPolicy::default(),
+        timeouts: switchboard_providers::Timeouts::default(),
+        price: None,
+        context_window: None,
+        default_max_tokens: validate::DEFAULT_MAX_TOKENS,
+        circuit: None,
+    };
+    Config {
+        listen,
+        database: Some("sqlite://switchboard.db".to_owned()),
+        redis: None,
+        admin_key: Some(admin_key),
+        limits: Limits::default(),
+        providers: BTreeMap::from([("demo".to_owned(), provider)]),
+        models: BTreeMap::from([("demo".to_owned(), model)]),
+    }
+}
