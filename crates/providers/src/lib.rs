@@ -3,14 +3,24 @@
 //! transport, and one module per provider. Providers do no retries: `switchboard-core`'s
 //! router owns retries, fallbacks and circuit state.
 
+mod anthropic;
+mod azure;
 mod error;
+mod gemini;
+mod mock;
+mod openai;
+mod registry;
 mod settings;
+mod stream;
+mod transport;
 
 pub use error::{ProviderError, TimeoutKind};
+pub use registry::{build, BuildError};
 pub use settings::ProviderSettings;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
+use std::borrow::Cow;
 use std::fmt::Debug;
 use std::time::Duration;
 use switchboard_types::{
@@ -90,4 +100,17 @@ pub trait Provider: Send + Sync + Debug {
         call: &Upstream<'_>,
         req: &EmbedRequest,
     ) -> Result<EmbedResponse, ProviderError>;
+}
+
+/// The request with `stream` set as the endpoint needs. The router normally calls `chat` for
+/// non-streamed and `chat_stream` for streamed requests, so this clones only in the odd case; the
+/// client's raw body is dropped then, because its own `stream` field would contradict the call.
+fn with_stream(req: &ChatRequest, stream: bool) -> Cow<'_, ChatRequest> {
+    if req.stream == stream {
+        return Cow::Borrowed(req);
+    }
+    let mut owned = req.clone();
+    owned.stream = stream;
+    owned.raw = None;
+    Cow::Owned(owned)
 }

@@ -1,0 +1,169 @@
+//! OpenAI, and every server that speaks its API (vLLM, Ollama, Groq, Mistral, OpenRouter, ...):
+//! `POST {base_url}/chat/completions` and `{base_url}/embeddings`, `Authorization: Bearer`.
+//!
+//! The calls themselves (`chat`, `chat_stream`, `embed` below) take the endpoint as a [`Target`]
+//! so that Azure OpenAI, which speaks the same wire format at other URLs with another auth
+//! header, reuses them.
+
+use crate::stream;
+use crate::transport::{secret_header, PostJson, Secret, Transport};
+use crate::{with_stream, ChatEventStream, Provider, ProviderError, Upstream};
+use async_trait::async_trait;
+use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use switchboard_protocols::openai as wire;
+use switchboard_protocols::UpstreamBody;
+use switchboard_types::{ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, Protocol};
+
+/// The official API root, `/v1` included as the SDK takes it.
+pub(crate) const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+
+/// Where one OpenAI-format call goes.
+pub(crate) struct Target<'a> {
+    pub transport: &'a Transport,
+    pub url: String,
+    pub headers: &'a HeaderMap,
+    pub secret: Option<&'a Secret>,
+}
+
+impl Target<'_> {
+    fn post<'a>(&'a self, body: Vec<u8>, call: &'a Upstream<'a>) -> PostJson<'a> {
+        PostJson {
+            url: self.url.clone(),
+            headers: self.headers,
+            body,
+            call,
+            error_message: wire::upstream_error_message,
+            secret: self.secret.map(Secret::expose),
+        }
+    }
+}
+
+/// A whole chat completion in the OpenAI format.
+pub(crate) async fn chat(
+    target: Target<'_>,
+    call: &Upstream<'_>,
+    req: &ChatRequest,
+) -> Result<ChatResponse, ProviderError> {
+    let req = with_stream(req, false);
+    let UpstreamBody { body, mode } = wire::chat_request_body(&req, call.model)?;
+    let answer = target.transport.post(target.post(body, call)).await?;
+    let bytes = answer.bytes().await?;
+    Ok(wire::parse_chat_response(bytes, &mode)?)
+}
+
+/// A streamed chat completion in the OpenAI format (the body builder asks for usage).
+pub(crate) async fn chat_stream(
+    target: Target<'_>,
+    call: &Upstream<'_>,
+    req: &ChatRequest,
+) -> Result<ChatEventStream, ProviderError> {
+    let req = with_stream(req, true);
+    let UpstreamBody { body, mode } = wire::chat_request_body(&req, call.model)?;
+    let answer = target.transport.post(target.post(body, call)).await?;
+    Ok(stream::decode(answer, wire::ChatStreamDecoder::new(mode)))
+}
+
+/// Embeddings in the OpenAI format.
+pub(crate) async fn embed(
+    target: Target<'_>,
+    call: &Upstream<'_>,
+    req: &EmbedRequest,
+) -> Result<EmbedResponse, ProviderError> {
+    let body = wire::embed_request_body(req, call.model);
+    let answer = target.transport.post(target.post(body, call)).await?;
+    let bytes = answer.bytes().await?;
+    Ok(wire::parse_embed_response(&bytes)?)
+}
+
+/// OpenAI or an OpenAI-compatible server.
+#[derive(Debug)]
+pub(crate) struct OpenAi {
+    transport: Arc<Transport>,
+    /// Without a trailing slash.
+    base_url: String,
+    headers: HeaderMap,
+    secret: Option<Secret>,
+}
+
+/// A header of the settings that cannot be sent.
+#[derive(Debug)]
+pub(crate) struct BadHeader(pub String);
+
+impl OpenAi {
+    pub(crate) fn new(
+        transport: Arc<Transport>,
+        base_url: &str,
+        api_key: Option<&str>,
+        organization: Option<&str>,
+        extra: &BTreeMap<String, String>,
+    ) -> Result<Self, BadHeader> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in extra {
+            let name =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| BadHeader(name.clone()))?;
+            // Extra headers often carry credentials of a gateway in front (`x-api-key`, ...).
+            let value = secret_header(value).map_err(|_| BadHeader(name.to_string()))?;
+            headers.insert(name, value);
+        }
+        if let Some(org) = organization {
+            let value =
+                HeaderValue::from_str(org).map_err(|_| BadHeader("OpenAI-Organization".into()))?;
+            headers.insert(HeaderName::from_static("openai-organization"), value);
+        }
+        // Local servers (Ollama, vLLM) often run without a key: no header then.
+        let secret = api_key.filter(|k| !k.is_empty()).map(Secret::new);
+        if let Some(key) = &secret {
+            let value = secret_header(&format!("Bearer {}", key.expose()))
+                .map_err(|_| BadHeader("Authorization".into()))?;
+            headers.insert(AUTHORIZATION, value);
+        }
+        Ok(OpenAi {
+            transport,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            headers,
+            secret,
+        })
+    }
+
+    fn target(&self, path: &str) -> Target<'_> {
+        Target {
+            transport: &self.transport,
+            url: format!("{}{path}", self.base_url),
+            headers: &self.headers,
+            secret: self.secret.as_ref(),
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for OpenAi {
+    fn protocol(&self) -> Protocol {
+        Protocol::OpenAi
+    }
+
+    async fn chat(
+        &self,
+        call: &Upstream<'_>,
+        req: &ChatRequest,
+    ) -> Result<ChatResponse, ProviderError> {
+        chat(self.target("/chat/completions"), call, req).await
+    }
+
+    async fn chat_stream(
+        &self,
+        call: &Upstream<'_>,
+        req: &ChatRequest,
+    ) -> Result<ChatEventStream, ProviderError> {
+        chat_stream(self.target("/chat/completions"), call, req).await
+    }
+
+    async fn embed(
+        &self,
+        call: &Upstream<'_>,
+        req: &EmbedRequest,
+    ) -> Result<EmbedResponse, ProviderError> {
+        embed(self.target("/embeddings"), call, req).await
+    }
+}

@@ -1,0 +1,79 @@
+//! Unit tests of the transport's pure parts: `retry-after` parsing and message summaries.
+
+use super::*;
+use std::time::UNIX_EPOCH;
+
+fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.insert(*name, HeaderValue::from_str(value).unwrap());
+    }
+    map
+}
+
+#[test]
+fn retry_after_seconds() {
+    let h = headers(&[("retry-after", "7")]);
+    assert_eq!(
+        retry_after(&h, SystemTime::now()),
+        Some(Duration::from_secs(7))
+    );
+}
+
+#[test]
+fn retry_after_fractional_seconds() {
+    let h = headers(&[("retry-after", " 1.5 ")]);
+    assert_eq!(
+        retry_after(&h, SystemTime::now()),
+        Some(Duration::from_millis(1500))
+    );
+}
+
+#[test]
+fn retry_after_ms_wins() {
+    let h = headers(&[("retry-after", "7"), ("retry-after-ms", "250")]);
+    assert_eq!(
+        retry_after(&h, SystemTime::now()),
+        Some(Duration::from_millis(250))
+    );
+}
+
+#[test]
+fn retry_after_bad_ms_falls_back_to_seconds() {
+    let h = headers(&[("retry-after", "3"), ("retry-after-ms", "-5")]);
+    assert_eq!(
+        retry_after(&h, SystemTime::now()),
+        Some(Duration::from_secs(3))
+    );
+}
+
+#[test]
+fn retry_after_http_date() {
+    // Sun, 06 Nov 1994 08:49:37 GMT is 784111777 seconds after the epoch.
+    let h = headers(&[("retry-after", "Sun, 06 Nov 1994 08:49:37 GMT")]);
+    let now = UNIX_EPOCH + Duration::from_secs(784_111_777 - 30);
+    assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
+    let later = UNIX_EPOCH + Duration::from_secs(784_111_777 + 30);
+    assert_eq!(retry_after(&h, later), Some(Duration::ZERO));
+}
+
+#[test]
+fn retry_after_absent_or_garbage() {
+    assert_eq!(retry_after(&HeaderMap::new(), SystemTime::now()), None);
+    let h = headers(&[("retry-after", "soon")]);
+    assert_eq!(retry_after(&h, SystemTime::now()), None);
+    let h = headers(&[("retry-after", "1e400")]);
+    assert_eq!(retry_after(&h, SystemTime::now()), None);
+}
+
+#[test]
+fn summarise_redacts_collapses_and_truncates() {
+    assert_eq!(
+        summarise("bad key  sk-secret\n given", Some("sk-secret")),
+        "bad key ***** given"
+    );
+    let long = "é".repeat(1000);
+    let short = summarise(&long, None);
+    assert_eq!(short.chars().count(), MAX_MESSAGE_CHARS + 3);
+    assert!(short.ends_with("..."));
+}
