@@ -47,6 +47,10 @@ const FOREIGN_THOUGHT_SIGNATURE: &str = "skip_thought_signature_validator";
 
 /// Builds the JSON body of a `generateContent` / `streamGenerateContent` call.
 pub fn generate_content_body(req: &ChatRequest) -> Result<UpstreamBody, ConvertError> {
+    // Anthropic-only content (documents, server tools) has no Gemini form: refuse, don't drop.
+    if let Some(err) = crate::anthropic::unconvertible(req) {
+        return Err(err);
+    }
     let mut system_parts: Vec<Part> = Vec::new();
     for part in &req.system {
         push_content_part(&mut system_parts, part, "system")?;

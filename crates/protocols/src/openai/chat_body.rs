@@ -37,6 +37,9 @@ pub fn chat_request_body(req: &ChatRequest, model: &str) -> Result<UpstreamBody,
     if let Some(raw) = req.raw.as_ref().filter(|r| r.protocol == Protocol::OpenAi) {
         return Ok(fast_path(&raw.object, req.stream, model));
     }
+    if let Some(err) = crate::anthropic::unconvertible(req) {
+        return Err(err);
+    }
     if req.top_k.is_some() {
         return Err(ConvertError::unsupported(
             "top_k",
