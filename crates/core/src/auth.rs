@@ -26,7 +26,9 @@ impl Authenticator {
     /// Constant-time comparison, so that response timing does not reveal how much of a guessed
     /// key was right.
     pub fn authenticate(&self, presented: Option<&str>) -> Result<Principal, GatewayError> {
-        let presented = presented.filter(|k| !k.is_empty()).ok_or(GatewayError::MissingKey)?;
+        let presented = presented
+            .filter(|k| !k.is_empty())
+            .ok_or(GatewayError::MissingKey)?;
         match &self.admin_key {
             Some(admin) if bool::from(admin.expose().as_bytes().ct_eq(presented.as_bytes())) => {
                 Ok(Principal::Admin)
@@ -50,15 +52,30 @@ mod tests {
     #[test]
     fn admin_key_is_accepted_and_others_rejected() {
         let auth = Authenticator::new(Some(Secret("sk-admin".into())));
-        assert_eq!(auth.authenticate(Some("sk-admin")).unwrap(), Principal::Admin);
-        assert!(matches!(auth.authenticate(Some("sk-other")), Err(GatewayError::InvalidKey)));
-        assert!(matches!(auth.authenticate(Some("")), Err(GatewayError::MissingKey)));
-        assert!(matches!(auth.authenticate(None), Err(GatewayError::MissingKey)));
+        assert_eq!(
+            auth.authenticate(Some("sk-admin")).unwrap(),
+            Principal::Admin
+        );
+        assert!(matches!(
+            auth.authenticate(Some("sk-other")),
+            Err(GatewayError::InvalidKey)
+        ));
+        assert!(matches!(
+            auth.authenticate(Some("")),
+            Err(GatewayError::MissingKey)
+        ));
+        assert!(matches!(
+            auth.authenticate(None),
+            Err(GatewayError::MissingKey)
+        ));
     }
 
     #[test]
     fn no_admin_key_rejects_everything() {
         let auth = Authenticator::new(None);
-        assert!(matches!(auth.authenticate(Some("x")), Err(GatewayError::InvalidKey)));
+        assert!(matches!(
+            auth.authenticate(Some("x")),
+            Err(GatewayError::InvalidKey)
+        ));
     }
 }

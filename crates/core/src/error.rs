@@ -66,9 +66,18 @@ impl GatewayError {
     pub fn fault(&self) -> Fault {
         use GatewayError::*;
         match self {
-            BadRequest(_) | MalformedJson(_) | ContextWindowExceeded { .. } | MissingKey
-            | InvalidKey | ModelNotAllowed(_) | UnknownModel(_) | WrongModelKind { .. }
-            | BodyTooLarge { .. } | RouteNotFound | MethodNotAllowed | RateLimited { .. }
+            BadRequest(_)
+            | MalformedJson(_)
+            | ContextWindowExceeded { .. }
+            | MissingKey
+            | InvalidKey
+            | ModelNotAllowed(_)
+            | UnknownModel(_)
+            | WrongModelKind { .. }
+            | BodyTooLarge { .. }
+            | RouteNotFound
+            | MethodNotAllowed
+            | RateLimited { .. }
             | UpstreamRejected { .. } => Fault::Client,
             AllTargetsFailed { .. } | AllCircuitsOpen { .. } | UpstreamTimeout(_) => {
                 Fault::Upstream
@@ -211,7 +220,9 @@ fn summarise(err: &ProviderError) -> String {
     match err {
         ProviderError::Connect(_) => "could not connect to the provider".into(),
         ProviderError::Timeout(kind) => timeout_name(*kind).into(),
-        ProviderError::Status { status, message, .. } => format!("HTTP {status}: {message}"),
+        ProviderError::Status {
+            status, message, ..
+        } => format!("HTTP {status}: {message}"),
         ProviderError::Decode(_) => "the provider's answer could not be understood".into(),
         ProviderError::InBand { kind, message, .. } => format!("{kind}: {message}"),
         ProviderError::Unsupported { message, .. } => message.clone(),

@@ -74,7 +74,9 @@ pub fn upper_bound(req: &ChatRequest) -> u64 {
         parts
             .iter()
             .map(|p| match p {
-                ContentPart::Text { text } | ContentPart::Thinking { text, .. } => text.len() as u64,
+                ContentPart::Text { text } | ContentPart::Thinking { text, .. } => {
+                    text.len() as u64
+                }
                 ContentPart::Image { .. } => PER_IMAGE,
             })
             .sum()
@@ -118,12 +120,21 @@ mod tests {
     #[test]
     fn counts_with_tiktoken() {
         // "Hello world" is two tokens in o200k_base; plus message overhead and reply primer.
-        assert_eq!(count_input(&request("Hello world")), 2 + PER_MESSAGE + REPLY_PRIMER);
+        assert_eq!(
+            count_input(&request("Hello world")),
+            2 + PER_MESSAGE + REPLY_PRIMER
+        );
     }
 
     #[test]
     fn upper_bound_is_never_below_the_count() {
-        for text in ["", "a", "Hello world", "ünïcödé 漢字 text with emoji 🎉", &"word ".repeat(500)] {
+        for text in [
+            "",
+            "a",
+            "Hello world",
+            "ünïcödé 漢字 text with emoji 🎉",
+            &"word ".repeat(500),
+        ] {
             let req = request(text);
             assert!(upper_bound(&req) >= count_input(&req), "{text}");
         }

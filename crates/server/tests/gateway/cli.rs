@@ -1,6 +1,6 @@
 //! The binary itself: `check`, `--help`, the offline demo, and reload on SIGHUP.
 
-use std::io::{BufRead, BufReader};
+use tokio::io::AsyncBufReadExt as _;
 use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
@@ -58,17 +58,15 @@ async fn the_demo_answers_its_own_curl_line() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let key = tokio::task::spawn_blocking(move || {
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            if let Some(key) = line.strip_prefix("Admin key (shown once): ") {
-                return key.trim().to_owned();
-            }
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let mut key = None;
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(k) = line.strip_prefix("Admin key (shown once): ") {
+            key = Some(k.trim().to_owned());
+            break;
         }
-        panic!("no key printed");
-    })
-    .await
-    .unwrap();
+    }
+    let key = key.expect("no key printed");
     // The banner is printed once the socket accepts connections.
     let resp = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))

