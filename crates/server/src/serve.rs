@@ -31,7 +31,11 @@ pub async fn run(config_path: Option<PathBuf>, demo_listen: SocketAddr) -> anyho
         }
         None => {
             let key = demo_key();
-            (config::demo_config(Secret(key.clone()), demo_listen), None, Some(key))
+            (
+                config::demo_config(Secret(key.clone()), demo_listen),
+                None,
+                Some(key),
+            )
         }
     };
     let listener = TcpListener::bind(config.listen)

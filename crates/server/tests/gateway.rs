@@ -3,9 +3,9 @@
 //! per area.
 
 mod gateway {
-    pub mod harness;
     mod cli;
     mod errors;
+    pub mod harness;
     mod matrix;
     mod routing;
     mod streaming;

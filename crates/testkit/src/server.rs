@@ -384,36 +384,42 @@ fn stream_response(
     guard: StreamGuard,
     content_type: &'static str,
 ) -> Response {
-    let state = (VecDeque::from(frames), guard, true);
-    let stream = futures::stream::unfold(state, move |(mut frames, mut guard, first)| async move {
-        loop {
-            let frame = frames.pop_front()?;
-            if !first && !matches!(frame, Frame::Tick) {
-                // One `Pending` between events makes hyper flush what it has buffered, so each
-                // event goes out on its own (and an abort follows data the client received).
-                tokio::task::yield_now().await;
-            }
-            match frame {
-                Frame::Tick => {
-                    if let Some(d) = interval {
-                        tokio::time::sleep(d).await;
-                    }
+    // The first tick passes at once: the first delta goes out immediately and the next ones
+    // `interval` apart, so a slow stream has begun before it goes quiet.
+    let state = (VecDeque::from(frames), guard, true, true);
+    let stream = futures::stream::unfold(
+        state,
+        move |(mut frames, mut guard, first, mut first_tick)| async move {
+            loop {
+                let frame = frames.pop_front()?;
+                if !first && !matches!(frame, Frame::Tick) {
+                    // One `Pending` between events makes hyper flush what it has buffered, so each
+                    // event goes out on its own (and an abort follows data the client received).
+                    tokio::task::yield_now().await;
                 }
-                Frame::Bytes(b) => {
-                    if frames.iter().all(|f| matches!(f, Frame::Tick)) {
+                match frame {
+                    Frame::Tick => {
+                        if let Some(d) = interval.filter(|_| !first_tick) {
+                            tokio::time::sleep(d).await;
+                        }
+                        first_tick = false;
+                    }
+                    Frame::Bytes(b) => {
+                        if frames.iter().all(|f| matches!(f, Frame::Tick)) {
+                            guard.finish();
+                        }
+                        return Some((Ok(b), (frames, guard, false, first_tick)));
+                    }
+                    Frame::Abort => {
                         guard.finish();
+                        frames.clear();
+                        let err = std::io::Error::other("mock: connection dropped mid-stream");
+                        return Some((Err(err), (frames, guard, false, first_tick)));
                     }
-                    return Some((Ok(b), (frames, guard, false)));
-                }
-                Frame::Abort => {
-                    guard.finish();
-                    frames.clear();
-                    let err = std::io::Error::other("mock: connection dropped mid-stream");
-                    return Some((Err(err), (frames, guard, false)));
                 }
             }
-        }
-    });
+        },
+    );
     let mut resp = Response::new(Body::from_stream(stream));
     let headers = resp.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));

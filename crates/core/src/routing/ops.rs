@@ -7,6 +7,7 @@
 use super::state::AttemptGuard;
 use futures::future::BoxFuture;
 use futures::{Stream, StreamExt};
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use switchboard_providers::{ChatEventStream, Provider, ProviderError, Upstream};
@@ -73,10 +74,17 @@ impl Operation for EmbedOp<'_> {
 
 pub(crate) struct StreamOp<'r>(pub &'r ChatRequest);
 
-/// A stream whose first event has been read.
+/// A stream whose first content event has been read, with the metadata events before it.
 pub(crate) struct Peeked {
-    first: ChatEvent,
+    head: VecDeque<ChatEvent>,
     rest: ChatEventStream,
+}
+
+/// Whether an event says anything about the answer itself. `Start` and `Usage` do not: a
+/// provider that sends its `message_start` and then fails (Anthropic's `overloaded_error`
+/// often does) has still shown the client nothing worth keeping, so the attempt may be retried.
+fn is_content(event: &ChatEvent) -> bool {
+    !matches!(event, ChatEvent::Start { .. } | ChatEvent::Usage(_))
 }
 
 impl Operation for StreamOp<'_> {
@@ -90,21 +98,34 @@ impl Operation for StreamOp<'_> {
     ) -> BoxFuture<'a, Result<Peeked, ProviderError>> {
         Box::pin(async move {
             let mut rest = provider.chat_stream(upstream, self.0).await?;
-            // Any error before the first event (retryable or not) is the attempt's outcome:
-            // the client has seen nothing yet, so it still gets a proper status code.
-            match rest.next().await {
-                Some(Ok(first)) => Ok(Peeked { first, rest }),
-                Some(Err(err)) => Err(err),
-                None => Err(ProviderError::Closed(
-                    "the stream ended before its first event".into(),
-                )),
+            // Any error before the first content event (retryable or not) is the attempt's
+            // outcome: the client has seen nothing yet, so it still gets a proper status code.
+            let mut head = VecDeque::new();
+            loop {
+                match rest.next().await {
+                    Some(Ok(event)) => {
+                        let content = is_content(&event);
+                        head.push_back(event);
+                        if content {
+                            return Ok(Peeked { head, rest });
+                        }
+                    }
+                    Some(Err(err)) => return Err(err),
+                    // A clean end with no content: the head is the whole stream.
+                    None if !head.is_empty() => return Ok(Peeked { head, rest }),
+                    None => {
+                        return Err(ProviderError::Closed(
+                            "the stream ended before its first event".into(),
+                        ))
+                    }
+                }
             }
         })
     }
 
     fn settle(answer: Peeked, guard: AttemptGuard) -> ChatEventStream {
         Box::pin(GuardedStream {
-            first: Some(answer.first),
+            head: answer.head,
             rest: answer.rest,
             guard: Some(guard),
             done: false,
@@ -112,11 +133,11 @@ impl Operation for StreamOp<'_> {
     }
 }
 
-/// Yields the peeked event, then the rest of the upstream stream. Settles the attempt when the
+/// Yields the peeked events, then the rest of the upstream stream. Settles the attempt when the
 /// stream ends: success on a clean end, failure on an error; dropped early by the client, the
 /// guard's drop releases the in-flight count without judging the target.
 struct GuardedStream {
-    first: Option<ChatEvent>,
+    head: VecDeque<ChatEvent>,
     rest: ChatEventStream,
     guard: Option<AttemptGuard>,
     done: bool,
@@ -127,8 +148,8 @@ impl Stream for GuardedStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if let Some(first) = this.first.take() {
-            return Poll::Ready(Some(Ok(first)));
+        if let Some(event) = this.head.pop_front() {
+            return Poll::Ready(Some(Ok(event)));
         }
         if this.done {
             return Poll::Ready(None);

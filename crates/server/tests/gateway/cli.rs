@@ -1,7 +1,7 @@
 //! The binary itself: `check`, `--help`, the offline demo, and reload on SIGHUP.
 
-use tokio::io::AsyncBufReadExt as _;
 use std::process::{Command, Stdio};
+use tokio::io::AsyncBufReadExt as _;
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 
@@ -28,7 +28,11 @@ fn check_reports_file_line_column_and_key() {
         "listen: 127.0.0.1:0\nproviders:\n  demo: { type: mock }\nmodels:\n  a:\n    targets:\n      - { provider: nope, model: x }\n",
     )
     .unwrap();
-    let out = Command::new(BIN).args(["check", "--config"]).arg(&path).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("bad.yaml:7:"), "{text}");
@@ -36,8 +40,16 @@ fn check_reports_file_line_column_and_key() {
 
     let good = dir.join("good.yaml");
     std::fs::write(&good, "listen: 127.0.0.1:0\nproviders:\n  demo: { type: mock }\nmodels:\n  a: { targets: [ { provider: demo, model: x } ] }\n").unwrap();
-    let out = Command::new(BIN).args(["check", "--config"]).arg(&good).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `serve` with no config file starts the offline demo and prints a key and a curl line that
@@ -89,7 +101,11 @@ async fn config_file_changes_reload_and_invalid_ones_are_refused() {
     let yaml = |models: &str| {
         format!("listen: 127.0.0.1:0\nadmin_key: k\nproviders:\n  demo: {{ type: mock }}\nmodels:\n{models}")
     };
-    std::fs::write(&path, yaml("  one: { targets: [ { provider: demo, model: x } ] }\n")).unwrap();
+    std::fs::write(
+        &path,
+        yaml("  one: { targets: [ { provider: demo, model: x } ] }\n"),
+    )
+    .unwrap();
     let config = switchboard_core::config::load_file(&path).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = switchboard::serve::start(listener, config, Some(path.clone())).unwrap();
@@ -103,15 +119,28 @@ async fn config_file_changes_reload_and_invalid_ones_are_refused() {
     };
 
     std::fs::write(&path, yaml("  one: { targets: [ { provider: demo, model: x } ] }\n  two: { targets: [ { provider: demo, model: y } ] }\n")).unwrap();
-    let applied = tokio::task::block_in_place(|| wait_for(&|| gateway.reload_status().generation == 1));
-    assert!(applied, "the new config was not applied: {:?}", gateway.reload_status());
+    let applied =
+        tokio::task::block_in_place(|| wait_for(&|| gateway.reload_status().generation == 1));
+    assert!(
+        applied,
+        "the new config was not applied: {:?}",
+        gateway.reload_status()
+    );
     assert!(gateway.snapshot().router.model("two").is_some());
 
-    std::fs::write(&path, yaml("  three: { targets: [ { provider: missing, model: y } ] }\n")).unwrap();
-    let refused = tokio::task::block_in_place(|| wait_for(&|| gateway.reload_status().refused >= 1));
+    std::fs::write(
+        &path,
+        yaml("  three: { targets: [ { provider: missing, model: y } ] }\n"),
+    )
+    .unwrap();
+    let refused =
+        tokio::task::block_in_place(|| wait_for(&|| gateway.reload_status().refused >= 1));
     assert!(refused, "the invalid config was not refused");
     let status = gateway.reload_status();
     assert!(status.last_error.unwrap().contains("missing"));
-    assert!(gateway.snapshot().router.model("two").is_some(), "the running config stays");
+    assert!(
+        gateway.snapshot().router.model("two").is_some(),
+        "the running config stays"
+    );
     server.shutdown().await;
 }

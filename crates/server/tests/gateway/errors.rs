@@ -13,7 +13,14 @@ async fn credentials_are_read_from_every_supported_header() {
         ("api-key", KEY.to_owned()),
         ("x-goog-api-key", KEY.to_owned()),
     ] {
-        let resp = world.client.post(world.url("/v1/chat/completions")).header(name, value).json(&body).send().await.unwrap();
+        let resp = world
+            .client
+            .post(world.url("/v1/chat/completions"))
+            .header(name, value)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200, "{name}");
     }
 }
@@ -21,11 +28,19 @@ async fn credentials_are_read_from_every_supported_header() {
 #[tokio::test]
 async fn missing_and_wrong_keys_are_401_in_each_format() {
     let world = World::start().await;
-    let reply = world.post_raw("/v1/chat/completions", r#"{"model":"m-mock","messages":[]}"#, None).await;
+    let reply = world
+        .post_raw(
+            "/v1/chat/completions",
+            r#"{"model":"m-mock","messages":[]}"#,
+            None,
+        )
+        .await;
     assert_eq!(reply.status, 401);
     assert_eq!(reply.json()["error"]["code"], "missing_api_key");
     assert_eq!(reply.json()["error"]["type"], "authentication_error");
-    let reply = world.post_raw("/v1/messages", r#"{"model":"m-mock"}"#, Some("sk-wrong")).await;
+    let reply = world
+        .post_raw("/v1/messages", r#"{"model":"m-mock"}"#, Some("sk-wrong"))
+        .await;
     assert_eq!(reply.status, 401);
     assert_eq!(reply.json()["type"], "error");
     assert_eq!(reply.json()["error"]["type"], "authentication_error");
@@ -44,15 +59,34 @@ async fn malformed_bodies_are_400_naming_the_problem() {
         r#"{"model":"m-mock","messages":[{"role":"wizard","content":"x"}]}"#,
         r#"{"model":"m-mock","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#,
     ] {
-        let reply = world.post_raw("/v1/chat/completions", body, Some(KEY)).await;
+        let reply = world
+            .post_raw("/v1/chat/completions", body, Some(KEY))
+            .await;
         assert_eq!(reply.status, 400, "{body}: {}", reply.text);
-        assert_eq!(reply.json()["error"]["type"], "invalid_request_error", "{body}");
+        assert_eq!(
+            reply.json()["error"]["type"],
+            "invalid_request_error",
+            "{body}"
+        );
         let reply = world.post_raw("/v1/messages", body, Some(KEY)).await;
         assert_eq!(reply.status, 400, "{body}: {}", reply.text);
-        assert_eq!(reply.json()["error"]["type"], "invalid_request_error", "{body}");
+        assert_eq!(
+            reply.json()["error"]["type"],
+            "invalid_request_error",
+            "{body}"
+        );
     }
-    let reply = world.post_raw("/v1/messages", r#"{"model":"m-mock","messages":[{"role":"user","content":"x"}]}"#, Some(KEY)).await;
-    assert_eq!(reply.status, 400, "max_tokens is required by the Messages API");
+    let reply = world
+        .post_raw(
+            "/v1/messages",
+            r#"{"model":"m-mock","messages":[{"role":"user","content":"x"}]}"#,
+            Some(KEY),
+        )
+        .await;
+    assert_eq!(
+        reply.status, 400,
+        "max_tokens is required by the Messages API"
+    );
 }
 
 #[tokio::test]
@@ -73,10 +107,18 @@ async fn the_body_is_json_whatever_the_content_type() {
 #[tokio::test]
 async fn unknown_models_are_404_and_unknown_routes_404_or_405() {
     let world = World::start().await;
-    let reply = world.post("/v1/chat/completions", &json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]})).await;
+    let reply = world
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
     assert_eq!(reply.status, 404);
     assert_eq!(reply.json()["error"]["code"], "model_not_found");
-    assert!(reply.json()["error"]["message"].as_str().unwrap().contains("nope"));
+    assert!(reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("nope"));
 
     let reply = world.post("/v1/messages", &json!({"model": "nope", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]})).await;
     assert_eq!(reply.status, 404);
@@ -89,11 +131,22 @@ async fn unknown_models_are_404_and_unknown_routes_404_or_405() {
     assert_eq!(reply.status, 404);
     assert_eq!(reply.json()["type"], "error");
 
-    let resp = world.client.get(world.url("/v1/chat/completions")).bearer_auth(KEY).send().await.unwrap();
+    let resp = world
+        .client
+        .get(world.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
     let reply = super::harness::Reply::read(resp).await;
     assert_eq!(reply.status, 405);
     assert_eq!(reply.json()["error"]["code"], "method_not_allowed");
-    let resp = world.client.get(world.url("/v1/messages")).send().await.unwrap();
+    let resp = world
+        .client
+        .get(world.url("/v1/messages"))
+        .send()
+        .await
+        .unwrap();
     let reply = super::harness::Reply::read(resp).await;
     assert_eq!(reply.status, 405);
     assert_eq!(reply.json()["type"], "error");
@@ -120,12 +173,18 @@ async fn bodies_over_the_limit_are_413() {
 
 #[tokio::test]
 async fn the_context_window_is_checked_with_the_counts() {
-    let world = World::with_models("  small:\n    context_window: 50\n    targets: [ { provider: mock, model: echo } ]\n").await;
+    let world = World::with_models(
+        "  small:\n    context_window: 50\n    targets: [ { provider: mock, model: echo } ]\n",
+    )
+    .await;
     let body = json!({"model": "small", "max_tokens": 10, "messages": [{"role": "user", "content": "word ".repeat(100)}]});
     let reply = world.post("/v1/chat/completions", &body).await;
     assert_eq!(reply.status, 400, "{}", reply.text);
     assert_eq!(reply.json()["error"]["code"], "context_length_exceeded");
-    assert!(reply.json()["error"]["message"].as_str().unwrap().contains("50"));
+    assert!(reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("50"));
     let body = json!({"model": "small", "max_tokens": 10, "messages": [{"role": "user", "content": "short"}]});
     assert_eq!(world.post("/v1/chat/completions", &body).await.status, 200);
 }
@@ -167,8 +226,20 @@ async fn garbage_never_hurts() {
         "{\"a\":".repeat(10_000).into_bytes(),
     ];
     for body in samples {
-        for path in ["/v1/chat/completions", "/v1/messages", "/v1/embeddings", "/v1/messages/count_tokens"] {
-            let resp = world.client.post(world.url(path)).bearer_auth(KEY).body(body.clone()).send().await.unwrap();
+        for path in [
+            "/v1/chat/completions",
+            "/v1/messages",
+            "/v1/embeddings",
+            "/v1/messages/count_tokens",
+        ] {
+            let resp = world
+                .client
+                .post(world.url(path))
+                .bearer_auth(KEY)
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
             // A clear answer, never a 5xx or a hang. (count_tokens may ignore fields it does
             // not use and answer 200.)
             let status = resp.status().as_u16();
@@ -178,6 +249,11 @@ async fn garbage_never_hurts() {
             }
         }
     }
-    let resp = world.client.get(world.url("/healthz")).send().await.unwrap();
+    let resp = world
+        .client
+        .get(world.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200, "still serving");
 }

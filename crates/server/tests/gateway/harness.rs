@@ -51,7 +51,10 @@ impl World {
         let mut models = String::new();
         for name in PROVIDERS {
             let mock = MockProvider::start(kind_of(name)).await;
-            providers.push_str(&format!("  {name}: {}\n", provider_yaml(name, &mock.base_url())));
+            providers.push_str(&format!(
+                "  {name}: {}\n",
+                provider_yaml(name, &mock.base_url())
+            ));
             let upstream_model = match name {
                 "anthropic" => "claude-sonnet-4-5",
                 "gemini" => "gemini-2.5-flash",
@@ -68,7 +71,11 @@ impl World {
             "listen: 127.0.0.1:0\nadmin_key: {KEY}\nproviders:\n{providers}models:\n{models}{extra_models}"
         );
         let gateway = start_yaml(&yaml).await;
-        World { gateway, mocks, client: reqwest::Client::new() }
+        World {
+            gateway,
+            mocks,
+            client: reqwest::Client::new(),
+        }
     }
 
     pub fn mock(&self, provider: &str) -> &MockProvider {
@@ -121,7 +128,11 @@ impl Reply {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let text = resp.text().await.expect("body");
-        Reply { status, headers, text }
+        Reply {
+            status,
+            headers,
+            text,
+        }
     }
 
     pub fn json(&self) -> Value {
@@ -159,12 +170,19 @@ impl Reply {
 /// The text of an OpenAI answer (JSON or the concatenated stream deltas).
 pub fn openai_text(reply: &Reply, stream: bool) -> String {
     if !stream {
-        return reply.json()["choices"][0]["message"]["content"].as_str().unwrap_or("").to_owned();
+        return reply.json()["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
     }
     reply
         .sse()
         .iter()
-        .filter_map(|(_, v)| v["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .filter_map(|(_, v)| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect()
 }
 

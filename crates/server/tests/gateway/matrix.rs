@@ -8,7 +8,12 @@ use switchboard_testkit::{MockToolCall, MockUsage, Reply as MockReply};
 const TEXT: &str = "Hello from upstream, in several words.";
 
 fn usage() -> MockUsage {
-    MockUsage { input: 12, output: 7, cached: 2, reasoning: 0 }
+    MockUsage {
+        input: 12,
+        output: 7,
+        cached: 2,
+        reasoning: 0,
+    }
 }
 
 fn openai_body(alias: &str, stream: bool) -> Value {
@@ -31,9 +36,17 @@ fn anthropic_body(alias: &str, stream: bool) -> Value {
 }
 
 fn expect_routing_headers(reply: &super::harness::Reply, alias: &str, provider: &str) {
-    assert_eq!(reply.header("x-switchboard-model"), Some(alias), "{}", reply.text);
+    assert_eq!(
+        reply.header("x-switchboard-model"),
+        Some(alias),
+        "{}",
+        reply.text
+    );
     let target = reply.header("x-switchboard-target").unwrap_or_default();
-    assert!(target.starts_with(&format!("{provider}/")), "target {target}");
+    assert!(
+        target.starts_with(&format!("{provider}/")),
+        "target {target}"
+    );
     assert_eq!(reply.header("x-switchboard-attempts"), Some("1"));
     assert!(reply.header("x-request-id").is_some());
 }
@@ -43,9 +56,14 @@ async fn openai_clients_get_text_and_usage_from_every_provider() {
     let world = World::start().await;
     for provider in PROVIDERS {
         for stream in [false, true] {
-            world.mock(provider).enqueue(MockReply::Text { text: TEXT.into(), usage: usage() });
+            world.mock(provider).enqueue(MockReply::Text {
+                text: TEXT.into(),
+                usage: usage(),
+            });
             let alias = format!("m-{provider}");
-            let reply = world.post("/v1/chat/completions", &openai_body(&alias, stream)).await;
+            let reply = world
+                .post("/v1/chat/completions", &openai_body(&alias, stream))
+                .await;
             let ctx = format!("{provider} stream={stream}: {}", reply.text);
             assert_eq!(reply.status, 200, "{ctx}");
             expect_routing_headers(&reply, &alias, provider);
@@ -58,7 +76,13 @@ async fn openai_clients_get_text_and_usage_from_every_provider() {
                     .filter(|(_, v)| v["choices"][0]["finish_reason"].is_string())
                     .count();
                 assert_eq!(finishes, 1, "{ctx}");
-                events.iter().rev().find(|(_, v)| v["usage"].is_object()).unwrap().1["usage"].clone()
+                events
+                    .iter()
+                    .rev()
+                    .find(|(_, v)| v["usage"].is_object())
+                    .unwrap()
+                    .1["usage"]
+                    .clone()
             } else {
                 let body = reply.json();
                 assert_eq!(body["object"], "chat.completion");
@@ -78,18 +102,34 @@ async fn anthropic_clients_get_text_and_usage_from_every_provider() {
     let world = World::start().await;
     for provider in PROVIDERS {
         for stream in [false, true] {
-            world.mock(provider).enqueue(MockReply::Text { text: TEXT.into(), usage: usage() });
+            world.mock(provider).enqueue(MockReply::Text {
+                text: TEXT.into(),
+                usage: usage(),
+            });
             let alias = format!("m-{provider}");
-            let reply = world.post("/v1/messages", &anthropic_body(&alias, stream)).await;
+            let reply = world
+                .post("/v1/messages", &anthropic_body(&alias, stream))
+                .await;
             let ctx = format!("{provider} stream={stream}: {}", reply.text);
             assert_eq!(reply.status, 200, "{ctx}");
             expect_routing_headers(&reply, &alias, provider);
             assert_eq!(anthropic_text(&reply, stream), TEXT, "{ctx}");
             if stream {
                 let events = reply.sse();
-                assert_eq!(events.first().unwrap().0.as_deref(), Some("message_start"), "{ctx}");
-                assert_eq!(events.last().unwrap().0.as_deref(), Some("message_stop"), "{ctx}");
-                let delta = events.iter().find(|(e, _)| e.as_deref() == Some("message_delta")).unwrap();
+                assert_eq!(
+                    events.first().unwrap().0.as_deref(),
+                    Some("message_start"),
+                    "{ctx}"
+                );
+                assert_eq!(
+                    events.last().unwrap().0.as_deref(),
+                    Some("message_stop"),
+                    "{ctx}"
+                );
+                let delta = events
+                    .iter()
+                    .find(|(e, _)| e.as_deref() == Some("message_delta"))
+                    .unwrap();
                 assert_eq!(delta.1["delta"]["stop_reason"], "end_turn", "{ctx}");
                 assert_eq!(delta.1["usage"]["output_tokens"], 7, "{ctx}");
                 for (name, data) in &events {
@@ -113,10 +153,14 @@ async fn anthropic_clients_get_text_and_usage_from_every_provider() {
 async fn the_builtin_mock_answers_both_formats() {
     let world = World::start().await;
     for stream in [false, true] {
-        let reply = world.post("/v1/chat/completions", &openai_body("m-mock", stream)).await;
+        let reply = world
+            .post("/v1/chat/completions", &openai_body("m-mock", stream))
+            .await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         assert_eq!(openai_text(&reply, stream), "echo: Hi");
-        let reply = world.post("/v1/messages", &anthropic_body("m-mock", stream)).await;
+        let reply = world
+            .post("/v1/messages", &anthropic_body("m-mock", stream))
+            .await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         assert_eq!(anthropic_text(&reply, stream), "echo: Hi");
     }
@@ -124,8 +168,16 @@ async fn the_builtin_mock_answers_both_formats() {
 
 fn tool_calls() -> Vec<MockToolCall> {
     vec![
-        MockToolCall { id: "call_a1".into(), name: "get_weather".into(), arguments: r#"{"city":"Paris","unit":"c"}"#.into() },
-        MockToolCall { id: "call_b2".into(), name: "get_time".into(), arguments: r#"{"tz":"Europe/Paris"}"#.into() },
+        MockToolCall {
+            id: "call_a1".into(),
+            name: "get_weather".into(),
+            arguments: r#"{"city":"Paris","unit":"c"}"#.into(),
+        },
+        MockToolCall {
+            id: "call_b2".into(),
+            name: "get_time".into(),
+            arguments: r#"{"tz":"Europe/Paris"}"#.into(),
+        },
     ]
 }
 
@@ -143,17 +195,28 @@ fn openai_calls(reply: &super::harness::Reply, stream: bool) -> (Calls, Vec<Stri
     if !stream {
         let body = reply.json();
         let choice = &body["choices"][0];
-        let calls = choice["message"]["tool_calls"].as_array().cloned().unwrap_or_default();
+        let calls = choice["message"]["tool_calls"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let out = calls
             .iter()
             .map(|c| {
                 assert_eq!(c["type"], "function");
-                let args = serde_json::from_str(c["function"]["arguments"].as_str().unwrap()).unwrap();
+                let args =
+                    serde_json::from_str(c["function"]["arguments"].as_str().unwrap()).unwrap();
                 (c["function"]["name"].as_str().unwrap().to_owned(), args)
             })
             .collect();
-        let ids = calls.iter().map(|c| c["id"].as_str().unwrap().to_owned()).collect();
-        return (out, ids, choice["finish_reason"].as_str().unwrap().to_owned());
+        let ids = calls
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect();
+        return (
+            out,
+            ids,
+            choice["finish_reason"].as_str().unwrap().to_owned(),
+        );
     }
     let mut names: Vec<String> = Vec::new();
     let mut ids: Vec<String> = Vec::new();
@@ -163,7 +226,11 @@ fn openai_calls(reply: &super::harness::Reply, stream: bool) -> (Calls, Vec<Stri
         if let Some(reason) = ev["choices"][0]["finish_reason"].as_str() {
             finish = reason.to_owned();
         }
-        for call in ev["choices"][0]["delta"]["tool_calls"].as_array().into_iter().flatten() {
+        for call in ev["choices"][0]["delta"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let index = call["index"].as_u64().unwrap() as usize;
             if let Some(id) = call["id"].as_str() {
                 assert_eq!(index, ids.len(), "tool call indexes are contiguous");
@@ -179,7 +246,12 @@ fn openai_calls(reply: &super::harness::Reply, stream: bool) -> (Calls, Vec<Stri
     let calls = names
         .into_iter()
         .zip(args)
-        .map(|(n, a)| (n, serde_json::from_str(&a).unwrap_or_else(|e| panic!("{e}: {a}"))))
+        .map(|(n, a)| {
+            (
+                n,
+                serde_json::from_str(&a).unwrap_or_else(|e| panic!("{e}: {a}")),
+            )
+        })
         .collect();
     (calls, ids, finish)
 }
@@ -187,9 +259,21 @@ fn openai_calls(reply: &super::harness::Reply, stream: bool) -> (Calls, Vec<Stri
 fn anthropic_calls(reply: &super::harness::Reply, stream: bool) -> (Calls, Vec<String>, String) {
     if !stream {
         let body = reply.json();
-        let blocks: Vec<Value> = body["content"].as_array().unwrap().iter().filter(|b| b["type"] == "tool_use").cloned().collect();
-        let calls = blocks.iter().map(|b| (b["name"].as_str().unwrap().to_owned(), b["input"].clone())).collect();
-        let ids = blocks.iter().map(|b| b["id"].as_str().unwrap().to_owned()).collect();
+        let blocks: Vec<Value> = body["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["type"] == "tool_use")
+            .cloned()
+            .collect();
+        let calls = blocks
+            .iter()
+            .map(|b| (b["name"].as_str().unwrap().to_owned(), b["input"].clone()))
+            .collect();
+        let ids = blocks
+            .iter()
+            .map(|b| b["id"].as_str().unwrap().to_owned())
+            .collect();
         return (calls, ids, body["stop_reason"].as_str().unwrap().to_owned());
     }
     let mut blocks: Vec<(String, String, String)> = Vec::new();
@@ -205,14 +289,20 @@ fn anthropic_calls(reply: &super::harness::Reply, stream: bool) -> (Calls, Vec<S
                 if ev["content_block"]["type"] == "tool_use" {
                     by_index.insert(index, blocks.len());
                     let b = &ev["content_block"];
-                    blocks.push((b["id"].as_str().unwrap().into(), b["name"].as_str().unwrap().into(), String::new()));
+                    blocks.push((
+                        b["id"].as_str().unwrap().into(),
+                        b["name"].as_str().unwrap().into(),
+                        String::new(),
+                    ));
                 }
             }
             Some("content_block_delta") => {
                 assert_eq!(open, ev["index"].as_u64(), "delta for the open block");
                 if ev["delta"]["type"] == "input_json_delta" {
                     let i = by_index[&ev["index"].as_u64().unwrap()];
-                    blocks[i].2.push_str(ev["delta"]["partial_json"].as_str().unwrap());
+                    blocks[i]
+                        .2
+                        .push_str(ev["delta"]["partial_json"].as_str().unwrap());
                 }
             }
             Some("content_block_stop") => open = None,
@@ -221,7 +311,15 @@ fn anthropic_calls(reply: &super::harness::Reply, stream: bool) -> (Calls, Vec<S
         }
     }
     let ids = blocks.iter().map(|b| b.0.clone()).collect();
-    let calls = blocks.into_iter().map(|(_, n, a)| (n, serde_json::from_str(&a).unwrap_or_else(|e| panic!("{e}: {a}")))).collect();
+    let calls = blocks
+        .into_iter()
+        .map(|(_, n, a)| {
+            (
+                n,
+                serde_json::from_str(&a).unwrap_or_else(|e| panic!("{e}: {a}")),
+            )
+        })
+        .collect();
     (calls, ids, stop)
 }
 
@@ -235,7 +333,11 @@ async fn tool_calls_survive_every_pair_json_and_streamed() {
     for provider in PROVIDERS {
         for stream in [false, true] {
             let alias = format!("m-{provider}");
-            world.mock(provider).enqueue(MockReply::ToolCalls { text: None, calls: tool_calls(), usage: usage() });
+            world.mock(provider).enqueue(MockReply::ToolCalls {
+                text: None,
+                calls: tool_calls(),
+                usage: usage(),
+            });
             let body = json!({
                 "model": alias, "stream": stream, "tools": weather_tools_openai(),
                 "messages": [{"role": "user", "content": "Weather and time in Paris?"}]
@@ -246,12 +348,19 @@ async fn tool_calls_survive_every_pair_json_and_streamed() {
             let (calls, ids, finish) = openai_calls(&reply, stream);
             assert_eq!(calls, expected, "{ctx}");
             assert_eq!(finish, "tool_calls", "{ctx}");
-            assert!(ids.iter().all(|id| !id.is_empty()) && ids[0] != ids[1], "{ctx}");
+            assert!(
+                ids.iter().all(|id| !id.is_empty()) && ids[0] != ids[1],
+                "{ctx}"
+            );
             if provider != "gemini" {
                 assert_eq!(ids, vec!["call_a1", "call_b2"], "{ctx}");
             }
 
-            world.mock(provider).enqueue(MockReply::ToolCalls { text: None, calls: tool_calls(), usage: usage() });
+            world.mock(provider).enqueue(MockReply::ToolCalls {
+                text: None,
+                calls: tool_calls(),
+                usage: usage(),
+            });
             let body = json!({
                 "model": alias, "stream": stream, "max_tokens": 200,
                 "tools": [
@@ -261,12 +370,18 @@ async fn tool_calls_survive_every_pair_json_and_streamed() {
                 "messages": [{"role": "user", "content": "Weather and time in Paris?"}]
             });
             let reply = world.post("/v1/messages", &body).await;
-            let ctx = format!("anthropic client, {provider} stream={stream}: {}", reply.text);
+            let ctx = format!(
+                "anthropic client, {provider} stream={stream}: {}",
+                reply.text
+            );
             assert_eq!(reply.status, 200, "{ctx}");
             let (calls, ids, stop) = anthropic_calls(&reply, stream);
             assert_eq!(calls, expected, "{ctx}");
             assert_eq!(stop, "tool_use", "{ctx}");
-            assert!(ids.iter().all(|id| !id.is_empty()) && ids[0] != ids[1], "{ctx}");
+            assert!(
+                ids.iter().all(|id| !id.is_empty()) && ids[0] != ids[1],
+                "{ctx}"
+            );
         }
     }
 }
@@ -288,7 +403,9 @@ async fn a_tool_conversation_reaches_each_provider_in_its_own_shape() {
         })
     };
     for provider in PROVIDERS {
-        let reply = world.post("/v1/chat/completions", &body(&format!("m-{provider}"))).await;
+        let reply = world
+            .post("/v1/chat/completions", &body(&format!("m-{provider}")))
+            .await;
         assert_eq!(reply.status, 200, "{provider}: {}", reply.text);
         let sent = world.mock(provider).requests().pop().unwrap();
         match provider {
@@ -300,7 +417,16 @@ async fn a_tool_conversation_reaches_each_provider_in_its_own_shape() {
             }
             "anthropic" => {
                 assert_eq!(sent.body["model"], "claude-sonnet-4-5");
-                assert_eq!(sent.body["system"].as_str().map(str::to_owned).unwrap_or_else(|| sent.body["system"][0]["text"].as_str().unwrap().to_owned()), "Be brief.");
+                assert_eq!(
+                    sent.body["system"]
+                        .as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| sent.body["system"][0]["text"]
+                            .as_str()
+                            .unwrap()
+                            .to_owned()),
+                    "Be brief."
+                );
                 assert_eq!(sent.body["max_tokens"], 4096, "the documented default");
                 let msgs = sent.body["messages"].as_array().unwrap();
                 assert_eq!(msgs[1]["content"][0]["type"], "tool_use");
@@ -312,13 +438,30 @@ async fn a_tool_conversation_reaches_each_provider_in_its_own_shape() {
                 assert!(sent.header("anthropic-version").is_some());
             }
             _ => {
-                assert!(sent.path.ends_with("/models/gemini-2.5-flash:generateContent"), "{}", sent.path);
-                assert_eq!(sent.body["systemInstruction"]["parts"][0]["text"], "Be brief.");
+                assert!(
+                    sent.path
+                        .ends_with("/models/gemini-2.5-flash:generateContent"),
+                    "{}",
+                    sent.path
+                );
+                assert_eq!(
+                    sent.body["systemInstruction"]["parts"][0]["text"],
+                    "Be brief."
+                );
                 let contents = sent.body["contents"].as_array().unwrap();
                 assert_eq!(contents[1]["role"], "model");
-                assert_eq!(contents[1]["parts"][0]["functionCall"]["name"], "get_weather");
-                assert_eq!(contents[2]["parts"][0]["functionResponse"]["name"], "get_weather");
-                assert_eq!(contents[2]["parts"][0]["functionResponse"]["response"], json!({"temp": 21}));
+                assert_eq!(
+                    contents[1]["parts"][0]["functionCall"]["name"],
+                    "get_weather"
+                );
+                assert_eq!(
+                    contents[2]["parts"][0]["functionResponse"]["name"],
+                    "get_weather"
+                );
+                assert_eq!(
+                    contents[2]["parts"][0]["functionResponse"]["response"],
+                    json!({"temp": 21})
+                );
             }
         }
     }
@@ -336,7 +479,10 @@ async fn same_protocol_fast_path_keeps_provider_only_fields() {
     assert_eq!(sent.body["model"], "gpt-4o");
     assert_eq!(sent.body["service_tier"], "flex");
     assert_eq!(sent.body["logit_bias"], json!({"50256": -100}));
-    assert_eq!(sent.header("authorization"), Some("Bearer sk-upstream-openai"));
+    assert_eq!(
+        sent.header("authorization"),
+        Some("Bearer sk-upstream-openai")
+    );
 
     let body = json!({
         "model": "m-anthropic", "max_tokens": 50,
@@ -346,7 +492,10 @@ async fn same_protocol_fast_path_keeps_provider_only_fields() {
     assert_eq!(world.post("/v1/messages", &body).await.status, 200);
     let sent = world.mock("anthropic").requests().pop().unwrap();
     assert_eq!(sent.body["model"], "claude-sonnet-4-5");
-    assert_eq!(sent.body["system"][0]["cache_control"], json!({"type": "ephemeral"}));
+    assert_eq!(
+        sent.body["system"][0]["cache_control"],
+        json!({"type": "ephemeral"})
+    );
 }
 
 #[tokio::test]
@@ -355,7 +504,14 @@ async fn streams_always_ask_upstream_for_usage_but_show_it_only_when_asked() {
     let body = json!({"model": "m-openai", "stream": true, "messages": [{"role": "user", "content": "Hi"}]});
     let reply = world.post("/v1/chat/completions", &body).await;
     assert_eq!(reply.status, 200);
-    assert!(reply.sse().iter().all(|(_, v)| v.get("usage").is_none_or(Value::is_null)), "{}", reply.text);
+    assert!(
+        reply
+            .sse()
+            .iter()
+            .all(|(_, v)| v.get("usage").is_none_or(Value::is_null)),
+        "{}",
+        reply.text
+    );
     let sent = world.mock("openai").requests().pop().unwrap();
     assert_eq!(sent.body["stream_options"]["include_usage"], true);
 }
@@ -363,37 +519,52 @@ async fn streams_always_ask_upstream_for_usage_but_show_it_only_when_asked() {
 #[tokio::test]
 async fn unsupported_parameters_get_a_clear_400_naming_them() {
     let world = World::start().await;
-    let body = json!({"model": "m-anthropic", "n": 2, "messages": [{"role": "user", "content": "Hi"}]});
+    let body =
+        json!({"model": "m-anthropic", "n": 2, "messages": [{"role": "user", "content": "Hi"}]});
     let reply = world.post("/v1/chat/completions", &body).await;
     assert_eq!(reply.status, 400, "{}", reply.text);
     assert_eq!(reply.json()["error"]["param"], "n");
     assert_eq!(reply.json()["error"]["code"], "unsupported_parameter");
-    assert_eq!(world.mock("anthropic").request_count(), 0, "nothing was sent upstream");
+    assert_eq!(
+        world.mock("anthropic").request_count(),
+        0,
+        "nothing was sent upstream"
+    );
 }
 
 #[tokio::test]
 async fn images_reach_providers_in_their_shape() {
     let world = World::start().await;
-    let body = |alias: &str| json!({
-        "model": alias,
-        "messages": [{"role": "user", "content": [
-            {"type": "text", "text": "What is this?"},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
-        ]}]
-    });
+    let body = |alias: &str| {
+        json!({
+            "model": alias,
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+            ]}]
+        })
+    };
     for provider in PROVIDERS {
-        let reply = world.post("/v1/chat/completions", &body(&format!("m-{provider}"))).await;
+        let reply = world
+            .post("/v1/chat/completions", &body(&format!("m-{provider}")))
+            .await;
         assert_eq!(reply.status, 200, "{provider}: {}", reply.text);
         let sent = world.mock(provider).requests().pop().unwrap();
         match provider {
             "anthropic" => {
                 let image = &sent.body["messages"][0]["content"][1];
                 assert_eq!(image["type"], "image");
-                assert_eq!(image["source"], json!({"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}));
+                assert_eq!(
+                    image["source"],
+                    json!({"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="})
+                );
             }
             "gemini" => {
                 let image = &sent.body["contents"][0]["parts"][1];
-                assert_eq!(image["inlineData"], json!({"mimeType": "image/png", "data": "iVBORw0KGgo="}));
+                assert_eq!(
+                    image["inlineData"],
+                    json!({"mimeType": "image/png", "data": "iVBORw0KGgo="})
+                );
             }
             _ => assert_eq!(sent.body["messages"][0]["content"][1]["type"], "image_url"),
         }
@@ -404,7 +575,9 @@ async fn images_reach_providers_in_their_shape() {
 async fn embeddings_from_every_provider_that_has_them() {
     let world = World::start().await;
     for provider in ["openai", "azure", "gemini"] {
-        world.mock(provider).enqueue(MockReply::Embedding { dims: 4 });
+        world
+            .mock(provider)
+            .enqueue(MockReply::Embedding { dims: 4 });
         let body = json!({"model": format!("m-{provider}"), "input": ["one", "two"]});
         let reply = world.post("/v1/embeddings", &body).await;
         assert_eq!(reply.status, 200, "{provider}: {}", reply.text);
@@ -412,21 +585,50 @@ async fn embeddings_from_every_provider_that_has_them() {
         assert_eq!(body["object"], "list");
         assert_eq!(body["data"].as_array().unwrap().len(), 2, "{provider}");
         assert_eq!(body["data"][1]["index"], 1);
-        assert_eq!(body["data"][0]["embedding"].as_array().unwrap().len(), 4, "{provider}");
+        assert_eq!(
+            body["data"][0]["embedding"].as_array().unwrap().len(),
+            4,
+            "{provider}"
+        );
     }
-    let reply = world.post("/v1/embeddings", &json!({"model": "m-mock", "input": "one"})).await;
+    let reply = world
+        .post(
+            "/v1/embeddings",
+            &json!({"model": "m-mock", "input": "one"}),
+        )
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
-    let reply = world.post("/v1/embeddings", &json!({"model": "m-anthropic", "input": "one"})).await;
-    assert_eq!(reply.status, 400, "Anthropic has no embeddings: {}", reply.text);
+    let reply = world
+        .post(
+            "/v1/embeddings",
+            &json!({"model": "m-anthropic", "input": "one"}),
+        )
+        .await;
+    assert_eq!(
+        reply.status, 400,
+        "Anthropic has no embeddings: {}",
+        reply.text
+    );
 }
 
 #[tokio::test]
 async fn models_lists_every_alias_and_count_tokens_counts() {
     let world = World::start().await;
-    let reply = world.client.get(world.url("/v1/models")).bearer_auth(super::harness::KEY).send().await.unwrap();
+    let reply = world
+        .client
+        .get(world.url("/v1/models"))
+        .bearer_auth(super::harness::KEY)
+        .send()
+        .await
+        .unwrap();
     let reply = super::harness::Reply::read(reply).await;
     assert_eq!(reply.status, 200);
-    let ids: Vec<String> = reply.json()["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect();
+    let ids: Vec<String> = reply.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
     for alias in ["m-openai", "m-azure", "m-anthropic", "m-gemini", "m-mock"] {
         assert!(ids.contains(&alias.to_owned()), "{ids:?}");
     }
