@@ -6,7 +6,7 @@ use crate::azure::Azure;
 use crate::gemini::{self, Gemini};
 use crate::mock::Mock;
 use crate::openai::{self, BadHeader, OpenAi};
-use crate::transport::Transport;
+use crate::transport::{Secret, Transport};
 use crate::{Provider, ProviderSettings};
 use std::sync::Arc;
 
@@ -49,7 +49,7 @@ pub fn build(name: &str, settings: &ProviderSettings) -> Result<Arc<dyn Provider
                 OpenAi::new(
                     transport,
                     base_url,
-                    api_key.as_deref(),
+                    api_key.as_ref().map(Secret::expose),
                     organization.as_deref(),
                     headers,
                 )
@@ -63,10 +63,15 @@ pub fn build(name: &str, settings: &ProviderSettings) -> Result<Arc<dyn Provider
             region: _,
         } => {
             let base_url = checked_url(name, Some(base_url), "")?;
-            non_empty(name, "api_key", api_key)?;
+            non_empty(name, "api_key", api_key.expose())?;
             Arc::new(
-                Azure::new(transport, base_url, api_key, api_version.as_deref())
-                    .map_err(bad_header)?,
+                Azure::new(
+                    transport,
+                    base_url,
+                    api_key.expose(),
+                    api_version.as_deref(),
+                )
+                .map_err(bad_header)?,
             )
         }
         ProviderSettings::Anthropic {
@@ -75,16 +80,16 @@ pub fn build(name: &str, settings: &ProviderSettings) -> Result<Arc<dyn Provider
             version,
         } => {
             let base_url = checked_url(name, base_url.as_deref(), anthropic::DEFAULT_BASE_URL)?;
-            non_empty(name, "api_key", api_key)?;
+            non_empty(name, "api_key", api_key.expose())?;
             Arc::new(
-                Anthropic::new(transport, base_url, api_key, version.as_deref())
+                Anthropic::new(transport, base_url, api_key.expose(), version.as_deref())
                     .map_err(bad_header)?,
             )
         }
         ProviderSettings::Gemini { base_url, api_key } => {
             let base_url = checked_url(name, base_url.as_deref(), gemini::DEFAULT_BASE_URL)?;
-            non_empty(name, "api_key", api_key)?;
-            Arc::new(Gemini::new(transport, base_url, api_key).map_err(bad_header)?)
+            non_empty(name, "api_key", api_key.expose())?;
+            Arc::new(Gemini::new(transport, base_url, api_key.expose()).map_err(bad_header)?)
         }
         ProviderSettings::Mock {
             latency_ms,

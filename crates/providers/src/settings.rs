@@ -2,8 +2,10 @@
 //! (`type:` picks the variant). Adding a provider adds one variant here.
 
 use serde::Deserialize;
+use switchboard_types::Secret;
 
-/// One provider entry of the config file.
+/// One provider entry of the config file. API keys are [`Secret`]s, so that Debug of a config
+/// never prints them.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ProviderSettings {
@@ -12,7 +14,7 @@ pub enum ProviderSettings {
     Openai {
         /// Includes `/v1`, as the official SDK takes it. Default `https://api.openai.com/v1`.
         base_url: Option<String>,
-        api_key: Option<String>,
+        api_key: Option<Secret>,
         organization: Option<String>,
         /// Extra headers sent on every request.
         #[serde(default)]
@@ -21,7 +23,7 @@ pub enum ProviderSettings {
     AzureOpenai {
         /// The resource root, e.g. `https://x.openai.azure.com`.
         base_url: String,
-        api_key: String,
+        api_key: Secret,
         /// Default `2024-10-21`.
         api_version: Option<String>,
         /// Free-form region label, for routing and reporting.
@@ -30,14 +32,14 @@ pub enum ProviderSettings {
     Anthropic {
         /// The host root. Default `https://api.anthropic.com`.
         base_url: Option<String>,
-        api_key: String,
+        api_key: Secret,
         /// `anthropic-version` header. Default `2023-06-01`.
         version: Option<String>,
     },
     Gemini {
         /// The host root. Default `https://generativelanguage.googleapis.com`.
         base_url: Option<String>,
-        api_key: String,
+        api_key: Secret,
     },
     /// Built-in deterministic provider for the demo, tests and benchmarks: echoes the last user
     /// message.
@@ -51,4 +53,18 @@ pub enum ProviderSettings {
         #[serde(default)]
         chunk_delay_ms: u64,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProviderSettings;
+
+    #[test]
+    fn debug_never_shows_api_keys() {
+        let settings: ProviderSettings =
+            serde_yaml::from_str("{ type: anthropic, api_key: sk-ant-very-secret }").unwrap();
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("very-secret"), "{printed}");
+        assert!(printed.contains("*****"));
+    }
 }

@@ -44,24 +44,7 @@ impl std::fmt::Debug for Transport {
     }
 }
 
-/// An API key held by a provider: Debug prints `*****`, so a provider can derive Debug safely.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Secret(String);
-
-impl Secret {
-    pub(crate) fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("*****")
-    }
-}
+pub(crate) use switchboard_types::Secret;
 
 /// A header value that holds a secret: marked sensitive so that HTTP-level debug output hides it.
 pub(crate) fn secret_header(value: &str) -> Result<HeaderValue, http::header::InvalidHeaderValue> {

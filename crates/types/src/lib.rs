@@ -6,6 +6,7 @@ mod chat;
 mod event;
 mod ids;
 mod money;
+mod secret;
 mod usage;
 
 pub use chat::{
@@ -16,4 +17,5 @@ pub use chat::{
 pub use event::ChatEvent;
 pub use ids::{ModelAlias, TargetId};
 pub use money::MicroUsd;
+pub use secret::Secret;
 pub use usage::Usage;

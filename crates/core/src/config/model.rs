@@ -24,27 +24,7 @@ pub struct Config {
     pub models: BTreeMap<String, ModelConfig>,
 }
 
-/// A string that must never be printed: Debug and Display show `*****`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("*****")
-    }
-}
-
-impl std::fmt::Display for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("*****")
-    }
-}
+pub use switchboard_types::Secret;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {

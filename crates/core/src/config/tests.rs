@@ -119,7 +119,7 @@ models:
         config.providers["openai"].settings,
         switchboard_providers::ProviderSettings::Openai {
             base_url: None,
-            api_key: Some("sk-openai".into()),
+            api_key: Some(switchboard_types::Secret::new("sk-openai")),
             organization: None,
             headers: Default::default(),
         }

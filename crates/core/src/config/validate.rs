@@ -140,7 +140,7 @@ fn check_provider_settings(ck: &mut Checker<'_>, path: &KeyPath, settings: &Prov
             ck.problem(path.key("base_url"), why);
         }
     }
-    if required_key.is_some_and(|k| k.trim().is_empty()) {
+    if required_key.is_some_and(|k| k.expose().trim().is_empty()) {
         ck.problem(
             path.key("api_key"),
             "is empty: this provider needs an API key",
