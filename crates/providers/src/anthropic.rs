@@ -20,7 +20,7 @@ pub(crate) const DEFAULT_VERSION: &str = "2023-06-01";
 pub(crate) struct Anthropic {
     transport: Arc<Transport>,
     /// `{base_url}/v1/messages`.
-    messages_url: String,
+    messages_url: reqwest::Url,
     headers: HeaderMap,
     secret: Secret,
 }
@@ -40,7 +40,11 @@ impl Anthropic {
         headers.insert(HeaderName::from_static("anthropic-version"), version);
         Ok(Anthropic {
             transport,
-            messages_url: format!("{}/v1/messages", base_url.trim_end_matches('/')),
+            messages_url: reqwest::Url::parse(&format!(
+                "{}/v1/messages",
+                base_url.trim_end_matches('/')
+            ))
+            .map_err(|_| BadHeader("base_url".into()))?,
             headers,
             secret: Secret::new(api_key),
         })

@@ -7,7 +7,7 @@
 //! so removing it would cost a copy of the body for nothing.
 
 use crate::openai::{self, BadHeader, Target};
-use crate::transport::{encode_component, secret_header, Secret, Transport};
+use crate::transport::{encode_component, endpoint, secret_header, Secret, Transport};
 use crate::{ChatEventStream, Provider, ProviderError, Upstream};
 use async_trait::async_trait;
 use http::header::{HeaderMap, HeaderName};
@@ -47,18 +47,18 @@ impl Azure {
         })
     }
 
-    fn target(&self, deployment: &str, operation: &str) -> Target<'_> {
-        Target {
+    fn target(&self, deployment: &str, operation: &str) -> Result<Target<'_>, ProviderError> {
+        Ok(Target {
             transport: &self.transport,
-            url: format!(
+            url: endpoint(&format!(
                 "{}/openai/deployments/{}/{operation}?api-version={}",
                 self.base_url,
                 encode_component(deployment),
                 self.api_version
-            ),
+            ))?,
             headers: &self.headers,
             secret: Some(&self.secret),
-        }
+        })
     }
 }
 
@@ -73,7 +73,7 @@ impl Provider for Azure {
         call: &Upstream<'_>,
         req: &ChatRequest,
     ) -> Result<ChatResponse, ProviderError> {
-        openai::chat(self.target(call.model, "chat/completions"), call, req).await
+        openai::chat(self.target(call.model, "chat/completions")?, call, req).await
     }
 
     async fn chat_stream(
@@ -81,7 +81,7 @@ impl Provider for Azure {
         call: &Upstream<'_>,
         req: &ChatRequest,
     ) -> Result<ChatEventStream, ProviderError> {
-        openai::chat_stream(self.target(call.model, "chat/completions"), call, req).await
+        openai::chat_stream(self.target(call.model, "chat/completions")?, call, req).await
     }
 
     async fn embed(
@@ -89,6 +89,6 @@ impl Provider for Azure {
         call: &Upstream<'_>,
         req: &EmbedRequest,
     ) -> Result<EmbedResponse, ProviderError> {
-        openai::embed(self.target(call.model, "embeddings"), call, req).await
+        openai::embed(self.target(call.model, "embeddings")?, call, req).await
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::openai::BadHeader;
 use crate::stream;
-use crate::transport::{encode_component, secret_header, PostJson, Secret, Transport};
+use crate::transport::{encode_component, endpoint, secret_header, PostJson, Secret, Transport};
 use crate::{with_stream, ChatEventStream, Provider, ProviderError, Upstream};
 use async_trait::async_trait;
 use http::header::{HeaderMap, HeaderName};
@@ -44,12 +44,21 @@ impl Gemini {
 
     /// `{models_url}{model}:{method}`. Configs may name the model as the API lists it
     /// (`models/gemini-2.0-flash`); the prefix is already in the URL.
-    fn url(&self, model: &str, method: &str) -> String {
+    fn url(&self, model: &str, method: &str) -> Result<reqwest::Url, ProviderError> {
         let model = model.strip_prefix("models/").unwrap_or(model);
-        format!("{}{}:{method}", self.models_url, encode_component(model))
+        endpoint(&format!(
+            "{}{}:{method}",
+            self.models_url,
+            encode_component(model)
+        ))
     }
 
-    fn post<'a>(&'a self, url: String, body: Vec<u8>, call: &'a Upstream<'a>) -> PostJson<'a> {
+    fn post<'a>(
+        &'a self,
+        url: reqwest::Url,
+        body: Vec<u8>,
+        call: &'a Upstream<'a>,
+    ) -> PostJson<'a> {
         PostJson {
             url,
             headers: &self.headers,
@@ -74,7 +83,7 @@ impl Provider for Gemini {
     ) -> Result<ChatResponse, ProviderError> {
         // Gemini streams by endpoint, not by a body field, so the body ignores `stream`.
         let UpstreamBody { body, .. } = wire::generate_content_body(req)?;
-        let url = self.url(call.model, "generateContent");
+        let url = self.url(call.model, "generateContent")?;
         let answer = self.transport.post(self.post(url, body, call)).await?;
         let bytes = answer.bytes().await?;
         Ok(wire::parse_generate_response(bytes, call.model)?)
@@ -87,7 +96,7 @@ impl Provider for Gemini {
     ) -> Result<ChatEventStream, ProviderError> {
         let req = with_stream(req, true);
         let UpstreamBody { body, .. } = wire::generate_content_body(&req)?;
-        let url = self.url(call.model, "streamGenerateContent?alt=sse");
+        let url = self.url(call.model, "streamGenerateContent?alt=sse")?;
         let answer = self.transport.post(self.post(url, body, call)).await?;
         Ok(stream::decode(
             answer,
@@ -101,7 +110,7 @@ impl Provider for Gemini {
         req: &EmbedRequest,
     ) -> Result<EmbedResponse, ProviderError> {
         let body = wire::embed_request_body(req, call.model)?;
-        let url = self.url(call.model, "batchEmbedContents");
+        let url = self.url(call.model, "batchEmbedContents")?;
         let answer = self.transport.post(self.post(url, body, call)).await?;
         let bytes = answer.bytes().await?;
         // The `_for` variant checks one embedding per input and estimates usage, which Gemini omits.

@@ -22,7 +22,7 @@ pub(crate) const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 /// Where one OpenAI-format call goes.
 pub(crate) struct Target<'a> {
     pub transport: &'a Transport,
-    pub url: String,
+    pub url: reqwest::Url,
     pub headers: &'a HeaderMap,
     pub secret: Option<&'a Secret>,
 }
@@ -81,8 +81,8 @@ pub(crate) async fn embed(
 #[derive(Debug)]
 pub(crate) struct OpenAi {
     transport: Arc<Transport>,
-    /// Without a trailing slash.
-    base_url: String,
+    chat_url: reqwest::Url,
+    embeddings_url: reqwest::Url,
     headers: HeaderMap,
     secret: Option<Secret>,
 }
@@ -119,18 +119,24 @@ impl OpenAi {
                 .map_err(|_| BadHeader("Authorization".into()))?;
             headers.insert(AUTHORIZATION, value);
         }
+        let base_url = base_url.trim_end_matches('/');
+        let parse = |path: &str| {
+            reqwest::Url::parse(&format!("{base_url}{path}"))
+                .map_err(|_| BadHeader("base_url".into()))
+        };
         Ok(OpenAi {
             transport,
-            base_url: base_url.trim_end_matches('/').to_owned(),
+            chat_url: parse("/chat/completions")?,
+            embeddings_url: parse("/embeddings")?,
             headers,
             secret,
         })
     }
 
-    fn target(&self, path: &str) -> Target<'_> {
+    fn target(&self, url: &reqwest::Url) -> Target<'_> {
         Target {
             transport: &self.transport,
-            url: format!("{}{path}", self.base_url),
+            url: url.clone(),
             headers: &self.headers,
             secret: self.secret.as_ref(),
         }
@@ -148,7 +154,7 @@ impl Provider for OpenAi {
         call: &Upstream<'_>,
         req: &ChatRequest,
     ) -> Result<ChatResponse, ProviderError> {
-        chat(self.target("/chat/completions"), call, req).await
+        chat(self.target(&self.chat_url), call, req).await
     }
 
     async fn chat_stream(
@@ -156,7 +162,7 @@ impl Provider for OpenAi {
         call: &Upstream<'_>,
         req: &ChatRequest,
     ) -> Result<ChatEventStream, ProviderError> {
-        chat_stream(self.target("/chat/completions"), call, req).await
+        chat_stream(self.target(&self.chat_url), call, req).await
     }
 
     async fn embed(
@@ -164,6 +170,6 @@ impl Provider for OpenAi {
         call: &Upstream<'_>,
         req: &EmbedRequest,
     ) -> Result<EmbedResponse, ProviderError> {
-        embed(self.target("/embeddings"), call, req).await
+        embed(self.target(&self.embeddings_url), call, req).await
     }
 }

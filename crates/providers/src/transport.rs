@@ -69,7 +69,9 @@ pub(crate) fn encode_component(text: &str) -> String {
 
 /// One JSON POST to a provider.
 pub(crate) struct PostJson<'a> {
-    pub url: String,
+    /// Parsed once where it can be (a provider's fixed endpoints): parsing, with IDNA, costs
+    /// more than the rest of building the request.
+    pub url: reqwest::Url,
     /// The provider's fixed headers (auth, version, extra headers), built once.
     pub headers: &'a HeaderMap,
     pub body: Vec<u8>,
@@ -135,7 +137,7 @@ impl Transport {
         insert_optional(&mut headers, "x-request-id", Some(req.call.request_id));
         insert_optional(&mut headers, "traceparent", req.call.traceparent);
 
-        let send = client.post(&req.url).headers(headers).body(req.body).send();
+        let send = client.post(req.url).headers(headers).body(req.body).send();
         let response = match tokio::time::timeout_at(first_byte.min(deadline), send).await {
             Err(_) if first_byte <= deadline => {
                 return Err(ProviderError::Timeout(TimeoutKind::FirstByte))
@@ -311,3 +313,13 @@ fn describe(err: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// Parses an endpoint URL built from validated settings and a model name. The base URL was
+/// checked when the provider was built, so a failure here means the model (deployment) name
+/// made the URL invalid: the client's request names it, so it is reported as such.
+pub(crate) fn endpoint(url: &str) -> Result<reqwest::Url, ProviderError> {
+    reqwest::Url::parse(url).map_err(|_| ProviderError::Unsupported {
+        param: Some("model".into()),
+        message: "the model name does not form a valid provider URL".into(),
+    })
+}

@@ -7,6 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use switchboard::{mock_upstream, serve};
 
+// The request path allocates many small, short-lived buffers across threads; mimalloc serves
+// them markedly cheaper than glibc's malloc (about a tenth of the gateway's CPU in profiles).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "switchboard",
@@ -52,10 +57,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     switchboard::telemetry::init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -120,5 +122,21 @@ fn check(path: &std::path::Path) -> ExitCode {
             eprintln!("{}: {} problem(s)", path.display(), errors.problems.len());
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The async runtime. With one CPU available (a container limit, or `taskset`), a
+/// current-thread runtime serves the same load with less cross-thread signalling than a
+/// one-worker multi-thread runtime.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus == 1 && std::env::var_os("SWITCHBOARD_MULTI_THREAD").is_none() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
     }
 }

@@ -91,26 +91,57 @@ pub fn chat_request_body(req: &ChatRequest, model: &str) -> Result<UpstreamBody,
 }
 
 fn fast_path(object: &Map<String, Value>, stream: bool, model: &str) -> UpstreamBody {
-    let mut object = object.clone();
-    object.insert("model".to_owned(), Value::String(model.to_owned()));
-    if stream {
-        object.insert("stream".to_owned(), Value::Bool(true));
-        let opts = object
-            .entry("stream_options")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !opts.is_object() {
-            *opts = Value::Object(Map::new());
-        }
-        if let Value::Object(o) = opts {
-            o.insert("include_usage".to_owned(), Value::Bool(true));
-        }
-    } else {
-        object.remove("stream");
-        object.remove("stream_options");
-    }
     UpstreamBody {
-        body: super::to_json(&object),
+        body: super::to_json(&FastPath {
+            object,
+            stream,
+            model,
+        }),
         mode: ResponseMode::Plain,
+    }
+}
+
+/// The client's object written out with `model` replaced and the stream fields set, without
+/// cloning the object: this runs on every same-protocol request.
+struct FastPath<'a> {
+    object: &'a Map<String, Value>,
+    stream: bool,
+    model: &'a str,
+}
+
+impl serde::Serialize for FastPath<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in self.object {
+            if !matches!(key.as_str(), "model" | "stream" | "stream_options") {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.serialize_entry("model", self.model)?;
+        if self.stream {
+            map.serialize_entry("stream", &true)?;
+            // Keep the client's other stream options; usage is always asked for upstream.
+            let client_options = self.object.get("stream_options").and_then(Value::as_object);
+            map.serialize_entry("stream_options", &StreamOptions(client_options))?;
+        }
+        map.end()
+    }
+}
+
+struct StreamOptions<'a>(Option<&'a Map<String, Value>>);
+
+impl serde::Serialize for StreamOptions<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in self.0.into_iter().flatten() {
+            if key != "include_usage" {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.serialize_entry("include_usage", &true)?;
+        map.end()
     }
 }
 
