@@ -4,10 +4,11 @@
 
 use crate::openai::BadHeader;
 use crate::stream;
-use crate::transport::{secret_header, PostJson, Secret, Transport};
+use crate::transport::{secret_header, with_common_headers, PostJson, Secret, Transport};
 use crate::{with_stream, ChatEventStream, Provider, ProviderError, Upstream};
 use async_trait::async_trait;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::Uri;
 use std::sync::Arc;
 use switchboard_protocols::anthropic as wire;
 use switchboard_protocols::UpstreamBody;
@@ -20,7 +21,7 @@ pub(crate) const DEFAULT_VERSION: &str = "2023-06-01";
 pub(crate) struct Anthropic {
     transport: Arc<Transport>,
     /// `{base_url}/v1/messages`.
-    messages_url: reqwest::Url,
+    messages_uri: Uri,
     headers: HeaderMap,
     secret: Secret,
 }
@@ -40,19 +41,16 @@ impl Anthropic {
         headers.insert(HeaderName::from_static("anthropic-version"), version);
         Ok(Anthropic {
             transport,
-            messages_url: reqwest::Url::parse(&format!(
-                "{}/v1/messages",
-                base_url.trim_end_matches('/')
-            ))
-            .map_err(|_| BadHeader("base_url".into()))?,
-            headers,
+            messages_uri: Uri::try_from(format!("{}/v1/messages", base_url.trim_end_matches('/')))
+                .map_err(|_| BadHeader("base_url".into()))?,
+            headers: with_common_headers(headers),
             secret: Secret::new(api_key),
         })
     }
 
     fn post<'a>(&'a self, body: Vec<u8>, call: &'a Upstream<'a>) -> PostJson<'a> {
         PostJson {
-            url: self.messages_url.clone(),
+            uri: self.messages_uri.clone(),
             headers: &self.headers,
             body,
             call,

@@ -7,7 +7,9 @@
 //! so removing it would cost a copy of the body for nothing.
 
 use crate::openai::{self, BadHeader, Target};
-use crate::transport::{encode_component, endpoint, secret_header, Secret, Transport};
+use crate::transport::{
+    encode_component, endpoint, secret_header, with_common_headers, Secret, Transport,
+};
 use crate::{ChatEventStream, Provider, ProviderError, Upstream};
 use async_trait::async_trait;
 use http::header::{HeaderMap, HeaderName};
@@ -42,7 +44,7 @@ impl Azure {
             transport,
             base_url: base_url.trim_end_matches('/').to_owned(),
             api_version: encode_component(api_version.unwrap_or(DEFAULT_API_VERSION)),
-            headers,
+            headers: with_common_headers(headers),
             secret: Secret::new(api_key),
         })
     }
@@ -50,7 +52,7 @@ impl Azure {
     fn target(&self, deployment: &str, operation: &str) -> Result<Target<'_>, ProviderError> {
         Ok(Target {
             transport: &self.transport,
-            url: endpoint(&format!(
+            uri: endpoint(format!(
                 "{}/openai/deployments/{}/{operation}?api-version={}",
                 self.base_url,
                 encode_component(deployment),

@@ -5,10 +5,13 @@
 
 use crate::openai::BadHeader;
 use crate::stream;
-use crate::transport::{encode_component, endpoint, secret_header, PostJson, Secret, Transport};
+use crate::transport::{
+    encode_component, endpoint, secret_header, with_common_headers, PostJson, Secret, Transport,
+};
 use crate::{with_stream, ChatEventStream, Provider, ProviderError, Upstream};
 use async_trait::async_trait;
 use http::header::{HeaderMap, HeaderName};
+use http::Uri;
 use std::sync::Arc;
 use switchboard_protocols::gemini as wire;
 use switchboard_protocols::UpstreamBody;
@@ -37,30 +40,25 @@ impl Gemini {
         Ok(Gemini {
             transport,
             models_url: format!("{}/v1beta/models/", base_url.trim_end_matches('/')),
-            headers,
+            headers: with_common_headers(headers),
             secret: Secret::new(api_key),
         })
     }
 
     /// `{models_url}{model}:{method}`. Configs may name the model as the API lists it
     /// (`models/gemini-2.0-flash`); the prefix is already in the URL.
-    fn url(&self, model: &str, method: &str) -> Result<reqwest::Url, ProviderError> {
+    fn uri(&self, model: &str, method: &str) -> Result<Uri, ProviderError> {
         let model = model.strip_prefix("models/").unwrap_or(model);
-        endpoint(&format!(
+        endpoint(format!(
             "{}{}:{method}",
             self.models_url,
             encode_component(model)
         ))
     }
 
-    fn post<'a>(
-        &'a self,
-        url: reqwest::Url,
-        body: Vec<u8>,
-        call: &'a Upstream<'a>,
-    ) -> PostJson<'a> {
+    fn post<'a>(&'a self, uri: Uri, body: Vec<u8>, call: &'a Upstream<'a>) -> PostJson<'a> {
         PostJson {
-            url,
+            uri,
             headers: &self.headers,
             body,
             call,
@@ -83,8 +81,8 @@ impl Provider for Gemini {
     ) -> Result<ChatResponse, ProviderError> {
         // Gemini streams by endpoint, not by a body field, so the body ignores `stream`.
         let UpstreamBody { body, .. } = wire::generate_content_body(req)?;
-        let url = self.url(call.model, "generateContent")?;
-        let answer = self.transport.post(self.post(url, body, call)).await?;
+        let uri = self.uri(call.model, "generateContent")?;
+        let answer = self.transport.post(self.post(uri, body, call)).await?;
         let bytes = answer.bytes().await?;
         Ok(wire::parse_generate_response(bytes, call.model)?)
     }
@@ -96,8 +94,8 @@ impl Provider for Gemini {
     ) -> Result<ChatEventStream, ProviderError> {
         let req = with_stream(req, true);
         let UpstreamBody { body, .. } = wire::generate_content_body(&req)?;
-        let url = self.url(call.model, "streamGenerateContent?alt=sse")?;
-        let answer = self.transport.post(self.post(url, body, call)).await?;
+        let uri = self.uri(call.model, "streamGenerateContent?alt=sse")?;
+        let answer = self.transport.post(self.post(uri, body, call)).await?;
         Ok(stream::decode(
             answer,
             wire::GenerateStreamDecoder::new(call.model),
@@ -110,8 +108,8 @@ impl Provider for Gemini {
         req: &EmbedRequest,
     ) -> Result<EmbedResponse, ProviderError> {
         let body = wire::embed_request_body(req, call.model)?;
-        let url = self.url(call.model, "batchEmbedContents")?;
-        let answer = self.transport.post(self.post(url, body, call)).await?;
+        let uri = self.uri(call.model, "batchEmbedContents")?;
+        let answer = self.transport.post(self.post(uri, body, call)).await?;
         let bytes = answer.bytes().await?;
         // The `_for` variant checks one embedding per input and estimates usage, which Gemini omits.
         Ok(wire::parse_embed_response_for(&bytes, req, call.model)?)

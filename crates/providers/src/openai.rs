@@ -6,10 +6,11 @@
 //! header, reuses them.
 
 use crate::stream;
-use crate::transport::{secret_header, PostJson, Secret, Transport};
+use crate::transport::{secret_header, with_common_headers, PostJson, Secret, Transport};
 use crate::{with_stream, ChatEventStream, Provider, ProviderError, Upstream};
 use async_trait::async_trait;
 use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+use http::Uri;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use switchboard_protocols::openai as wire;
@@ -22,7 +23,7 @@ pub(crate) const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 /// Where one OpenAI-format call goes.
 pub(crate) struct Target<'a> {
     pub transport: &'a Transport,
-    pub url: reqwest::Url,
+    pub uri: Uri,
     pub headers: &'a HeaderMap,
     pub secret: Option<&'a Secret>,
 }
@@ -30,7 +31,7 @@ pub(crate) struct Target<'a> {
 impl Target<'_> {
     fn post<'a>(&'a self, body: Vec<u8>, call: &'a Upstream<'a>) -> PostJson<'a> {
         PostJson {
-            url: self.url.clone(),
+            uri: self.uri.clone(),
             headers: self.headers,
             body,
             call,
@@ -81,8 +82,8 @@ pub(crate) async fn embed(
 #[derive(Debug)]
 pub(crate) struct OpenAi {
     transport: Arc<Transport>,
-    chat_url: reqwest::Url,
-    embeddings_url: reqwest::Url,
+    chat_uri: Uri,
+    embeddings_uri: Uri,
     headers: HeaderMap,
     secret: Option<Secret>,
 }
@@ -121,22 +122,21 @@ impl OpenAi {
         }
         let base_url = base_url.trim_end_matches('/');
         let parse = |path: &str| {
-            reqwest::Url::parse(&format!("{base_url}{path}"))
-                .map_err(|_| BadHeader("base_url".into()))
+            Uri::try_from(format!("{base_url}{path}")).map_err(|_| BadHeader("base_url".into()))
         };
         Ok(OpenAi {
             transport,
-            chat_url: parse("/chat/completions")?,
-            embeddings_url: parse("/embeddings")?,
-            headers,
+            chat_uri: parse("/chat/completions")?,
+            embeddings_uri: parse("/embeddings")?,
+            headers: with_common_headers(headers),
             secret,
         })
     }
 
-    fn target(&self, url: &reqwest::Url) -> Target<'_> {
+    fn target(&self, uri: &Uri) -> Target<'_> {
         Target {
             transport: &self.transport,
-            url: url.clone(),
+            uri: uri.clone(),
             headers: &self.headers,
             secret: self.secret.as_ref(),
         }
@@ -154,7 +154,7 @@ impl Provider for OpenAi {
         call: &Upstream<'_>,
         req: &ChatRequest,
     ) -> Result<ChatResponse, ProviderError> {
-        chat(self.target(&self.chat_url), call, req).await
+        chat(self.target(&self.chat_uri), call, req).await
     }
 
     async fn chat_stream(
@@ -162,7 +162,7 @@ impl Provider for OpenAi {
         call: &Upstream<'_>,
         req: &ChatRequest,
     ) -> Result<ChatEventStream, ProviderError> {
-        chat_stream(self.target(&self.chat_url), call, req).await
+        chat_stream(self.target(&self.chat_uri), call, req).await
     }
 
     async fn embed(
@@ -170,6 +170,6 @@ impl Provider for OpenAi {
         call: &Upstream<'_>,
         req: &EmbedRequest,
     ) -> Result<EmbedResponse, ProviderError> {
-        embed(self.target(&self.embeddings_url), call, req).await
+        embed(self.target(&self.embeddings_uri), call, req).await
     }
 }

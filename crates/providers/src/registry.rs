@@ -48,7 +48,7 @@ pub fn build(name: &str, settings: &ProviderSettings) -> Result<Arc<dyn Provider
             Arc::new(
                 OpenAi::new(
                     transport,
-                    base_url,
+                    &base_url,
                     api_key.as_ref().map(Secret::expose),
                     organization.as_deref(),
                     headers,
@@ -67,7 +67,7 @@ pub fn build(name: &str, settings: &ProviderSettings) -> Result<Arc<dyn Provider
             Arc::new(
                 Azure::new(
                     transport,
-                    base_url,
+                    &base_url,
                     api_key.expose(),
                     api_version.as_deref(),
                 )
@@ -82,14 +82,14 @@ pub fn build(name: &str, settings: &ProviderSettings) -> Result<Arc<dyn Provider
             let base_url = checked_url(name, base_url.as_deref(), anthropic::DEFAULT_BASE_URL)?;
             non_empty(name, "api_key", api_key.expose())?;
             Arc::new(
-                Anthropic::new(transport, base_url, api_key.expose(), version.as_deref())
+                Anthropic::new(transport, &base_url, api_key.expose(), version.as_deref())
                     .map_err(bad_header)?,
             )
         }
         ProviderSettings::Gemini { base_url, api_key } => {
             let base_url = checked_url(name, base_url.as_deref(), gemini::DEFAULT_BASE_URL)?;
             non_empty(name, "api_key", api_key.expose())?;
-            Arc::new(Gemini::new(transport, base_url, api_key.expose()).map_err(bad_header)?)
+            Arc::new(Gemini::new(transport, &base_url, api_key.expose()).map_err(bad_header)?)
         }
         ProviderSettings::Mock {
             latency_ms,
@@ -101,19 +101,17 @@ pub fn build(name: &str, settings: &ProviderSettings) -> Result<Arc<dyn Provider
 }
 
 /// The configured base URL (or the default), checked to be an absolute http(s) URL with a host
-/// and without a query or fragment (paths are appended to it).
-fn checked_url<'a>(
-    provider: &str,
-    url: Option<&'a str>,
-    default: &'a str,
-) -> Result<&'a str, BuildError> {
+/// and without a query or fragment (paths are appended to it), in its normalised form (host
+/// lowercased and IDNA-encoded, path percent-encoded), so that the endpoints built from it parse
+/// as plain URIs without a URL parser on each request.
+fn checked_url(provider: &str, url: Option<&str>, default: &str) -> Result<String, BuildError> {
     let url = url.unwrap_or(default);
     let invalid = |reason: &str| BuildError::InvalidBaseUrl {
         provider: provider.to_owned(),
         url: url.to_owned(),
         reason: reason.to_owned(),
     };
-    let parsed = reqwest::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
+    let parsed = url::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(invalid("the scheme must be http or https"));
     }
@@ -131,7 +129,7 @@ fn checked_url<'a>(
             reason: "credentials in the URL are not allowed; use api_key".to_owned(),
         });
     }
-    Ok(url)
+    Ok(parsed.into())
 }
 
 fn non_empty(provider: &str, field: &'static str, value: &str) -> Result<(), BuildError> {

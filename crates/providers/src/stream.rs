@@ -9,9 +9,9 @@
 
 use crate::transport::{map_body_error, Answer};
 use crate::{ChatEventStream, ProviderError, TimeoutKind};
-use bytes::Bytes;
-use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
+use http_body_util::{BodyDataStream, BodyExt};
+use hyper::body::Incoming;
 use std::collections::VecDeque;
 use std::time::Duration;
 use switchboard_protocols::{SseParser, StreamDecoder};
@@ -23,7 +23,7 @@ use tokio::time::Instant;
 const DRAIN_CHUNKS: usize = 4;
 
 struct State<D> {
-    body: Option<BoxStream<'static, reqwest::Result<Bytes>>>,
+    body: Option<BodyDataStream<Incoming>>,
     parser: SseParser,
     decoder: D,
     pending: VecDeque<Result<ChatEvent, ProviderError>>,
@@ -37,7 +37,7 @@ where
     D: StreamDecoder + 'static,
 {
     let state = State {
-        body: Some(answer.response.bytes_stream().boxed()),
+        body: Some(answer.response.into_body().into_data_stream()),
         parser: SseParser::new(),
         decoder,
         pending: VecDeque::new(),
@@ -60,7 +60,7 @@ where
                     };
                     st.fail(ProviderError::Timeout(kind));
                 }
-                Ok(Some(Err(e))) => st.fail(map_body_error(e)),
+                Ok(Some(Err(e))) => st.fail(map_body_error(&e)),
                 Ok(Some(Ok(bytes))) => {
                     let events = st.parser.feed(&bytes);
                     st.decode_all(events);

@@ -1,22 +1,39 @@
-//! The HTTP transport every remote provider shares: pooled reqwest clients (rustls, TCP_NODELAY,
+//! The HTTP transport every remote provider shares: pooled hyper clients (rustls, TCP_NODELAY,
 //! HTTP/1.1 or HTTP/2 as ALPN negotiates), one JSON POST with the attempt's time limits, and the
 //! mapping of transport failures and non-success answers to [`ProviderError`].
 //!
-//! Connect timeouts are a client setting in reqwest, not a request setting, while ours come per
-//! model (`Timeouts::connect`). The transport therefore keeps a small map of clients keyed by
-//! connect timeout, built lazily and shared by every provider: configs use a handful of distinct
-//! values, so there are a handful of pools, and two providers on the same host with the same
-//! connect timeout share warm connections. The other limits (first byte, total, idle) are applied
-//! here with tokio timers so that one pool serves them all.
+//! The client is hyper-util's pooled client directly rather than a higher-level wrapper: the
+//! wrappers' per-request layers (URL re-parsing, proxy matching, their own request types) cost
+//! several percent of the gateway's CPU per request, and providers already hold their endpoints
+//! as parsed [`Uri`]s and their fixed headers as a built [`HeaderMap`].
+//!
+//! Connect timeouts are a connector setting, not a request setting, while ours come per model
+//! (`Timeouts::connect`). The transport therefore keeps a small map of clients keyed by connect
+//! timeout, built lazily and shared by every provider: configs use a handful of distinct values,
+//! so there are a handful of pools, and two providers on the same host with the same connect
+//! timeout share warm connections. The other limits (first byte, total, idle) are applied here
+//! with tokio timers so that one pool serves them all.
 
 use crate::{ProviderError, TimeoutKind, Upstream};
 use bytes::Bytes;
-use futures::StreamExt;
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER, USER_AGENT,
+};
+use http::{Method, Request, Response, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use parking_lot::RwLock;
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 /// Longest summary of a provider's error message kept in a [`ProviderError`].
@@ -25,14 +42,21 @@ const MAX_MESSAGE_CHARS: usize = 300;
 const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Idle pooled connections are closed after this; below the usual 120 s of load balancers.
 const POOL_IDLE: Duration = Duration::from_secs(90);
+/// TCP keepalive probes on upstream connections, so that dead peers are noticed.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+/// Sent on every request, as providers ask clients to identify themselves.
+const USER_AGENT_VALUE: &str = concat!("switchboard/", env!("CARGO_PKG_VERSION"));
 
 /// What turns a provider's error body into its message (`protocols::*::upstream_error_message`).
 pub(crate) type ErrorMessageFn = fn(&[u8]) -> Option<String>;
 
+/// The pooled client: TCP (TLS when https) with a connect limit, HTTP/1.1 or HTTP/2.
+type HttpClient = Client<TimedConnector, Full<Bytes>>;
+
 /// Pooled HTTP clients, one per distinct connect timeout.
 #[derive(Default)]
 pub(crate) struct Transport {
-    clients: RwLock<HashMap<Duration, reqwest::Client>>,
+    clients: RwLock<HashMap<Duration, HttpClient>>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -53,6 +77,20 @@ pub(crate) fn secret_header(value: &str) -> Result<HeaderValue, http::header::In
     Ok(value)
 }
 
+/// Completes a provider's fixed headers with those every request carries, once when the provider
+/// is built rather than on every request. The provider's own headers win for `user-agent` and
+/// `accept`; the body is always JSON.
+pub(crate) fn with_common_headers(mut headers: HeaderMap) -> HeaderMap {
+    headers
+        .entry(USER_AGENT)
+        .or_insert(HeaderValue::from_static(USER_AGENT_VALUE));
+    headers
+        .entry(ACCEPT)
+        .or_insert(HeaderValue::from_static("*/*"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers
+}
+
 /// Percent-encodes one URL path segment or query value (a deployment or model name), keeping the
 /// RFC 3986 unreserved characters.
 pub(crate) fn encode_component(text: &str) -> String {
@@ -69,10 +107,10 @@ pub(crate) fn encode_component(text: &str) -> String {
 
 /// One JSON POST to a provider.
 pub(crate) struct PostJson<'a> {
-    /// Parsed once where it can be (a provider's fixed endpoints): parsing, with IDNA, costs
-    /// more than the rest of building the request.
-    pub url: reqwest::Url,
-    /// The provider's fixed headers (auth, version, extra headers), built once.
+    /// Parsed once where it can be (a provider's fixed endpoints).
+    pub uri: Uri,
+    /// The provider's fixed headers (auth, version, extra headers, and those of
+    /// [`with_common_headers`]), built once.
     pub headers: &'a HeaderMap,
     pub body: Vec<u8>,
     pub call: &'a Upstream<'a>,
@@ -84,7 +122,7 @@ pub(crate) struct PostJson<'a> {
 /// A success answer whose headers arrived; the body is still to be read.
 #[derive(Debug)]
 pub(crate) struct Answer {
-    pub response: reqwest::Response,
+    pub response: Response<Incoming>,
     /// End of the whole attempt (`Timeouts::total` from the start).
     pub deadline: Instant,
     /// Longest wait between two body chunks (streams).
@@ -98,29 +136,20 @@ impl Transport {
         SHARED.get_or_init(Arc::default).clone()
     }
 
-    fn client(&self, connect: Duration) -> Result<reqwest::Client, ProviderError> {
+    /// Starts the request on the pool of its connect timeout. The client is only borrowed under
+    /// the lock: the future it gives owns what it needs.
+    fn send(
+        &self,
+        connect: Duration,
+        request: Request<Full<Bytes>>,
+    ) -> Result<hyper_util::client::legacy::ResponseFuture, ProviderError> {
         if let Some(client) = self.clients.read().get(&connect) {
-            return Ok(client.clone());
+            return Ok(client.request(request));
         }
-        let client = reqwest::Client::builder()
-            .use_rustls_tls()
-            .connect_timeout(connect)
-            // Nagle's algorithm meeting delayed ACKs stalls small request writes by ~40 ms.
-            .tcp_nodelay(true)
-            .tcp_keepalive(Duration::from_secs(60))
-            .pool_idle_timeout(POOL_IDLE)
-            // HTTP/2 when the server offers it through ALPN, HTTP/1.1 otherwise.
-            .http2_adaptive_window(true)
-            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ProviderError::Connect(format!("could not build the HTTP client: {e}")))?;
+        let client = build_client(connect)?;
         // Two tasks may race to build the same client; the first one stored wins.
-        Ok(self
-            .clients
-            .write()
-            .entry(connect)
-            .or_insert(client)
-            .clone())
+        let mut clients = self.clients.write();
+        Ok(clients.entry(connect).or_insert(client).request(request))
     }
 
     /// Sends the POST and waits for the response headers within the first-byte limit. A success
@@ -130,20 +159,22 @@ impl Transport {
         let start = Instant::now();
         let deadline = start + timeouts.total;
         let first_byte = start + timeouts.first_byte;
-        let client = self.client(timeouts.connect)?;
 
         let mut headers = req.headers.clone();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         insert_optional(&mut headers, "x-request-id", Some(req.call.request_id));
         insert_optional(&mut headers, "traceparent", req.call.traceparent);
+        let mut request = Request::new(Full::new(Bytes::from(req.body)));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = req.uri;
+        *request.headers_mut() = headers;
 
-        let send = client.post(req.url).headers(headers).body(req.body).send();
+        let send = self.send(timeouts.connect, request)?;
         let response = match tokio::time::timeout_at(first_byte.min(deadline), send).await {
             Err(_) if first_byte <= deadline => {
                 return Err(ProviderError::Timeout(TimeoutKind::FirstByte))
             }
             Err(_) => return Err(ProviderError::Timeout(TimeoutKind::Total)),
-            Ok(Err(e)) => return Err(map_send_error(e)),
+            Ok(Err(e)) => return Err(map_send_error(&e)),
             Ok(Ok(response)) => response,
         };
         if response.status().is_success() {
@@ -157,13 +188,86 @@ impl Transport {
     }
 }
 
+/// One pool: TCP with TCP_NODELAY and keepalive, TLS through rustls (ring, Mozilla's roots) for
+/// https, HTTP/2 when the server offers it through ALPN and HTTP/1.1 otherwise.
+fn build_client(connect: Duration) -> Result<HttpClient, ProviderError> {
+    let mut http = HttpConnector::new();
+    // The TLS layer above takes https URIs through this connector.
+    http.enforce_http(false);
+    // Nagle's algorithm meeting delayed ACKs stalls small request writes by ~40 ms.
+    http.set_nodelay(true);
+    http.set_keepalive(Some(TCP_KEEPALIVE));
+    http.set_connect_timeout(Some(connect));
+    let tls = HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        .map_err(|e| ProviderError::Connect(format!("could not build the HTTP client: {e}")))?
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    let connector = TimedConnector {
+        inner: tls,
+        limit: connect,
+    };
+    Ok(Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE)
+        .http2_adaptive_window(true)
+        .build(connector))
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The HTTPS-or-HTTP connector under one limit for TCP and TLS together (`Timeouts::connect`
+/// covers both); the TCP connector's own limit only covers the TCP part.
+#[derive(Clone)]
+struct TimedConnector {
+    inner: HttpsConnector<HttpConnector>,
+    limit: Duration,
+}
+
+/// The connect limit passed.
+#[derive(Debug)]
+struct ConnectTimeout;
+
+impl std::fmt::Display for ConnectTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connect timed out")
+    }
+}
+
+impl std::error::Error for ConnectTimeout {}
+
+impl tower_service::Service<Uri> for TimedConnector {
+    type Response = MaybeHttpsStream<TokioIo<TcpStream>>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connect = self.inner.call(uri);
+        let limit = self.limit;
+        Box::pin(async move {
+            match tokio::time::timeout(limit, connect).await {
+                Ok(result) => result,
+                Err(_) => Err(Box::new(ConnectTimeout) as BoxError),
+            }
+        })
+    }
+}
+
 impl Answer {
     /// Reads the whole body within the attempt's total limit.
     pub(crate) async fn bytes(self) -> Result<Bytes, ProviderError> {
-        match tokio::time::timeout_at(self.deadline, self.response.bytes()).await {
+        let body = self.response.into_body().collect();
+        match tokio::time::timeout_at(self.deadline, body).await {
             Err(_) => Err(ProviderError::Timeout(TimeoutKind::Total)),
-            Ok(Err(e)) => Err(map_body_error(e)),
-            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(e)) => Err(map_body_error(&e)),
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
         }
     }
 }
@@ -181,16 +285,17 @@ fn insert_optional(headers: &mut HeaderMap, name: &'static str, value: Option<&s
 /// Builds [`ProviderError::Status`] from a non-success answer: the provider's own message
 /// (summarised, secrets redacted) and the wait it asked for.
 async fn status_error(
-    response: reqwest::Response,
+    response: Response<Incoming>,
     deadline: Instant,
     error_message: ErrorMessageFn,
     secret: Option<&str>,
 ) -> ProviderError {
     let status = response.status();
     let retry_after = retry_after(response.headers(), SystemTime::now());
-    let body = tokio::time::timeout_at(deadline, read_limited(response, MAX_ERROR_BODY))
-        .await
-        .unwrap_or_default();
+    let body =
+        tokio::time::timeout_at(deadline, read_limited(response.into_body(), MAX_ERROR_BODY))
+            .await
+            .unwrap_or_default();
     let message = error_message(&body)
         .map(|m| summarise(&m, secret))
         .filter(|m| !m.is_empty())
@@ -208,10 +313,12 @@ async fn status_error(
 }
 
 /// Reads at most `limit` bytes of a body; a broken body gives what arrived.
-async fn read_limited(response: reqwest::Response, limit: usize) -> Vec<u8> {
+async fn read_limited(mut body: Incoming, limit: usize) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut body = response.bytes_stream();
-    while let Some(Ok(chunk)) = body.next().await {
+    while let Some(Ok(frame)) = body.frame().await {
+        let Ok(chunk) = frame.into_data() else {
+            continue; // trailers
+        };
         let room = limit.saturating_sub(out.len());
         out.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if out.len() >= limit {
@@ -271,35 +378,55 @@ pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Durati
 }
 
 /// Maps a failure before the response headers.
-fn map_send_error(err: reqwest::Error) -> ProviderError {
-    let err = err.without_url();
+fn map_send_error(err: &hyper_util::client::legacy::Error) -> ProviderError {
     if err.is_connect() {
-        if err.is_timeout() {
+        if is_timeout(err) {
             return ProviderError::Timeout(TimeoutKind::Connect);
         }
-        return ProviderError::Connect(describe(&err));
+        return ProviderError::Connect(describe(err));
     }
-    if err.is_timeout() {
+    if is_timeout(err) {
         return ProviderError::Timeout(TimeoutKind::FirstByte);
     }
     // The connection broke while the request was written or before the headers came.
-    ProviderError::Closed(describe(&err))
+    ProviderError::Closed(describe(err))
 }
 
 /// Maps a failure while reading a success body.
-pub(crate) fn map_body_error(err: reqwest::Error) -> ProviderError {
-    let err = err.without_url();
-    if err.is_timeout() {
+pub(crate) fn map_body_error(err: &hyper::Error) -> ProviderError {
+    if is_timeout(err) {
         return ProviderError::Timeout(TimeoutKind::Total);
     }
-    ProviderError::Closed(describe(&err))
+    ProviderError::Closed(describe(err))
 }
 
-/// The error and its causes on one line ("error sending request: client error (Connect):
-/// Connection refused"). reqwest errors carry no headers or bodies, so no secret can leak.
-fn describe(err: &reqwest::Error) -> String {
+/// Whether a timer (ours on connect, hyper's, or the OS's) ended the attempt.
+fn is_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(err) = source {
+        if err.is::<ConnectTimeout>() {
+            return true;
+        }
+        if let Some(e) = err.downcast_ref::<hyper::Error>() {
+            if e.is_timeout() {
+                return true;
+            }
+        }
+        if let Some(e) = err.downcast_ref::<std::io::Error>() {
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// The error and its causes on one line ("client error (Connect): tcp connect error: Connection
+/// refused"). Transport errors carry no headers, bodies or URLs, so no secret can leak.
+fn describe(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();
-    let mut source = std::error::Error::source(err);
+    let mut source = err.source();
     while let Some(cause) = source {
         let text = cause.to_string();
         if !out.contains(&text) {
@@ -314,11 +441,11 @@ fn describe(err: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests;
 
-/// Parses an endpoint URL built from validated settings and a model name. The base URL was
-/// checked when the provider was built, so a failure here means the model (deployment) name
-/// made the URL invalid: the client's request names it, so it is reported as such.
-pub(crate) fn endpoint(url: &str) -> Result<reqwest::Url, ProviderError> {
-    reqwest::Url::parse(url).map_err(|_| ProviderError::Unsupported {
+/// Parses an endpoint URI built from validated (normalised) settings and a model name. The base
+/// URL was checked when the provider was built, so a failure here means the model (deployment)
+/// name made the URI invalid: the client's request names it, so it is reported as such.
+pub(crate) fn endpoint(uri: String) -> Result<Uri, ProviderError> {
+    Uri::try_from(uri).map_err(|_| ProviderError::Unsupported {
         param: Some("model".into()),
         message: "the model name does not form a valid provider URL".into(),
     })
