@@ -637,3 +637,170 @@ async fn models_lists_every_alias_and_count_tokens_counts() {
     let tokens = reply.json()["input_tokens"].as_u64().unwrap();
     assert!((2..20).contains(&tokens), "{tokens}");
 }
+
+#[tokio::test]
+async fn json_schema_output_works_on_every_provider() {
+    let world = World::start().await;
+    let schema =
+        json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
+    let answer = r#"{"city":"Paris"}"#;
+    for provider in PROVIDERS {
+        for stream in [false, true] {
+            let alias = format!("m-{provider}");
+            // Anthropic has no native JSON-schema output: the gateway forces a tool named after
+            // the schema and turns its input back into text.
+            let reply = if provider == "anthropic" {
+                MockReply::ToolCalls {
+                    text: None,
+                    calls: vec![MockToolCall {
+                        id: "toolu_1".into(),
+                        name: "place".into(),
+                        arguments: answer.into(),
+                    }],
+                    usage: usage(),
+                }
+            } else {
+                MockReply::Text {
+                    text: answer.into(),
+                    usage: usage(),
+                }
+            };
+            world.mock(provider).enqueue(reply);
+            let body = json!({
+                "model": alias, "stream": stream,
+                "response_format": {"type": "json_schema", "json_schema": {"name": "place", "schema": schema, "strict": true}},
+                "messages": [{"role": "user", "content": "Where is the Louvre?"}]
+            });
+            let reply = world.post("/v1/chat/completions", &body).await;
+            let ctx = format!("{provider} stream={stream}: {}", reply.text);
+            assert_eq!(reply.status, 200, "{ctx}");
+            let text = openai_text(&reply, stream);
+            assert_eq!(
+                serde_json::from_str::<Value>(&text).unwrap(),
+                json!({"city": "Paris"}),
+                "{ctx}"
+            );
+            let sent = world.mock(provider).requests().pop().unwrap();
+            match provider {
+                "anthropic" => {
+                    assert_eq!(
+                        sent.body["tool_choice"],
+                        json!({"type": "tool", "name": "place"}),
+                        "{ctx}"
+                    );
+                    assert_eq!(sent.body["tools"][0]["input_schema"], schema, "{ctx}");
+                    if !stream {
+                        assert_eq!(reply.json()["choices"][0]["finish_reason"], "stop", "{ctx}");
+                    }
+                }
+                "gemini" => {
+                    assert_eq!(
+                        sent.body["generationConfig"]["responseMimeType"], "application/json",
+                        "{ctx}"
+                    );
+                }
+                _ => assert_eq!(sent.body["response_format"]["type"], "json_schema", "{ctx}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn reasoning_and_cached_tokens_are_reported_in_each_format() {
+    let world = World::start().await;
+    let usage = MockUsage {
+        input: 40,
+        output: 30,
+        cached: 10,
+        reasoning: 12,
+    };
+    // Anthropic reports no separate reasoning count: it is part of output_tokens.
+    for provider in ["openai", "azure", "gemini"] {
+        world.mock(provider).enqueue(MockReply::Text {
+            text: TEXT.into(),
+            usage: usage.clone(),
+        });
+        let reply = world
+            .post(
+                "/v1/chat/completions",
+                &openai_body(&format!("m-{provider}"), false),
+            )
+            .await;
+        let usage = &reply.json()["usage"];
+        assert_eq!(usage["prompt_tokens"], 40, "{provider}: {usage}");
+        assert_eq!(usage["completion_tokens"], 30, "{provider}: {usage}");
+        assert_eq!(
+            usage["prompt_tokens_details"]["cached_tokens"], 10,
+            "{provider}: {usage}"
+        );
+        assert_eq!(
+            usage["completion_tokens_details"]["reasoning_tokens"], 12,
+            "{provider}: {usage}"
+        );
+    }
+    world.mock("gemini").enqueue(MockReply::Text {
+        text: TEXT.into(),
+        usage,
+    });
+    let reply = world
+        .post("/v1/messages", &anthropic_body("m-gemini", false))
+        .await;
+    let usage = &reply.json()["usage"];
+    assert_eq!(usage["input_tokens"], 30, "uncached input: {usage}");
+    assert_eq!(usage["cache_read_input_tokens"], 10, "{usage}");
+    assert_eq!(usage["output_tokens"], 30, "{usage}");
+}
+
+#[tokio::test]
+async fn an_anthropic_tool_conversation_reaches_openai_and_gemini_in_their_shape() {
+    let world = World::start().await;
+    let body = |alias: &str| {
+        json!({
+            "model": alias, "max_tokens": 300, "system": "Be brief.",
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}],
+            "messages": [
+                {"role": "user", "content": "Weather in Paris?"},
+                {"role": "assistant", "content": [
+                    {"type": "text", "text": "Let me check."},
+                    {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"city": "Paris"}}
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_01", "content": "21 degrees"},
+                    {"type": "text", "text": "And tomorrow?"}
+                ]}
+            ]
+        })
+    };
+    let reply = world.post("/v1/messages", &body("m-openai")).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let sent = world.mock("openai").requests().pop().unwrap();
+    let msgs = sent.body["messages"].as_array().unwrap();
+    assert_eq!(msgs[0], json!({"role": "system", "content": "Be brief."}));
+    assert_eq!(msgs[2]["role"], "assistant");
+    assert_eq!(msgs[2]["tool_calls"][0]["id"], "toolu_01");
+    assert_eq!(msgs[2]["tool_calls"][0]["function"]["name"], "get_weather");
+    let args: Value = serde_json::from_str(
+        msgs[2]["tool_calls"][0]["function"]["arguments"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(args, json!({"city": "Paris"}));
+    assert_eq!(msgs[3]["role"], "tool");
+    assert_eq!(msgs[3]["tool_call_id"], "toolu_01");
+    assert_eq!(msgs[4]["role"], "user");
+    assert_eq!(sent.body["max_tokens"], 300);
+    assert_eq!(sent.body["tools"][0]["function"]["name"], "get_weather");
+
+    let reply = world.post("/v1/messages", &body("m-gemini")).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let sent = world.mock("gemini").requests().pop().unwrap();
+    let contents = sent.body["contents"].as_array().unwrap();
+    assert_eq!(contents[1]["role"], "model");
+    assert_eq!(contents[2]["role"], "user");
+    assert_eq!(
+        contents[2]["parts"][0]["functionResponse"]["name"],
+        "get_weather"
+    );
+    assert_eq!(sent.body["generationConfig"]["maxOutputTokens"], 300);
+}
