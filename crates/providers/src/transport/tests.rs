@@ -1,4 +1,4 @@
-//! Unit tests of the transport's pure parts: `retry-after` parsing and message summaries.
+//! Unit tests of the transport: `retry-after` parsing, message summaries, and the connect limit.
 
 use super::*;
 use std::time::UNIX_EPOCH;
@@ -76,4 +76,38 @@ fn summarise_redacts_collapses_and_truncates() {
     let short = summarise(&long, None);
     assert_eq!(short.chars().count(), MAX_MESSAGE_CHARS + 3);
     assert!(short.ends_with("..."));
+}
+
+/// The connect limit covers the TLS handshake too: a server that accepts TCP but never answers
+/// the handshake is a connect timeout, not a first-byte one.
+#[tokio::test]
+async fn a_stalled_tls_handshake_is_a_connect_timeout() {
+    // Connections queue in the backlog and are never served.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let settings = crate::ProviderSettings::Anthropic {
+        base_url: Some(format!("https://{addr}")),
+        api_key: "sk-test-secret".into(),
+        version: None,
+    };
+    let provider = crate::build("stalled", &settings).unwrap();
+    let call = Upstream {
+        model: "m",
+        timeouts: crate::Timeouts {
+            connect: Duration::from_millis(200),
+            ..crate::Timeouts::default()
+        },
+        default_max_tokens: 16,
+        request_id: "req-1",
+        traceparent: None,
+    };
+    let req = switchboard_types::ChatRequest {
+        model: "m".into(),
+        ..Default::default()
+    };
+    let start = std::time::Instant::now();
+    let err = provider.chat(&call, &req).await.unwrap_err();
+    assert_eq!(err, ProviderError::Timeout(TimeoutKind::Connect));
+    assert!(start.elapsed() < Duration::from_secs(5));
+    drop(listener);
 }
