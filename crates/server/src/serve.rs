@@ -4,7 +4,10 @@
 use crate::http;
 use crate::reload;
 use anyhow::Context as _;
-use axum::serve::ListenerExt as _;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use rand::RngCore as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +16,9 @@ use switchboard_core::config::{self, Config, Secret};
 use switchboard_core::Gateway;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+/// How long a shutdown waits for in-flight requests (long streams included) before exiting.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The config file `serve` reads when no `--config` is given.
 pub const DEFAULT_CONFIG: &str = "switchboard.yaml";
@@ -48,8 +54,16 @@ pub async fn run(config_path: Option<PathBuf>, demo_listen: SocketAddr) -> anyho
         print_demo_banner(&key, server.addr, Path::new(DEFAULT_CONFIG));
     }
     shutdown_signal().await;
-    tracing::info!("Shutting down: finishing in-flight requests.");
-    server.shutdown().await;
+    tracing::info!(
+        grace_secs = SHUTDOWN_GRACE.as_secs(),
+        "Shutting down: finishing in-flight requests."
+    );
+    if tokio::time::timeout(SHUTDOWN_GRACE, server.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("In-flight requests did not finish within the grace period; exiting.");
+    }
     Ok(())
 }
 
@@ -85,29 +99,58 @@ pub fn start(
     if let Some(path) = path {
         reload::spawn(gateway.clone(), path, stop.clone());
     }
-    // Nagle's algorithm meeting delayed ACKs stalls small responses by ~40 ms: disable it on
-    // every accepted connection.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(%err, "Could not set TCP_NODELAY.");
-        }
-    });
     let app = http::router(gateway.clone());
-    let shutdown = stop.clone();
-    let task = tokio::spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
-        if let Err(err) = result {
-            tracing::error!(%err, "The HTTP server stopped with an error.");
-        }
-    });
+    let task = tokio::spawn(accept_loop(listener, app, stop.clone()));
     Ok(Server {
         addr,
         gateway,
         stop,
         task,
     })
+}
+
+/// How long a client may take to send a request's headers. Without it, a client that opens
+/// connections and trickles bytes would hold them forever.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Accepts connections until `stop`, then lets every open connection finish its in-flight
+/// requests (graceful shutdown) before returning.
+async fn accept_loop(listener: TcpListener, app: axum::Router, stop: CancellationToken) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (tcp, _peer) = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // Out of file descriptors and the like: back off briefly, keep serving.
+                    tracing::warn!(%err, "Could not accept a connection.");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // Nagle's algorithm meeting delayed ACKs stalls small responses by ~40 ms: disable it
+        // on every accepted connection.
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%err, "Could not set TCP_NODELAY.");
+        }
+        let service = TowerToHyperService::new(app.clone());
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(err) = conn.await {
+                tracing::debug!(%err, "Connection ended with an error.");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

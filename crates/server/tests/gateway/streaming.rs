@@ -132,3 +132,44 @@ async fn each_sse_event_is_flushed_on_its_own() {
     );
     assert!(world.mock("openai").open_streams() >= 1);
 }
+
+/// Shutdown stops accepting, but a stream in flight is served to its end.
+#[tokio::test]
+async fn shutdown_lets_in_flight_streams_finish() {
+    let World {
+        gateway,
+        mocks,
+        client,
+    } = World::start().await;
+    mocks["openai"].enqueue(MockReply::SlowStream {
+        chunks: 4,
+        interval: Duration::from_millis(100),
+    });
+    let url = format!("http://{}/v1/chat/completions", gateway.addr);
+    let body = json!({"model": "m-openai", "stream": true, "messages": [{"role": "user", "content": "Hi"}]});
+    let resp = client
+        .post(&url)
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let shutdown = tokio::spawn(gateway.shutdown());
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.ends_with("data: [DONE]\n\n"),
+        "the stream was cut: {text}"
+    );
+    shutdown.await.unwrap();
+    assert!(
+        client
+            .post(&url)
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+            .await
+            .is_err(),
+        "no new requests after shutdown"
+    );
+}
