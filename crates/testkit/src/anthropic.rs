@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 
 use crate::wire::{
-    fragments, parse_args, text_of_parts, Answer, Ctx, Ending, Endpoint, ErrorReply, Ev, StreamPlan,
+    fragments, parse_args, Answer, Ctx, Ending, Endpoint, ErrorReply, Ev, StreamPlan,
 };
 use crate::{MockKind, MockUsage, RecordedRequest};
 
@@ -92,19 +92,6 @@ pub(crate) fn scripted_error_message(status: u16) -> &'static str {
 
 /// Anthropic signals overload (not a plain 500) when a request fails mid-flight.
 pub(crate) const MIDSTREAM_STATUS: u16 = 529;
-
-/// Text of the last user message: a string, or its `text` blocks.
-pub(crate) fn echo_text(body: &Value) -> String {
-    let last_user = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"));
-    match last_user.map(|m| &m["content"]) {
-        Some(Value::String(s)) => s.clone(),
-        Some(blocks @ Value::Array(_)) => text_of_parts(blocks),
-        _ => String::new(),
-    }
-}
 
 /// Anthropic's `input_tokens` is what was neither read from nor written to the cache.
 fn usage_json(u: &MockUsage, output: u64) -> Value {

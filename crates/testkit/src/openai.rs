@@ -10,8 +10,8 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
 use crate::wire::{
-    embedding_values, fragments, rough_tokens, text_of_parts, Answer, Ctx, Ending, Endpoint,
-    ErrorReply, Ev, StreamPlan, CREATED,
+    embedding_values, fragments, rough_tokens, Answer, Ctx, Ending, Endpoint, ErrorReply, Ev,
+    StreamPlan, CREATED,
 };
 use crate::{MockKind, MockUsage, RecordedRequest};
 
@@ -184,19 +184,6 @@ pub(crate) fn scripted_error_message(status: u16) -> &'static str {
 
 /// The status a non-streaming request gets for `Reply::StreamThenError`.
 pub(crate) const MIDSTREAM_STATUS: u16 = 500;
-
-/// Text of the last user message: a string, or the `text` parts of a content array.
-pub(crate) fn echo_text(body: &Value) -> String {
-    let last_user = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"));
-    match last_user.map(|m| &m["content"]) {
-        Some(Value::String(s)) => s.clone(),
-        Some(parts @ Value::Array(_)) => text_of_parts(parts),
-        _ => String::new(),
-    }
-}
 
 fn usage_json(u: &MockUsage) -> Value {
     json!({

@@ -204,8 +204,9 @@ fn saturating_u32(n: usize) -> u32 {
 
 fn echo_of(ctx: &Ctx) -> Answer {
     let text = match ctx.kind {
-        MockKind::OpenAi | MockKind::AzureOpenAi => openai::echo_text(&ctx.body),
-        MockKind::Anthropic => anthropic::echo_text(&ctx.body),
+        MockKind::OpenAi | MockKind::AzureOpenAi | MockKind::Anthropic => {
+            crate::wire::last_user_text(&ctx.body)
+        }
         MockKind::Gemini => gemini::echo_text(&ctx.body),
     };
     echo_answer(&text)

@@ -198,3 +198,17 @@ pub(crate) fn echo_answer(text: &str) -> Answer {
 
 #[cfg(test)]
 mod tests;
+
+/// Text of the last user message of an OpenAI or Anthropic body (both keep turns under
+/// `messages`): a string, or the `text` parts of a content array.
+pub(crate) fn last_user_text(body: &Value) -> String {
+    let last_user = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"));
+    match last_user.map(|m| &m["content"]) {
+        Some(Value::String(s)) => s.clone(),
+        Some(parts @ Value::Array(_)) => text_of_parts(parts),
+        _ => String::new(),
+    }
+}

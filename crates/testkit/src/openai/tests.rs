@@ -31,9 +31,9 @@ fn echo_reads_string_and_parts() {
         {"role": "assistant", "content": "x"},
         {"role": "user", "content": [{"type": "text", "text": "hi "}, {"type": "text", "text": "there"}]}
     ]});
-    assert_eq!(echo_text(&body), "hi there");
+    assert_eq!(crate::wire::last_user_text(&body), "hi there");
     assert_eq!(
-        echo_text(&json!({"messages": [{"role": "user", "content": "s"}]})),
+        crate::wire::last_user_text(&json!({"messages": [{"role": "user", "content": "s"}]})),
         "s"
     );
 }
