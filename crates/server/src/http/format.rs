@@ -8,7 +8,7 @@ use bytes::Bytes;
 use switchboard_core::routing::RouteFailure;
 use switchboard_core::GatewayError;
 use switchboard_protocols::{anthropic, openai, ClientError, ConvertError, StreamEncoder};
-use switchboard_types::{ChatRequest, ChatResponse, TargetId};
+use switchboard_types::{ChatRequest, ChatResponse, Protocol, TargetId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClientFormat {
@@ -24,10 +24,22 @@ impl ClientFormat {
         }
     }
 
-    pub fn render_chat(self, resp: &ChatResponse) -> Vec<u8> {
-        match self {
+    /// The response body. A body the upstream wrote in this very format is shared as it is,
+    /// not copied (the renderers would return the same bytes in a new buffer).
+    pub fn render_chat(self, resp: &ChatResponse) -> Bytes {
+        if let Some(raw) = resp.raw.as_ref().filter(|r| r.protocol == self.protocol()) {
+            return raw.body.clone();
+        }
+        Bytes::from(match self {
             ClientFormat::OpenAi => openai::render_chat_response(resp),
             ClientFormat::Anthropic => anthropic::render_messages_response(resp),
+        })
+    }
+
+    fn protocol(self) -> Protocol {
+        match self {
+            ClientFormat::OpenAi => Protocol::OpenAi,
+            ClientFormat::Anthropic => Protocol::Anthropic,
         }
     }
 
@@ -58,11 +70,14 @@ impl ClientFormat {
             StatusCode::from_u16(client.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, json_body(self.render_error(&client))).into_response();
         let headers = response.headers_mut();
-        set(headers, "x-request-id", request_id);
+        set(headers, X_REQUEST_ID, request_id);
         if let Some(wait) = err.retry_after() {
             // Round up: a client that waits the advertised seconds must not be early.
             let secs = wait.as_millis().div_ceil(1000).max(1);
-            set(headers, "retry-after", &secs.to_string());
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(u64::try_from(secs).unwrap_or(u64::MAX)),
+            );
         }
         response
     }
@@ -90,36 +105,39 @@ pub struct CallMeta<'a> {
     pub attempts: u32,
 }
 
+// Header names built at compile time: `from_static` at run time parses the name on every call.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_SWITCHBOARD_MODEL: HeaderName = HeaderName::from_static("x-switchboard-model");
+const X_SWITCHBOARD_TARGET: HeaderName = HeaderName::from_static("x-switchboard-target");
+const X_SWITCHBOARD_ATTEMPTS: HeaderName = HeaderName::from_static("x-switchboard-attempts");
+
 impl CallMeta<'_> {
     pub fn apply(&self, headers: &mut HeaderMap) {
-        set(headers, "x-request-id", self.request_id);
+        set(headers, X_REQUEST_ID, self.request_id);
         if !self.alias.is_empty() {
-            set(headers, "x-switchboard-model", self.alias);
+            set(headers, X_SWITCHBOARD_MODEL, self.alias);
         }
         if let Some(target) = self.target {
-            set(headers, "x-switchboard-target", &target.to_string());
+            set(headers, X_SWITCHBOARD_TARGET, &target.to_string());
         }
-        set(
-            headers,
-            "x-switchboard-attempts",
-            &self.attempts.to_string(),
-        );
+        // Integers convert without formatting into a `String` first.
+        headers.insert(X_SWITCHBOARD_ATTEMPTS, HeaderValue::from(self.attempts));
     }
 }
 
-fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     if let Ok(value) = HeaderValue::from_str(value) {
-        headers.insert(HeaderName::from_static(name), value);
+        headers.insert(name, value);
     }
 }
 
-pub fn json_body(body: Vec<u8>) -> ([(header::HeaderName, HeaderValue); 1], Bytes) {
+pub fn json_body(body: impl Into<Bytes>) -> ([(header::HeaderName, HeaderValue); 1], Bytes) {
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        Bytes::from(body),
+        body.into(),
     )
 }
 
