@@ -14,7 +14,7 @@ use http::Uri;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use switchboard_protocols::openai as wire;
-use switchboard_protocols::UpstreamBody;
+use switchboard_protocols::{ResponseMode, UpstreamBody};
 use switchboard_types::{ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, Protocol};
 
 /// The official API root, `/v1` included as the SDK takes it.
@@ -51,6 +51,15 @@ pub(crate) async fn chat(
     let UpstreamBody { body, mode } = wire::chat_request_body(&req, call.model)?;
     let answer = target.transport.post(target.post(body, call)).await?;
     let bytes = answer.bytes().await?;
+    // An OpenAI client gets this body back byte for byte: decode only what the gateway needs
+    // (usage, id), not the choices. Any other client needs the canonical content.
+    let client_speaks_openai = req
+        .raw
+        .as_ref()
+        .is_some_and(|r| r.protocol == Protocol::OpenAi);
+    if client_speaks_openai && mode == ResponseMode::Plain {
+        return Ok(wire::parse_chat_response_passthrough(bytes)?);
+    }
     Ok(wire::parse_chat_response(bytes, &mode)?)
 }
 

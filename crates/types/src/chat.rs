@@ -213,6 +213,8 @@ pub struct ChatResponse {
     /// The upstream model that answered.
     pub model: String,
     pub created: i64,
+    /// Empty when the body goes back to a client of the same protocol undecoded (`raw` is then
+    /// set and is the answer): stages that need the content decode `raw`.
     pub choices: Vec<Choice>,
     pub usage: Option<crate::Usage>,
     pub system_fingerprint: Option<String>,

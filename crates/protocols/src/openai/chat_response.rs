@@ -4,7 +4,8 @@
 use super::chat_request::arguments_text;
 use super::error::in_band_error;
 use super::wire::{
-    InChoice, InResponse, OutChoice, OutFunctionCall, OutRespMessage, OutResponse, OutToolCall,
+    InChoice, InResponse, InResponseHead, OutChoice, OutFunctionCall, OutRespMessage, OutResponse,
+    OutToolCall,
 };
 use crate::codec::ResponseMode;
 use crate::error::DecodeError;
@@ -44,6 +45,36 @@ pub fn parse_chat_response(body: Bytes, mode: &ResponseMode) -> Result<ChatRespo
         usage: wire.usage.as_ref().map(super::usage_from_wire),
         system_fingerprint: wire.system_fingerprint,
         raw: (!converted).then_some(RawBytes {
+            protocol: Protocol::OpenAi,
+            body,
+        }),
+    })
+}
+
+/// Decodes only what the gateway itself needs (id, model, usage, an in-band error) from an
+/// upstream `chat.completion` that goes back to an OpenAI client byte for byte: the choices are
+/// skipped, not decoded, and the result has none. For the same-protocol fast path only, where
+/// the client gets `resp.raw` as is; anything that needs the content decodes `raw` with
+/// [`parse_chat_response`].
+pub fn parse_chat_response_passthrough(body: Bytes) -> Result<ChatResponse, DecodeError> {
+    let head: InResponseHead = serde_json::from_slice(&body)
+        .map_err(|e| DecodeError::Malformed(format!("chat completion: {e}")))?;
+    if let Some(error) = head.error.as_ref().filter(|e| !e.is_null()) {
+        return Err(in_band_error(error));
+    }
+    if head.choices.is_none() {
+        return Err(DecodeError::Malformed(
+            "chat completion without `choices`".to_owned(),
+        ));
+    }
+    Ok(ChatResponse {
+        id: head.id.unwrap_or_default(),
+        model: head.model.unwrap_or_default(),
+        created: head.created.unwrap_or(0),
+        choices: Vec::new(),
+        usage: head.usage.as_ref().map(super::usage_from_wire),
+        system_fingerprint: head.system_fingerprint,
+        raw: Some(RawBytes {
             protocol: Protocol::OpenAi,
             body,
         }),

@@ -22,7 +22,9 @@ mod tests;
 
 pub use chat_body::chat_request_body;
 pub use chat_request::parse_chat_request;
-pub use chat_response::{parse_chat_response, render_chat_response};
+pub use chat_response::{
+    parse_chat_response, parse_chat_response_passthrough, render_chat_response,
+};
 pub use decode::ChatStreamDecoder;
 pub use embeddings::{
     embed_request_body, parse_embed_request, parse_embed_response, render_embed_response,

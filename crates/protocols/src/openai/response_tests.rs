@@ -295,3 +295,26 @@ fn reads_upstream_error_messages() {
         300
     );
 }
+
+#[test]
+fn passthrough_decodes_usage_and_keeps_the_body_without_the_choices() {
+    for fixture in [RESPONSE_TEXT, RESPONSE_TOOLS, RESPONSE_REASONING] {
+        let full = parse_chat_response(Bytes::from(fixture), &ResponseMode::Plain).unwrap();
+        let light = parse_chat_response_passthrough(Bytes::from(fixture)).unwrap();
+        assert_eq!(light.usage, full.usage);
+        assert_eq!(
+            (light.id.as_str(), light.model.as_str()),
+            (full.id.as_str(), full.model.as_str())
+        );
+        assert!(light.choices.is_empty());
+        assert_eq!(
+            render_chat_response(&light),
+            fixture.as_bytes(),
+            "the client gets the body as is"
+        );
+    }
+    let err = parse_chat_response_passthrough(Bytes::from(RESPONSE_ERROR)).unwrap_err();
+    assert!(matches!(err, DecodeError::Upstream { .. }), "{err:?}");
+    let err = parse_chat_response_passthrough(Bytes::from_static(b"{\"id\":\"x\"}")).unwrap_err();
+    assert!(matches!(err, DecodeError::Malformed(_)), "{err:?}");
+}

@@ -262,6 +262,26 @@ pub(super) struct InResponse {
     pub error: Option<Value>,
 }
 
+/// The parts of a `chat.completion` the gateway needs when it passes the body on untouched:
+/// everything but the choices, which are skipped without being decoded.
+#[derive(Deserialize)]
+pub(super) struct InResponseHead {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub created: Option<i64>,
+    #[serde(default)]
+    pub choices: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub usage: Option<InUsage>,
+    #[serde(default)]
+    pub system_fingerprint: Option<String>,
+    #[serde(default)]
+    pub error: Option<Value>,
+}
+
 #[derive(Deserialize)]
 pub(super) struct InChoice {
     #[serde(default)]
