@@ -120,6 +120,25 @@ pub fn write_event(out: &mut Vec<u8>, event: Option<&str>, data: &[u8]) {
     out.extend_from_slice(b"\n\n");
 }
 
+/// Test support shared by every family's stream tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// Cuts `bytes` at the given offsets (any order, clamped to the length): the pieces a
+    /// network could deliver.
+    pub(crate) fn split_at_cuts(bytes: &[u8], mut cuts: Vec<usize>) -> Vec<&[u8]> {
+        cuts.sort_unstable();
+        let mut chunks = Vec::with_capacity(cuts.len() + 1);
+        let mut start = 0;
+        for cut in cuts {
+            let cut = cut.min(bytes.len()).max(start);
+            chunks.push(&bytes[start..cut]);
+            start = cut;
+        }
+        chunks.push(&bytes[start..]);
+        chunks
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,12 +181,7 @@ mod tests {
         #[test]
         fn any_split_gives_same_events(cuts in proptest::collection::vec(0usize..STREAM.len(), 0..8)) {
             let bytes = STREAM.as_bytes();
-            let mut cuts = cuts;
-            cuts.sort_unstable();
-            let mut chunks = Vec::new();
-            let mut start = 0;
-            for c in cuts { chunks.push(&bytes[start..c.max(start)]); start = c.max(start); }
-            chunks.push(&bytes[start..]);
+            let chunks = super::testing::split_at_cuts(bytes, cuts);
             prop_assert_eq!(parse_all(&chunks), parse_all(&[bytes]));
         }
     }

@@ -786,15 +786,8 @@ proptest! {
         cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 0..12),
     ) {
         let bytes = fixture(STREAM_FIXTURES[which]);
-        let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
-        cuts.sort_unstable();
-        let mut chunks: Vec<&[u8]> = Vec::new();
-        let mut start = 0;
-        for c in cuts {
-            chunks.push(&bytes[start..c]);
-            start = c;
-        }
-        chunks.push(&bytes[start..]);
+        let cuts: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
+        let chunks = crate::sse::testing::split_at_cuts(&bytes, cuts);
         prop_assert_eq!(decode_chunks(&chunks), decode_chunks(&[&bytes]));
     }
 }

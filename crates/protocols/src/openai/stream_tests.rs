@@ -280,19 +280,6 @@ fn json_via_tool_stream_becomes_text() {
     );
 }
 
-fn split_at(bytes: &[u8], mut cuts: Vec<usize>) -> Vec<&[u8]> {
-    cuts.sort_unstable();
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    for c in cuts {
-        let c = c.min(bytes.len()).max(start);
-        chunks.push(&bytes[start..c]);
-        start = c;
-    }
-    chunks.push(&bytes[start..]);
-    chunks
-}
-
 proptest! {
     #[test]
     fn any_byte_split_gives_the_same_events(
@@ -302,7 +289,7 @@ proptest! {
         let bytes = FIXTURES[which].as_bytes();
         let cuts = cuts.into_iter().map(|c| c % (bytes.len() + 1)).collect();
         let whole = decode_chunks(&[bytes], ResponseMode::Plain);
-        prop_assert_eq!(decode_chunks(&split_at(bytes, cuts), ResponseMode::Plain), whole);
+        prop_assert_eq!(decode_chunks(&crate::sse::testing::split_at_cuts(bytes, cuts), ResponseMode::Plain), whole);
     }
 }
 
@@ -313,7 +300,10 @@ fn every_single_split_point_of_each_fixture() {
         let whole = decode_chunks(&[bytes], ResponseMode::Plain);
         for cut in 0..=bytes.len() {
             assert_eq!(
-                decode_chunks(&split_at(bytes, vec![cut]), ResponseMode::Plain),
+                decode_chunks(
+                    &crate::sse::testing::split_at_cuts(bytes, vec![cut]),
+                    ResponseMode::Plain
+                ),
                 whole
             );
         }

@@ -208,19 +208,6 @@ fn unknown_block_types_are_ignored() {
     assert_eq!(d.error, None);
 }
 
-fn split(bytes: &[u8], mut cuts: Vec<usize>) -> Vec<&[u8]> {
-    cuts.sort_unstable();
-    let mut chunks = Vec::new();
-    let mut at = 0;
-    for cut in cuts {
-        let cut = cut.min(bytes.len()).max(at);
-        chunks.push(&bytes[at..cut]);
-        at = cut;
-    }
-    chunks.push(&bytes[at..]);
-    chunks
-}
-
 proptest! {
     #[test]
     fn any_byte_split_gives_the_same_events(
@@ -229,7 +216,7 @@ proptest! {
     ) {
         let fixture = [TEXT, TOOL_USE, THINKING, ERROR][which].as_bytes();
         let whole = decode_chunks(&[fixture], ResponseMode::Plain);
-        let pieces = decode_chunks(&split(fixture, cuts), ResponseMode::Plain);
+        let pieces = decode_chunks(&crate::sse::testing::split_at_cuts(fixture, cuts), ResponseMode::Plain);
         prop_assert_eq!(pieces, whole);
     }
 }
