@@ -11,7 +11,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::Uri;
 use std::sync::Arc;
 use switchboard_protocols::anthropic as wire;
-use switchboard_protocols::UpstreamBody;
+use switchboard_protocols::{ResponseMode, UpstreamBody};
 use switchboard_types::{ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, Protocol};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
@@ -76,6 +76,15 @@ impl Provider for Anthropic {
             wire::messages_request_body(&req, call.model, call.default_max_tokens)?;
         let answer = self.transport.post(self.post(body, call)).await?;
         let bytes = answer.bytes().await?;
+        // An Anthropic client gets this body back byte for byte: decode only what the gateway
+        // needs (usage, id), not the content. Any other client needs the canonical content.
+        let client_speaks_anthropic = req
+            .raw
+            .as_ref()
+            .is_some_and(|r| r.protocol == Protocol::Anthropic);
+        if client_speaks_anthropic && mode == ResponseMode::Plain {
+            return Ok(wire::parse_messages_response_passthrough(bytes)?);
+        }
         Ok(wire::parse_messages_response(bytes, &mode)?)
     }
 

@@ -23,7 +23,9 @@ pub use encoder::MessagesStreamEncoder;
 pub use request::{
     parse_count_tokens_request, parse_messages_request, unconvertible, UNCONVERTIBLE_KEY,
 };
-pub use response::{parse_messages_response, render_messages_response};
+pub use response::{
+    parse_messages_response, parse_messages_response_passthrough, render_messages_response,
+};
 pub use stream::MessagesStreamDecoder;
 
 use crate::error::ClientError;

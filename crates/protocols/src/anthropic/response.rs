@@ -128,6 +128,46 @@ pub fn parse_messages_response(
     })
 }
 
+/// What the gateway needs of a Messages body that goes back to an Anthropic client byte for byte:
+/// the content blocks are skipped, not decoded.
+#[derive(Deserialize)]
+struct WireHead {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+/// Decodes only id, model and usage (and an in-band error) of an Anthropic Messages body that
+/// an Anthropic client gets as is: the result has no choices and `raw` is the answer. For the
+/// same-protocol fast path only; anything that needs the content decodes `raw` with
+/// [`parse_messages_response`].
+pub fn parse_messages_response_passthrough(body: Bytes) -> Result<ChatResponse, DecodeError> {
+    let head: WireHead =
+        serde_json::from_slice(&body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if head.kind.as_deref() == Some("error") {
+        let value: Value =
+            serde_json::from_slice(&body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        return Err(upstream_error(&value));
+    }
+    Ok(ChatResponse {
+        id: head.id,
+        model: head.model,
+        created: 0,
+        choices: Vec::new(),
+        usage: head.usage.map(WireUsage::to_canonical),
+        system_fingerprint: None,
+        raw: Some(RawBytes {
+            protocol: Protocol::Anthropic,
+            body,
+        }),
+    })
+}
+
 /// Renders a canonical response as an Anthropic Messages body. Only choice 0 is rendered: an
 /// Anthropic client cannot ask for more. Tool call arguments that are not a JSON object (e.g.
 /// cut short by `max_tokens` upstream) are rendered as `{}`, since `input` must be an object.

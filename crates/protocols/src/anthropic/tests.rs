@@ -603,3 +603,27 @@ fn upstream_error_message_and_count_tokens() {
     assert_eq!(upstream_error_message(b"<html>"), None);
     assert_eq!(render_count_tokens(42), br#"{"input_tokens":42}"#.to_vec());
 }
+
+#[test]
+fn passthrough_decodes_usage_and_keeps_the_body_without_the_content() {
+    for fixture in [RESPONSE_TEXT, RESPONSE_TOOL_USE] {
+        let full = parse_messages_response(Bytes::from(fixture), &ResponseMode::Plain).unwrap();
+        let light = parse_messages_response_passthrough(Bytes::from(fixture)).unwrap();
+        assert_eq!(light.usage, full.usage);
+        assert_eq!(light.id, full.id);
+        assert!(light.choices.is_empty());
+        assert_eq!(render_messages_response(&light), fixture.as_bytes());
+    }
+    let error = br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+    let err = parse_messages_response_passthrough(Bytes::from_static(error)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DecodeError::Upstream {
+                retryable: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
