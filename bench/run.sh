@@ -302,6 +302,11 @@ measure_all() {
     for name in $TARGETS; do
       log "$name: latency ${DURATION}s at concurrency $LAT_CONNS (round $round/$ROUNDS)"
       wrk_phase "$name" "lat#$round" "$LAT_CONNS" "$DURATION"
+      # One request at a time: no queueing on the shared server core, so this is the latency
+      # a proxy adds by itself (at concurrency 8 the servers are saturated and p50 is mostly
+      # 8 x the CPU each request costs).
+      log "$name: unloaded latency ${DURATION}s at concurrency 1 (round $round/$ROUNDS)"
+      wrk_phase "$name" "one#$round" 1 "$DURATION"
     done
   done
   for name in $TARGETS; do
@@ -309,7 +314,7 @@ measure_all() {
     ttfb_phase "$name"
   done
   for name in $TARGETS; do
-    for phase in rps lat; do
+    for phase in rps lat one; do
       for metric in rps p50_us p90_us p99_us; do
         R[$name.$phase.$metric]=$(median "$name" "$phase" "$metric")
       done
@@ -318,7 +323,7 @@ measure_all() {
         R[$name.$phase.errors]=$(( ${R[$name.$phase.errors]} + $(sum "$name" "$phase" "$metric") ))
       done
     done
-    R[$name.errors]=$(( ${R[$name.rps.errors]} + ${R[$name.lat.errors]} + ${R[$name.ttfb.errors]} ))
+    R[$name.errors]=$(( ${R[$name.rps.errors]} + ${R[$name.lat.errors]} + ${R[$name.one.errors]} + ${R[$name.ttfb.errors]} ))
   done
 }
 
@@ -366,11 +371,11 @@ report() {
     echo "wrk 1 thread, ${DURATION}s per phase, median of $ROUNDS round(s); streams: $STREAM_CHUNKS chunks, ${CHUNK_DELAY_MS} ms apart."
     echo "Load average before/after: $LOADAVG_START / $LOADAVG_END (the benchmark itself adds about 2)."
     echo
-    echo "| target | req/s @$CONNS | p50 @$LAT_CONNS | p99 @$LAT_CONNS | stream TTFB p50 | stream TTFB p99 | stream total p50 | errors |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| target | req/s @$CONNS | p50 @$LAT_CONNS | p99 @$LAT_CONNS | p50 @1 | stream TTFB p50 | stream TTFB p99 | stream total p50 | errors |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for name in $TARGETS; do
-      printf '| %s | %.0f | %.0f µs | %.0f µs | %d µs | %d µs | %d µs | %d |\n' "$name" \
-        "${R[$name.rps.rps]}" "${R[$name.lat.p50_us]}" "${R[$name.lat.p99_us]}" \
+      printf '| %s | %.0f | %.0f µs | %.0f µs | %.0f µs | %d µs | %d µs | %d µs | %d |\n' "$name" \
+        "${R[$name.rps.rps]}" "${R[$name.lat.p50_us]}" "${R[$name.lat.p99_us]}" "${R[$name.one.p50_us]}" \
         "${R[$name.ttfb.p50_us]}" "${R[$name.ttfb.p99_us]}" "${R[$name.ttfb.total_p50_us]}" \
         "${R[$name.errors]}"
     done
@@ -381,8 +386,10 @@ report() {
       R[$name.added_p50_us]=$(awk "BEGIN { printf \"%.0f\", ${R[$name.lat.p50_us]} - ${R[mock.lat.p50_us]} }")
       R[$name.added_p99_us]=$(awk "BEGIN { printf \"%.0f\", ${R[$name.lat.p99_us]} - ${R[mock.lat.p99_us]} }")
       R[$name.added_ttfb_p50_us]=$(( ${R[$name.ttfb.p50_us]} - ${R[mock.ttfb.p50_us]} ))
+      R[$name.added_one_p50_us]=$(awk "BEGIN { printf \"%.0f\", ${R[$name.one.p50_us]} - ${R[mock.one.p50_us]} }")
       echo "- $name adds p50 ${R[$name.added_p50_us]} µs, p99 ${R[$name.added_p99_us]} µs" \
-        "at concurrency $LAT_CONNS; stream TTFB p50 +${R[$name.added_ttfb_p50_us]} µs."
+        "at concurrency $LAT_CONNS; p50 ${R[$name.added_one_p50_us]} µs unloaded (concurrency 1);" \
+        "stream TTFB p50 +${R[$name.added_ttfb_p50_us]} µs."
     done
     if [ -n "${R[gateway.rss_kib]:-}" ]; then
       echo "- gateway peak RSS (VmHWM): $(( ${R[gateway.rss_kib]} / 1024 )) MiB."
@@ -419,12 +426,12 @@ report() {
     for name in $TARGETS; do
       [ "$first" -eq 1 ] || printf ',\n'
       first=0
-      printf '    "%s": {"rps": %s, "p50_us": %s, "p90_us": %s, "p99_us": %s, "ttfb_p50_us": %s, "ttfb_p99_us": %s, "stream_total_p50_us": %s, "errors": %s' \
+      printf '    "%s": {"rps": %s, "p50_us": %s, "p90_us": %s, "p99_us": %s, "ttfb_p50_us": %s, "ttfb_p99_us": %s, "stream_total_p50_us": %s, "unloaded_p50_us": %s, "errors": %s' \
         "$name" "${R[$name.rps.rps]}" "${R[$name.lat.p50_us]}" "${R[$name.lat.p90_us]}" \
         "${R[$name.lat.p99_us]}" "${R[$name.ttfb.p50_us]}" "${R[$name.ttfb.p99_us]}" \
-        "${R[$name.ttfb.total_p50_us]}" "${R[$name.errors]}"
-      [ -z "${R[$name.added_p50_us]:-}" ] || printf ', "added_p50_us": %s, "added_p99_us": %s, "added_ttfb_p50_us": %s' \
-        "${R[$name.added_p50_us]}" "${R[$name.added_p99_us]}" "${R[$name.added_ttfb_p50_us]}"
+        "${R[$name.ttfb.total_p50_us]}" "${R[$name.one.p50_us]}" "${R[$name.errors]}"
+      [ -z "${R[$name.added_p50_us]:-}" ] || printf ', "added_p50_us": %s, "added_p99_us": %s, "added_unloaded_p50_us": %s, "added_ttfb_p50_us": %s' \
+        "${R[$name.added_p50_us]}" "${R[$name.added_p99_us]}" "${R[$name.added_one_p50_us]}" "${R[$name.added_ttfb_p50_us]}"
       [ "$name" != gateway ] || [ -z "${R[gateway.rss_kib]:-}" ] || printf ', "peak_rss_kib": %s' "${R[gateway.rss_kib]}"
       printf '}'
     done
