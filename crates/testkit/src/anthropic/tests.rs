@@ -1,3 +1,4 @@
+//! Unit tests of the anthropic mock's wire rendering.
 use serde_json::json;
 
 use super::*;

@@ -1,3 +1,4 @@
+//! Unit tests of the wire mock's wire rendering.
 use super::*;
 
 #[test]
