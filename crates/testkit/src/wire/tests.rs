@@ -1,4 +1,4 @@
-//! Unit tests of the wire mock's wire rendering.
+//! Unit tests of the helpers every mock shares (text splitting, fragments, embeddings).
 use super::*;
 
 #[test]
