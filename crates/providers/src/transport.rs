@@ -161,8 +161,8 @@ impl Transport {
         let first_byte = start + timeouts.first_byte;
 
         let mut headers = req.headers.clone();
-        insert_optional(&mut headers, "x-request-id", Some(req.call.request_id));
-        insert_optional(&mut headers, "traceparent", req.call.traceparent);
+        insert_optional(&mut headers, X_REQUEST_ID, Some(req.call.request_id));
+        insert_optional(&mut headers, TRACEPARENT, req.call.traceparent);
         let mut request = Request::new(Full::new(Bytes::from(req.body)));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = req.uri;
@@ -272,12 +272,15 @@ impl Answer {
     }
 }
 
-fn insert_optional(headers: &mut HeaderMap, name: &'static str, value: Option<&str>) {
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+fn insert_optional(headers: &mut HeaderMap, name: HeaderName, value: Option<&str>) {
     // A value that is not a valid header (a client-supplied traceparent with a newline) is not
     // worth failing the call over: it is only correlation.
     if let Some(value) = value.filter(|v| !v.is_empty()) {
         if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(HeaderName::from_static(name), value);
+            headers.insert(name, value);
         }
     }
 }

@@ -6,8 +6,8 @@
 //! about (`messages[2].content[0]`). An explicit `null` counts as absent, as OpenAI treats it.
 
 use super::wire::{
-    InFunctionCall, InImageUrl, InMessage, InPart, InResponseFormat, InStop, InStreamOptions,
-    InTool, InToolCall,
+    InFunctionCall, InImageUrl, InPart, InResponseFormat, InStop, InStreamOptions, InTool,
+    InToolCall,
 };
 use crate::error::ConvertError;
 use serde::Deserialize;
@@ -140,16 +140,16 @@ fn parse_messages(value: &Value, req: &mut ChatRequest) -> Result<(), ConvertErr
     for (i, item) in items.iter().enumerate() {
         let path = format!("messages[{i}]");
         let content_path = format!("{path}.content");
-        match field::<InMessage>(&path, item)? {
-            InMessage::System { content, .. } | InMessage::Developer { content, .. } => {
-                req.system.extend(text_parts(&content, &content_path)?);
+        match read_message(item, &path)? {
+            MessageRef::System { content } => {
+                req.system.extend(text_parts(content, &content_path)?);
             }
-            InMessage::User { content, name } => {
-                let mut msg = Message::new(Role::User, user_parts(&content, &content_path)?);
+            MessageRef::User { content, name } => {
+                let mut msg = Message::new(Role::User, user_parts(content, &content_path)?);
                 msg.name = name;
                 req.messages.push(msg);
             }
-            InMessage::Assistant {
+            MessageRef::Assistant {
                 content,
                 name,
                 tool_calls,
@@ -158,30 +158,118 @@ fn parse_messages(value: &Value, req: &mut ChatRequest) -> Result<(), ConvertErr
                 let mut msg = Message::new(Role::Assistant, Vec::new());
                 msg.name = name;
                 msg.refusal = refusal;
-                assistant_content(&content, &content_path, &mut msg)?;
+                assistant_content(content, &content_path, &mut msg)?;
                 for (j, call) in tool_calls.unwrap_or_default().into_iter().enumerate() {
                     msg.tool_calls
                         .push(tool_call(call, &format!("{path}.tool_calls[{j}]"))?);
                 }
                 req.messages.push(msg);
             }
-            InMessage::Tool {
+            MessageRef::Tool {
                 content,
                 tool_call_id,
             } => {
-                let mut msg = Message::new(Role::Tool, text_parts(&content, &content_path)?);
+                let mut msg = Message::new(Role::Tool, text_parts(content, &content_path)?);
                 msg.tool_call_id = Some(tool_call_id);
                 req.messages.push(msg);
-            }
-            InMessage::Function {} => {
-                return Err(ConvertError::unsupported(
-                    format!("{path}.role"),
-                    "The legacy `function` role is not supported; send tool results as `tool` messages.",
-                ))
             }
         }
     }
     Ok(())
+}
+
+/// One message of the request, borrowed from the parsed body. Read by hand rather than as a
+/// serde enum tagged by `role`: serde buffers a tagged enum's fields, copying every string of
+/// the conversation twice on each request.
+enum MessageRef<'a> {
+    /// `system` or `developer`. A participant `name` is not kept: canonical system text has none.
+    System { content: &'a Value },
+    User {
+        content: &'a Value,
+        name: Option<String>,
+    },
+    Assistant {
+        content: &'a Value,
+        name: Option<String>,
+        tool_calls: Option<Vec<InToolCall>>,
+        refusal: Option<String>,
+    },
+    Tool {
+        content: &'a Value,
+        tool_call_id: String,
+    },
+}
+
+static NULL: Value = Value::Null;
+
+fn read_message<'a>(item: &'a Value, path: &str) -> Result<MessageRef<'a>, ConvertError> {
+    let Value::Object(fields) = item else {
+        return Err(ConvertError::invalid(
+            path.to_owned(),
+            format!("`{path}` must be a message object."),
+        ));
+    };
+    let missing = |key: &str| {
+        ConvertError::invalid(
+            format!("{path}.{key}"),
+            format!("`{path}`: missing field `{key}`."),
+        )
+    };
+    let content = |required: bool| match fields.get("content") {
+        Some(value) => Ok(value),
+        None if !required => Ok(&NULL),
+        None => Err(missing("content")),
+    };
+    let string = |key: &str| match fields.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ConvertError::invalid(
+            format!("{path}.{key}"),
+            format!("`{path}.{key}` must be a string."),
+        )),
+    };
+    let role = match fields.get("role") {
+        Some(Value::String(role)) => role.as_str(),
+        Some(_) => {
+            return Err(ConvertError::invalid(
+                format!("{path}.role"),
+                format!("`{path}.role` must be a string."),
+            ))
+        }
+        None => return Err(missing("role")),
+    };
+    match role {
+        "system" | "developer" => Ok(MessageRef::System {
+            content: content(true)?,
+        }),
+        "user" => Ok(MessageRef::User {
+            content: content(true)?,
+            name: string("name")?,
+        }),
+        "assistant" => Ok(MessageRef::Assistant {
+            content: content(false)?,
+            name: string("name")?,
+            refusal: string("refusal")?,
+            tool_calls: match fields.get("tool_calls") {
+                None | Some(Value::Null) => None,
+                Some(calls) => Some(field(&format!("{path}.tool_calls"), calls)?),
+            },
+        }),
+        "tool" => Ok(MessageRef::Tool {
+            content: content(true)?,
+            tool_call_id: string("tool_call_id")?.ok_or_else(|| missing("tool_call_id"))?,
+        }),
+        "function" => Err(ConvertError::unsupported(
+            format!("{path}.role"),
+            "The legacy `function` role is not supported; send tool results as `tool` messages.",
+        )),
+        other => Err(ConvertError::invalid(
+            format!("{path}.role"),
+            format!(
+                "`{path}.role` is `{other}`; expected one of system, developer, user, assistant, tool."
+            ),
+        )),
+    }
 }
 
 /// The parts of a content value: a string is one text part; an array is read part by part.
@@ -206,6 +294,10 @@ fn parts(content: &Value, path: &str) -> Result<Vec<(String, InPart)>, ConvertEr
 
 /// Content of system, developer and tool messages: text only.
 fn text_parts(content: &Value, path: &str) -> Result<Vec<ContentPart>, ConvertError> {
+    // The common case, a plain string, without the per-part paths.
+    if let Value::String(text) = content {
+        return Ok(vec![ContentPart::text(text.as_str())]);
+    }
     parts(content, path)?
         .into_iter()
         .map(|(p, part)| match part {
@@ -219,6 +311,9 @@ fn text_parts(content: &Value, path: &str) -> Result<Vec<ContentPart>, ConvertEr
 }
 
 fn user_parts(content: &Value, path: &str) -> Result<Vec<ContentPart>, ConvertError> {
+    if let Value::String(text) = content {
+        return Ok(vec![ContentPart::text(text.as_str())]);
+    }
     parts(content, path)?
         .into_iter()
         .map(|(p, part)| match part {

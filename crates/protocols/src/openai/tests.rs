@@ -127,7 +127,7 @@ fn request_errors_name_the_field() {
         ),
         (
             r#"{"model":"m","messages":[{"role":"wizard","content":"x"}]}"#,
-            "messages[0]",
+            "messages[0].role",
         ),
         (
             r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#,

@@ -10,34 +10,6 @@ use serde_json::Value;
 // ---------------------------------------------------------------------------------------------
 // Requests, inbound (a client's body).
 
-/// One message of `messages`, tagged by `role`. Content stays a `Value` so that its parts can be
-/// read one by one with a precise path in error messages (`messages[2].content[1]`).
-#[derive(Deserialize)]
-#[serde(tag = "role", rename_all = "lowercase")]
-pub(super) enum InMessage {
-    /// Its participant `name`, if any, is not kept: canonical system text has no name.
-    System { content: Value },
-    /// The newer name of `system` for reasoning models.
-    Developer { content: Value },
-    User {
-        content: Value,
-        name: Option<String>,
-    },
-    Assistant {
-        #[serde(default)]
-        content: Value,
-        name: Option<String>,
-        tool_calls: Option<Vec<InToolCall>>,
-        refusal: Option<String>,
-    },
-    Tool {
-        content: Value,
-        tool_call_id: String,
-    },
-    /// Legacy function-calling result; rejected with a pointer to `tool`.
-    Function {},
-}
-
 #[derive(Deserialize)]
 pub(super) struct InToolCall {
     pub id: String,
