@@ -11,6 +11,7 @@ cleanup() { [ -z "$PID" ] || kill "$PID" 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 [ -x "$BIN" ] || { echo "sdk: no binary at $BIN (build it first)" >&2; exit 1; }
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")   # the demo runs from a temp folder
 python3 -m venv "$WORK/venv"
 "$WORK/venv/bin/pip" install -q --disable-pip-version-check openai anthropic
 
