@@ -35,11 +35,7 @@ pub fn request_context(headers: &HeaderMap) -> RequestContext {
         .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID)
         .map(str::to_owned)
         .unwrap_or_else(new_request_id);
-    let traceparent = headers
-        .get(TRACEPARENT)
-        .or_else(|| headers.get(X_TRACE_ID))
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let traceparent = trace_context(headers);
     RequestContext {
         request_id,
         traceparent,
@@ -48,6 +44,36 @@ pub fn request_context(headers: &HeaderMap) -> RequestContext {
         },
         principal: None,
     }
+}
+
+/// The W3C `traceparent` to propagate upstream: the client's own when it is well formed, else
+/// one made from `x-switchboard-trace-id` (32 hex digits) with a fresh parent span id. Anything
+/// malformed is dropped rather than passed on to confuse the provider's tracing.
+fn trace_context(headers: &HeaderMap) -> Option<String> {
+    let header = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(parent) = header(&TRACEPARENT).filter(|v| is_traceparent(v)) {
+        return Some(parent.to_owned());
+    }
+    let trace_id = header(&X_TRACE_ID).filter(|v| is_hex(v, 32))?;
+    let span_id: u64 = rand::random();
+    Some(format!(
+        "00-{}-{span_id:016x}-01",
+        trace_id.to_ascii_lowercase()
+    ))
+}
+
+fn is_hex(text: &str, len: usize) -> bool {
+    text.len() == len && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `version-traceid-parentid-flags`, e.g. `00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01`.
+fn is_traceparent(text: &str) -> bool {
+    let mut parts = text.split('-');
+    matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some(v), Some(t), Some(p), Some(f), None)
+            if is_hex(v, 2) && is_hex(t, 32) && is_hex(p, 16) && is_hex(f, 2)
+    )
 }
 
 /// `Authorization: Bearer KEY`, `x-api-key` (Anthropic SDKs), `api-key` (Azure SDKs) or
@@ -66,4 +92,55 @@ fn api_key(headers: &HeaderMap) -> Option<String> {
         .iter()
         .find_map(|name| headers.get(name).and_then(|v| v.to_str().ok()))
         .map(|v| v.trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(HeaderName::from_static(name), value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn trace_context_is_propagated_only_when_well_formed() {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            trace_context(&headers(&[("traceparent", parent)])).as_deref(),
+            Some(parent)
+        );
+        assert_eq!(trace_context(&headers(&[("traceparent", "garbage")])), None);
+        let made = trace_context(&headers(&[(
+            "x-switchboard-trace-id",
+            "4BF92F3577B34DA6A3CE929D0E0E4736",
+        )]))
+        .unwrap();
+        assert!(is_traceparent(&made), "{made}");
+        assert!(made.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        assert_eq!(
+            trace_context(&headers(&[("x-switchboard-trace-id", "short")])),
+            None
+        );
+    }
+
+    #[test]
+    fn keys_come_from_every_sdk_header() {
+        for (name, value) in [
+            ("authorization", "Bearer sk-1"),
+            ("x-api-key", "sk-1"),
+            ("api-key", "sk-1"),
+            ("x-goog-api-key", " sk-1 "),
+        ] {
+            assert_eq!(
+                api_key(&headers(&[(name, value)])).as_deref(),
+                Some("sk-1"),
+                "{name}"
+            );
+        }
+        assert_eq!(api_key(&headers(&[])), None);
+    }
 }
