@@ -14,3 +14,11 @@ pub mod sse;
 pub use codec::{ResponseMode, StreamDecoder, StreamEncoder, UpstreamBody};
 pub use error::{ClientError, ConvertError, DecodeError, ErrorKind};
 pub use sse::{SseEvent, SseParser};
+
+/// Seconds since the Unix epoch, for `created` when the source had none (Anthropic and Gemini
+/// bodies carry no timestamp).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

@@ -48,7 +48,7 @@ pub fn parse_generate_response(body: Bytes, model: &str) -> Result<ChatResponse,
             .model_version
             .clone()
             .unwrap_or_else(|| model.to_owned()),
-        created: now_unix(),
+        created: crate::unix_now(),
         choices,
         usage: resp.usage_metadata.as_ref().map(to_usage),
         system_fingerprint: None,
@@ -210,11 +210,4 @@ fn to_openai_logprobs(result: &LogprobsResult) -> Value {
         })
         .collect();
     json!({ "content": content })
-}
-
-pub(crate) fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

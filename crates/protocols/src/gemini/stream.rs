@@ -20,7 +20,7 @@ use serde_json::Value;
 use switchboard_types::{ChatEvent, FinishReason};
 
 use super::response::{
-    arguments_text, choice_index, finish_reason, in_band_error, now_unix, prompt_blocked, to_usage,
+    arguments_text, choice_index, finish_reason, in_band_error, prompt_blocked, to_usage,
     tool_call_id,
 };
 use super::wire::{GenerateContentResponse, UsageMetadata};
@@ -53,7 +53,7 @@ impl GenerateStreamDecoder {
     /// `model` is the upstream model the request went to, used when chunks carry no
     /// `modelVersion`.
     pub fn new(model: &str) -> Self {
-        Self::with_created(model, now_unix())
+        Self::with_created(model, crate::unix_now())
     }
 
     /// Like `new` with a fixed `created` timestamp (deterministic tests, replays).

@@ -25,21 +25,7 @@ use switchboard_types::{
 /// instruction update meant to apply to what follows. The same-protocol fast path forwards the
 /// client's original order untouched.
 pub fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, ConvertError> {
-    let object = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(object)) => object,
-        Ok(_) => {
-            return Err(ConvertError::invalid(
-                None,
-                "The request body must be a JSON object.",
-            ))
-        }
-        Err(e) => {
-            return Err(ConvertError::invalid(
-                None,
-                format!("The request body is not valid JSON: {e}."),
-            ))
-        }
-    };
+    let object = super::parse_object(body)?;
     let mut req = ChatRequest::default();
     let (mut max_tokens, mut max_completion_tokens) = (None, None);
     for (key, value) in &object {

@@ -160,7 +160,7 @@ pub fn render_chat_response(resp: &ChatResponse) -> Vec<u8> {
     let created = if resp.created > 0 {
         resp.created
     } else {
-        super::now_unix()
+        crate::unix_now()
     };
     let out = OutResponse {
         id: &id,

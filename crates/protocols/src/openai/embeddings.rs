@@ -17,21 +17,7 @@ use switchboard_types::{EmbedInput, EmbedRequest, EmbedResponse, Embedding, Usag
 /// Parses an embeddings request: `input` is a string, an array of strings, an array of token
 /// ids or an array of arrays of token ids.
 pub fn parse_embed_request(body: &[u8]) -> Result<EmbedRequest, ConvertError> {
-    let object = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(object)) => object,
-        Ok(_) => {
-            return Err(ConvertError::invalid(
-                None,
-                "The request body must be a JSON object.",
-            ))
-        }
-        Err(e) => {
-            return Err(ConvertError::invalid(
-                None,
-                format!("The request body is not valid JSON: {e}."),
-            ))
-        }
-    };
+    let object = super::parse_object(body)?;
     let mut model = None;
     let mut input = None;
     let mut req_dimensions = None;

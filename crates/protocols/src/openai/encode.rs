@@ -41,7 +41,7 @@ impl ChatStreamEncoder {
 
     fn meta(&mut self) -> (String, String, i64) {
         self.meta
-            .get_or_insert_with(|| (super::new_completion_id(), String::new(), super::now_unix()))
+            .get_or_insert_with(|| (super::new_completion_id(), String::new(), crate::unix_now()))
             .clone()
     }
 
@@ -91,7 +91,7 @@ impl StreamEncoder for ChatStreamEncoder {
                 let created = if *created > 0 {
                     *created
                 } else {
-                    super::now_unix()
+                    crate::unix_now()
                 };
                 self.meta = Some((id, model.clone(), created));
                 let delta = OutDelta {

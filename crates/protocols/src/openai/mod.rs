@@ -42,13 +42,6 @@ fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec())
 }
 
-/// Seconds since the Unix epoch, for `created` when the source had none.
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 /// A fresh `chatcmpl-...` id for responses that come from providers without one (or from no
 /// `Start` at all). Unique within the process (counter) and very likely across processes (clock).
 fn new_completion_id() -> String {
@@ -121,5 +114,22 @@ fn usage_to_wire(u: &Usage) -> wire::OutUsage {
         completion_tokens_details: wire::OutCompletionDetails {
             reasoning_tokens: u.reasoning_tokens,
         },
+    }
+}
+
+/// Parses a client's request body, which must be one JSON object.
+fn parse_object(
+    body: &[u8],
+) -> Result<serde_json::Map<String, serde_json::Value>, crate::ConvertError> {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(object)) => Ok(object),
+        Ok(_) => Err(crate::ConvertError::invalid(
+            None,
+            "The request body must be a JSON object.",
+        )),
+        Err(e) => Err(crate::ConvertError::invalid(
+            None,
+            format!("The request body is not valid JSON: {e}."),
+        )),
     }
 }

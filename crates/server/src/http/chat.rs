@@ -102,7 +102,7 @@ pub async fn handle(
             Err(failure) => return format.failure_response(&failure, &meta),
         };
         if routed.value.created == 0 {
-            routed.value.created = sse::unix_now();
+            routed.value.created = switchboard_protocols::unix_now();
         }
         let mut response =
             (StatusCode::OK, json_body(format.render_chat(&routed.value))).into_response();

@@ -32,7 +32,7 @@ pub fn body(
         encoder,
         request_id,
         attempts,
-        now: unix_now(),
+        now: switchboard_protocols::unix_now(),
     };
     let frames = futures::stream::unfold(Some(state), |state| async move {
         let mut state = state?;
@@ -73,11 +73,4 @@ fn stream_error(err: ProviderError, attempts: u32) -> GatewayError {
         ProviderError::Timeout(kind) => GatewayError::UpstreamTimeout(kind),
         last => GatewayError::AllTargetsFailed { attempts, last },
     }
-}
-
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
