@@ -22,3 +22,20 @@ pub fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
+
+/// Parses a client's request body (any family), which must be one JSON object.
+pub(crate) fn parse_object(
+    body: &[u8],
+) -> Result<serde_json::Map<String, serde_json::Value>, crate::ConvertError> {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(object)) => Ok(object),
+        Ok(_) => Err(crate::ConvertError::invalid(
+            None,
+            "The request body must be a JSON object.",
+        )),
+        Err(e) => Err(crate::ConvertError::invalid(
+            None,
+            format!("The request body is not valid JSON: {e}."),
+        )),
+    }
+}

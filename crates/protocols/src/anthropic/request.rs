@@ -51,15 +51,7 @@ fn invalid(param: impl Into<String>, message: impl Into<String>) -> ConvertError
 }
 
 fn parse(body: &[u8], require_max_tokens: bool) -> Result<ChatRequest, ConvertError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ConvertError::invalid(None, format!("The request body is not valid JSON: {e}."))
-    })?;
-    let Value::Object(object) = value else {
-        return Err(ConvertError::invalid(
-            None,
-            "The request body must be a JSON object.",
-        ));
-    };
+    let object = crate::parse_object(body)?;
     let mut parser = Parser::default();
     let mut req = ChatRequest {
         // Anthropic streams always report usage; nothing for the client to opt into.

@@ -25,7 +25,7 @@ use switchboard_types::{
 /// instruction update meant to apply to what follows. The same-protocol fast path forwards the
 /// client's original order untouched.
 pub fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, ConvertError> {
-    let object = super::parse_object(body)?;
+    let object = crate::parse_object(body)?;
     let mut req = ChatRequest::default();
     let (mut max_tokens, mut max_completion_tokens) = (None, None);
     for (key, value) in &object {

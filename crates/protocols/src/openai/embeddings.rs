@@ -17,7 +17,7 @@ use switchboard_types::{EmbedInput, EmbedRequest, EmbedResponse, Embedding, Usag
 /// Parses an embeddings request: `input` is a string, an array of strings, an array of token
 /// ids or an array of arrays of token ids.
 pub fn parse_embed_request(body: &[u8]) -> Result<EmbedRequest, ConvertError> {
-    let object = super::parse_object(body)?;
+    let object = crate::parse_object(body)?;
     let mut model = None;
     let mut input = None;
     let mut req_dimensions = None;

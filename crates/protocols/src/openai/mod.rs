@@ -116,20 +116,3 @@ fn usage_to_wire(u: &Usage) -> wire::OutUsage {
         },
     }
 }
-
-/// Parses a client's request body, which must be one JSON object.
-fn parse_object(
-    body: &[u8],
-) -> Result<serde_json::Map<String, serde_json::Value>, crate::ConvertError> {
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(serde_json::Value::Object(object)) => Ok(object),
-        Ok(_) => Err(crate::ConvertError::invalid(
-            None,
-            "The request body must be a JSON object.",
-        )),
-        Err(e) => Err(crate::ConvertError::invalid(
-            None,
-            format!("The request body is not valid JSON: {e}."),
-        )),
-    }
-}
