@@ -1,6 +1,10 @@
 //! Who is calling. In this version the only key is the bootstrap `admin_key` from the config;
 //! virtual keys, tenants and roles come with the access layer and plug in here.
 
+pub mod grant;
+pub mod keys;
+pub mod roles;
+
 use crate::config::Secret;
 use crate::error::GatewayError;
 use subtle::ConstantTimeEq;

@@ -1,0 +1,18 @@
+//! Storage for Switchboard: SQLite (the default, a file in WAL mode) or Postgres, chosen by the
+//! `database:` URL, through sqlx's `Any` driver so that both share one code path (portable SQL,
+//! `$1` placeholders, ids and times made by the application). Migrations are embedded, one
+//! folder per database, and run by `serve` and `switchboard migrate`.
+//!
+//! What lives here: tenancy (orgs, teams, apps, users, memberships), virtual keys,
+//! subscriptions, stored providers and models, the hash-chained audit log, encryption of
+//! provider keys at rest, and the change feed that tells every instance when access data or
+//! stored config changed. Every change made through [`Store`] writes its audit row in the same
+//! transaction.
+
+mod common;
+mod db;
+mod error;
+
+pub use common::{Actor, Page, PageRequest, APPLY};
+pub use db::{Backend, Store, StoreOptions};
+pub use error::StoreError;
