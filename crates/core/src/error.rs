@@ -32,6 +32,19 @@ pub enum GatewayError {
     MissingKey,
     #[error("invalid credentials")]
     InvalidKey,
+    #[error("this key has expired")]
+    KeyExpired,
+    #[error("credentials cannot be checked right now")]
+    AuthUnavailable,
+    #[error("model `{0}` requires an approved subscription")]
+    ApprovalRequired(String),
+    #[error("the subscription to `{0}` is pending approval")]
+    SubscriptionPending(String),
+    #[error("the subscription to `{alias}` was rejected")]
+    SubscriptionRejected {
+        alias: String,
+        reason: Option<String>,
+    },
     #[error("this key may not call model `{0}`")]
     ModelNotAllowed(String),
     #[error("unknown model `{0}`")]
@@ -71,6 +84,10 @@ impl GatewayError {
             | ContextWindowExceeded { .. }
             | MissingKey
             | InvalidKey
+            | KeyExpired
+            | ApprovalRequired(_)
+            | SubscriptionPending(_)
+            | SubscriptionRejected { .. }
             | ModelNotAllowed(_)
             | UnknownModel(_)
             | WrongModelKind { .. }
@@ -82,7 +99,7 @@ impl GatewayError {
             AllTargetsFailed { .. } | AllCircuitsOpen { .. } | UpstreamTimeout(_) => {
                 Fault::Upstream
             }
-            ShuttingDown | Internal(_) => Fault::Internal,
+            ShuttingDown | AuthUnavailable | Internal(_) => Fault::Internal,
         }
     }
 
@@ -93,14 +110,17 @@ impl GatewayError {
             WrongModelKind { .. } => 400,
             UpstreamRejected { status: 413, .. } => 413,
             UpstreamRejected { .. } => 400,
-            MissingKey | InvalidKey => 401,
-            ModelNotAllowed(_) => 403,
+            MissingKey | InvalidKey | KeyExpired => 401,
+            ModelNotAllowed(_)
+            | ApprovalRequired(_)
+            | SubscriptionPending(_)
+            | SubscriptionRejected { .. } => 403,
             UnknownModel(_) | RouteNotFound => 404,
             MethodNotAllowed => 405,
             BodyTooLarge { .. } => 413,
             RateLimited { .. } => 429,
             AllTargetsFailed { .. } => 502,
-            AllCircuitsOpen { .. } | ShuttingDown => 503,
+            AllCircuitsOpen { .. } | ShuttingDown | AuthUnavailable => 503,
             UpstreamTimeout(_) => 504,
             Internal(_) => 500,
         }
@@ -116,6 +136,11 @@ impl GatewayError {
             ContextWindowExceeded { .. } => "context_length_exceeded",
             MissingKey => "missing_api_key",
             InvalidKey => "invalid_api_key",
+            KeyExpired => "expired_api_key",
+            AuthUnavailable => "auth_unavailable",
+            ApprovalRequired(_) => "approval_required",
+            SubscriptionPending(_) => "subscription_pending",
+            SubscriptionRejected { .. } => "subscription_rejected",
             ModelNotAllowed(_) => "model_not_allowed",
             UnknownModel(_) => "model_not_found",
             WrongModelKind { .. } => "wrong_model_kind",
@@ -185,7 +210,15 @@ impl GatewayError {
             ),
             MissingKey => "No API key was given. Send it as `Authorization: Bearer KEY` (or `x-api-key`, `api-key`, `x-goog-api-key`).".into(),
             InvalidKey => "The API key is unknown, expired or revoked. Check the key, or ask an admin for a new one.".into(),
+            KeyExpired => "The API key has expired. Rotate it or ask an admin for a new one.".into(),
+            AuthUnavailable => "Credentials cannot be checked right now (the key store or the identity provider is unreachable). Retry shortly.".into(),
             ModelNotAllowed(alias) => format!("This key may not call model `{alias}`. Ask an admin to grant it."),
+            ApprovalRequired(alias) => format!("Model `{alias}` requires an approved subscription. Request one for your app (POST /admin/v1/orgs/{{org}}/subscriptions) and wait for an admin to approve it."),
+            SubscriptionPending(alias) => format!("Your app's subscription request for `{alias}` is pending: an org admin has not approved it yet."),
+            SubscriptionRejected { alias, reason } => match reason {
+                Some(reason) => format!("Your app's subscription to `{alias}` was rejected: {reason}"),
+                None => format!("Your app's subscription to `{alias}` was rejected."),
+            },
             UnknownModel(alias) => format!("The model `{alias}` does not exist. GET /v1/models lists the models this key may call."),
             WrongModelKind { alias, what } => format!("The model `{alias}` cannot serve {what}."),
             BodyTooLarge { limit } => format!("The request body is larger than the limit of {limit} bytes."),

@@ -3,6 +3,9 @@
 //! `ArcSwap`, so each request reads one consistent snapshot without a lock, and a reload swaps
 //! in a new snapshot atomically or, if building it fails, keeps the old one.
 
+use crate::auth::cache::KeyCache;
+use crate::auth::grant::KeyLookup;
+use crate::auth::jwt::JwtVerifier;
 use crate::auth::Authenticator;
 use crate::config::{CircuitPolicy, Config};
 use crate::routing::{Router, TargetStates};
@@ -23,12 +26,21 @@ pub struct Snapshot {
 pub enum BuildError {
     #[error("provider `{name}`: {message}")]
     Provider { name: String, message: String },
+    #[error("cannot build an HTTP client: {0}")]
+    Http(String),
 }
 
 impl Snapshot {
-    /// Builds the providers and the router of `config`. Per-target live state (circuits,
-    /// latency) comes from `states`, so it survives reloads.
-    pub fn build(config: Config, states: &Arc<TargetStates>) -> Result<Snapshot, BuildError> {
+    /// Builds the providers and the router of `config`. State that outlives snapshots
+    /// (per-target circuits and latency, the key cache) comes from `shared`; `jwt` is the
+    /// previous snapshot's verifier, reused when the OIDC settings did not change (so a reload
+    /// does not refetch the issuer's keys).
+    fn build(
+        config: Config,
+        shared: &Shared,
+        jwt: Option<Arc<JwtVerifier>>,
+    ) -> Result<Snapshot, BuildError> {
+        let states = &shared.states;
         let mut providers: HashMap<String, Arc<dyn Provider>> = HashMap::new();
         let mut circuits: HashMap<String, CircuitPolicy> = HashMap::new();
         for (name, provider) in &config.providers {
@@ -44,8 +56,16 @@ impl Snapshot {
             }
         }
         let router = Router::build(&config.models, &providers, states, &circuits);
+        let jwt = match (&config.access.oidc, jwt) {
+            (Some(settings), Some(old)) if old.settings() == settings => Some(old),
+            (Some(settings), _) => Some(Arc::new(JwtVerifier::new(
+                settings.clone(),
+                shared.http.clone(),
+            ))),
+            (None, _) => None,
+        };
         Ok(Snapshot {
-            auth: Authenticator::new(config.admin_key.clone()),
+            auth: Authenticator::new(config.admin_key.clone(), shared.keys.clone(), jwt),
             router,
             config: Arc::new(config),
         })
@@ -64,22 +84,50 @@ pub struct ReloadStatus {
     pub last_error: Option<String>,
 }
 
+/// State that outlives config snapshots.
+#[derive(Debug)]
+struct Shared {
+    states: Arc<TargetStates>,
+    /// Virtual-key lookups, when a store is attached.
+    keys: Option<KeyCache>,
+    /// For fetching an OIDC issuer's keys.
+    http: reqwest::Client,
+}
+
 /// The running gateway: the current snapshot and the state that outlives snapshots.
 #[derive(Debug)]
 pub struct Gateway {
     current: ArcSwap<Snapshot>,
-    states: Arc<TargetStates>,
+    shared: Shared,
     /// Only touched on reload, never on the request path.
     reloads: parking_lot::Mutex<ReloadStatus>,
 }
 
 impl Gateway {
+    /// A gateway whose only credential is the admin key (no store attached).
     pub fn new(config: Config) -> Result<Gateway, BuildError> {
-        let states = TargetStates::new();
-        let snapshot = Snapshot::build(config, &states)?;
+        Self::build(config, None)
+    }
+
+    /// A gateway that also accepts the virtual keys `lookup` knows.
+    pub fn with_keys(config: Config, lookup: Arc<dyn KeyLookup>) -> Result<Gateway, BuildError> {
+        Self::build(config, Some(lookup))
+    }
+
+    fn build(config: Config, lookup: Option<Arc<dyn KeyLookup>>) -> Result<Gateway, BuildError> {
+        let ttl = config.access.key_cache_ttl;
+        let shared = Shared {
+            states: TargetStates::new(),
+            keys: lookup.map(|lookup| KeyCache::new(lookup, ttl)),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .map_err(|e| BuildError::Http(e.to_string()))?,
+        };
+        let snapshot = Snapshot::build(config, &shared, None)?;
         Ok(Gateway {
             current: ArcSwap::from_pointee(snapshot),
-            states,
+            shared,
             reloads: parking_lot::Mutex::new(ReloadStatus::default()),
         })
     }
@@ -91,7 +139,8 @@ impl Gateway {
 
     /// Replaces the running config. On error the old snapshot stays in place.
     pub fn reload(&self, config: Config) -> Result<(), BuildError> {
-        match Snapshot::build(config, &self.states) {
+        let jwt = self.current.load().auth.jwt().cloned();
+        match Snapshot::build(config, &self.shared, jwt) {
             Ok(snapshot) => {
                 self.current.store(Arc::new(snapshot));
                 let mut status = self.reloads.lock();
@@ -118,6 +167,13 @@ impl Gateway {
     }
 
     pub fn target_states(&self) -> &Arc<TargetStates> {
-        &self.states
+        &self.shared.states
+    }
+
+    /// Forgets every cached key grant: access data changed (here or on another instance).
+    pub fn invalidate_keys(&self) {
+        if let Some(keys) = &self.shared.keys {
+            keys.invalidate_all();
+        }
     }
 }

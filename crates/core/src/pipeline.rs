@@ -88,36 +88,44 @@ impl Snapshot {
     }
 
     /// The aliases the caller may call, for `GET /v1/models`.
-    pub fn visible_models(&self, ctx: &mut RequestContext) -> Result<Vec<String>, GatewayError> {
-        let who = self.authenticate(ctx)?;
+    pub async fn visible_models(
+        &self,
+        ctx: &mut RequestContext,
+    ) -> Result<Vec<String>, GatewayError> {
+        let who = self.authenticate(ctx).await?;
         Ok(self
             .router
             .aliases()
-            .filter(|alias| self.auth.may_call(&who, alias))
+            .filter(|alias| {
+                let gated = self
+                    .router
+                    .model(alias)
+                    .is_some_and(|m| m.requires_approval);
+                self.auth.may_call(&who, alias, gated)
+            })
             .map(str::to_owned)
             .collect())
     }
 
     /// Step 1, who is calling. Handlers call it before parsing the body, so that a client
     /// without a valid key learns that first; later steps reuse the result.
-    pub fn authenticate(&self, ctx: &mut RequestContext) -> Result<Principal, GatewayError> {
+    pub async fn authenticate(&self, ctx: &mut RequestContext) -> Result<Principal, GatewayError> {
         if let Some(who) = &ctx.principal {
             return Ok(who.clone());
         }
-        let who = self.auth.authenticate(ctx.credentials.api_key.as_deref())?; // 1 who is calling
+        let presented = ctx.credentials.api_key.as_deref();
+        let who = self.auth.authenticate(presented).await?; // 1 who is calling (cached lookup)
         ctx.principal = Some(who.clone());
         Ok(who)
     }
 
-    fn authorize(&self, ctx: &mut RequestContext, alias: &str) -> Result<(), GatewayError> {
-        let who = self.authenticate(ctx)?;
-        if self.router.model(alias).is_none() {
+    /// Step 2, may the caller (authenticated by the handler) call `alias`.
+    fn authorize(&self, ctx: &RequestContext, alias: &str) -> Result<(), GatewayError> {
+        let who = ctx.principal.as_ref().ok_or(GatewayError::MissingKey)?;
+        let Some(model) = self.router.model(alias) else {
             return Err(GatewayError::UnknownModel(alias.to_owned()));
-        }
-        if !self.auth.may_call(&who, alias) {
-            return Err(GatewayError::ModelNotAllowed(alias.to_owned())); // 2 may they call it
-        }
-        Ok(())
+        };
+        self.auth.check_model(who, alias, model.requires_approval) // 2 may they call it
     }
 
     fn admit_chat(&self, ctx: &mut RequestContext, req: &ChatRequest) -> Result<(), GatewayError> {

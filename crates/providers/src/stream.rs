@@ -7,7 +7,7 @@
 //! provider's terminal event is [`ProviderError::Closed`]: a truncated answer must not pass for a
 //! complete one (nor be billed or cached as one). After the first error the stream ends.
 
-use crate::transport::{map_body_error, Answer};
+use crate::transport::{map_body_error, Answer, Lease};
 use crate::{ChatEventStream, ProviderError, TimeoutKind};
 use futures::{FutureExt, StreamExt};
 use http_body_util::{BodyDataStream, BodyExt};
@@ -24,6 +24,9 @@ const DRAIN_CHUNKS: usize = 4;
 
 struct State<D> {
     body: Option<BodyDataStream<Incoming>>,
+    /// The plain-HTTP connection, released once the body reached its end; dropped (closing
+    /// the connection) when the stream stops before that.
+    lease: Option<Lease>,
     parser: SseParser,
     decoder: D,
     pending: VecDeque<Result<ChatEvent, ProviderError>>,
@@ -38,6 +41,7 @@ where
 {
     let state = State {
         body: Some(answer.response.into_body().into_data_stream()),
+        lease: answer.lease,
         parser: SseParser::new(),
         decoder,
         pending: VecDeque::new(),
@@ -70,6 +74,7 @@ where
                     st.decode_all(last);
                     if st.body.is_some() {
                         st.body = None;
+                        st.release();
                         if !st.decoder.is_done() {
                             st.pending.push_back(Err(ProviderError::Closed(
                                 "the stream ended before its terminal event".into(),
@@ -104,6 +109,14 @@ impl<D: StreamDecoder> State<D> {
     fn fail(&mut self, err: ProviderError) {
         self.pending.push_back(Err(err));
         self.body = None;
+        self.lease = None;
+    }
+
+    /// The body reached its end: its connection can serve another request.
+    fn release(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            lease.release();
+        }
     }
 
     /// The terminal event was seen: read what already arrived of the body's end without waiting,
@@ -113,9 +126,16 @@ impl<D: StreamDecoder> State<D> {
             for _ in 0..DRAIN_CHUNKS {
                 match body.next().now_or_never() {
                     Some(Some(Ok(_))) => continue,
+                    Some(None) => {
+                        drop(body);
+                        self.release();
+                        return;
+                    }
                     _ => break,
                 }
             }
         }
+        // The body did not end yet: dropping the lease closes the connection.
+        self.lease = None;
     }
 }

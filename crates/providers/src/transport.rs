@@ -1,18 +1,24 @@
-//! The HTTP transport every remote provider shares: pooled hyper clients (rustls, TCP_NODELAY,
-//! HTTP/1.1 or HTTP/2 as ALPN negotiates), one JSON POST with the attempt's time limits, and the
-//! mapping of transport failures and non-success answers to [`ProviderError`].
+//! The HTTP transport every remote provider shares: pooled connections (TCP_NODELAY; for https
+//! rustls with HTTP/1.1 or HTTP/2 as ALPN negotiates), one JSON POST with the attempt's time
+//! limits, and the mapping of transport failures and non-success answers to [`ProviderError`].
 //!
-//! The client is hyper-util's pooled client directly rather than a higher-level wrapper: the
-//! wrappers' per-request layers (URL re-parsing, proxy matching, their own request types) cost
-//! several percent of the gateway's CPU per request, and providers already hold their endpoints
-//! as parsed [`Uri`]s and their fixed headers as a built [`HeaderMap`].
+//! Plain-HTTP upstreams go through our own pool of hyper HTTP/1.1 connections (`pool`): it is
+//! the gateway's per-request hot path when the model server sits next to it, and hyper-util's
+//! general client costs several times more per request there (see `pool`'s docs).
 //!
-//! Connect timeouts are a connector setting, not a request setting, while ours come per model
-//! (`Timeouts::connect`). The transport therefore keeps a small map of clients keyed by connect
-//! timeout, built lazily and shared by every provider: configs use a handful of distinct values,
-//! so there are a handful of pools, and two providers on the same host with the same connect
-//! timeout share warm connections. The other limits (first byte, total, idle) are applied here
-//! with tokio timers so that one pool serves them all.
+//! HTTPS upstreams use hyper-util's pooled client directly rather than a higher-level wrapper:
+//! the wrappers' per-request layers (URL re-parsing, proxy matching, their own request types)
+//! cost several percent of the gateway's CPU per request, and providers already hold their
+//! endpoints as parsed [`Uri`]s and their fixed headers as a built [`HeaderMap`]. Connect
+//! timeouts are a connector setting there, not a request setting, while ours come per model
+//! (`Timeouts::connect`). The transport therefore keeps a small map of those clients keyed by
+//! connect timeout, built lazily and shared by every provider: configs use a handful of
+//! distinct values, so there are a handful of pools, and two providers on the same host with
+//! the same connect timeout share warm connections.
+//!
+//! The other limits (first byte, total, idle) are applied here with tokio timers so that one
+//! pool serves them all. A non-streamed attempt usually arms one timer only: its body has
+//! normally arrived with the headers, and is then read without arming the total limit's timer.
 
 use crate::{ProviderError, TimeoutKind, Upstream};
 use bytes::Bytes;
@@ -29,7 +35,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
@@ -53,9 +59,14 @@ pub(crate) type ErrorMessageFn = fn(&[u8]) -> Option<String>;
 /// The pooled client: TCP (TLS when https) with a connect limit, HTTP/1.1 or HTTP/2.
 type HttpClient = Client<TimedConnector, Full<Bytes>>;
 
-/// Pooled HTTP clients, one per distinct connect timeout.
+mod pool;
+
+pub(crate) use pool::Lease;
+
+/// Pooled connections: plain-HTTP ones per origin, HTTPS clients per distinct connect timeout.
 #[derive(Default)]
 pub(crate) struct Transport {
+    plain: pool::Pools,
     clients: RwLock<HashMap<Duration, HttpClient>>,
 }
 
@@ -63,7 +74,8 @@ impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // A client's own Debug lists its whole configuration; the pool count is what matters.
         f.debug_struct("Transport")
-            .field("pools", &self.clients.read().len())
+            .field("plain_origins", &self.plain.len())
+            .field("tls_pools", &self.clients.read().len())
             .finish()
     }
 }
@@ -127,6 +139,9 @@ pub(crate) struct Answer {
     pub deadline: Instant,
     /// Longest wait between two body chunks (streams).
     pub idle: Duration,
+    /// The plain-HTTP connection the answer came on: released to its pool by whoever reads
+    /// the body to its end. `None` for HTTPS (hyper-util's client pools those itself).
+    pub lease: Option<Lease>,
 }
 
 impl Transport {
@@ -168,23 +183,39 @@ impl Transport {
         *request.uri_mut() = req.uri;
         *request.headers_mut() = headers;
 
-        let send = self.send(timeouts.connect, request)?;
-        let response = match tokio::time::timeout_at(first_byte.min(deadline), send).await {
+        let headers_by = first_byte.min(deadline);
+        let sent = if request.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
+            let send = self.plain.send(request, timeouts.connect, start);
+            tokio::time::timeout_at(headers_by, async {
+                send.await.map(|(response, lease)| (response, Some(lease)))
+            })
+            .await
+        } else {
+            let send = self.send(timeouts.connect, request)?;
+            tokio::time::timeout_at(headers_by, async {
+                send.await
+                    .map(|response| (response, None))
+                    .map_err(|e| map_send_error(&e))
+            })
+            .await
+        };
+        let (response, lease) = match sent {
             Err(_) if first_byte <= deadline => {
                 return Err(ProviderError::Timeout(TimeoutKind::FirstByte))
             }
             Err(_) => return Err(ProviderError::Timeout(TimeoutKind::Total)),
-            Ok(Err(e)) => return Err(map_send_error(&e)),
-            Ok(Ok(response)) => response,
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(sent)) => sent,
         };
         if response.status().is_success() {
             return Ok(Answer {
                 response,
                 deadline,
                 idle: timeouts.idle,
+                lease,
             });
         }
-        Err(status_error(response, deadline, req.error_message, req.secret).await)
+        Err(status_error(response, lease, deadline, req.error_message, req.secret).await)
     }
 }
 
@@ -261,14 +292,24 @@ impl tower_service::Service<Uri> for TimedConnector {
 }
 
 impl Answer {
-    /// Reads the whole body within the attempt's total limit.
+    /// Reads the whole body within the attempt's total limit, then hands the connection back.
     pub(crate) async fn bytes(self) -> Result<Bytes, ProviderError> {
-        let body = self.response.into_body().collect();
-        match tokio::time::timeout_at(self.deadline, body).await {
-            Err(_) => Err(ProviderError::Timeout(TimeoutKind::Total)),
-            Ok(Err(e)) => Err(map_body_error(&e)),
-            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        let mut body = pin!(self.response.into_body().collect());
+        // A small body has usually arrived with the headers: read it without arming a timer
+        // (registering and cancelling one is a measurable share of a request's CPU).
+        let first = std::future::poll_fn(|cx| Poll::Ready(body.as_mut().poll(cx))).await;
+        let collected = match first {
+            Poll::Ready(collected) => collected,
+            Poll::Pending => match tokio::time::timeout_at(self.deadline, body).await {
+                Err(_) => return Err(ProviderError::Timeout(TimeoutKind::Total)),
+                Ok(collected) => collected,
+            },
+        };
+        let bytes = collected.map_err(|e| map_body_error(&e))?.to_bytes();
+        if let Some(lease) = self.lease {
+            lease.release();
         }
+        Ok(bytes)
     }
 }
 
@@ -289,16 +330,21 @@ fn insert_optional(headers: &mut HeaderMap, name: HeaderName, value: Option<&str
 /// (summarised, secrets redacted) and the wait it asked for.
 async fn status_error(
     response: Response<Incoming>,
+    lease: Option<Lease>,
     deadline: Instant,
     error_message: ErrorMessageFn,
     secret: Option<&str>,
 ) -> ProviderError {
     let status = response.status();
     let retry_after = retry_after(response.headers(), SystemTime::now());
-    let body =
+    let (body, complete) =
         tokio::time::timeout_at(deadline, read_limited(response.into_body(), MAX_ERROR_BODY))
             .await
             .unwrap_or_default();
+    // A burst of 429s must not cost a new connection each; a body left unread closes it.
+    if let Some(lease) = lease.filter(|_| complete) {
+        lease.release();
+    }
     let message = error_message(&body)
         .map(|m| summarise(&m, secret))
         .filter(|m| !m.is_empty())
@@ -315,20 +361,26 @@ async fn status_error(
     }
 }
 
-/// Reads at most `limit` bytes of a body; a broken body gives what arrived.
-async fn read_limited(mut body: Incoming, limit: usize) -> Vec<u8> {
+/// Reads at most `limit` bytes of a body; a broken body gives what arrived. Also tells whether
+/// the body was read to its end (its connection is then reusable).
+async fn read_limited(mut body: Incoming, limit: usize) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
-    while let Some(Ok(frame)) = body.frame().await {
-        let Ok(chunk) = frame.into_data() else {
-            continue; // trailers
-        };
-        let room = limit.saturating_sub(out.len());
-        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if out.len() >= limit {
-            break;
+    loop {
+        match body.frame().await {
+            None => return (out, true),
+            Some(Err(_)) => return (out, false),
+            Some(Ok(frame)) => {
+                let Ok(chunk) = frame.into_data() else {
+                    continue; // trailers
+                };
+                let room = limit.saturating_sub(out.len());
+                out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if out.len() >= limit {
+                    return (out, false);
+                }
+            }
         }
     }
-    out
 }
 
 /// The provider's message, made fit for a log line: secrets redacted, whitespace collapsed, at
@@ -388,6 +440,23 @@ fn map_send_error(err: &hyper_util::client::legacy::Error) -> ProviderError {
         }
         return ProviderError::Connect(describe(err));
     }
+    if is_timeout(err) {
+        return ProviderError::Timeout(TimeoutKind::FirstByte);
+    }
+    // The connection broke while the request was written or before the headers came.
+    ProviderError::Closed(describe(err))
+}
+
+/// Maps a failure to set up a plain-HTTP connection (TCP connect, or the HTTP/1 handshake).
+fn map_connect_error(err: &(dyn std::error::Error + 'static)) -> ProviderError {
+    if is_timeout(err) {
+        return ProviderError::Timeout(TimeoutKind::Connect);
+    }
+    ProviderError::Connect(describe(err))
+}
+
+/// Maps a failure of a plain-HTTP request before the response headers.
+fn map_hyper_send_error(err: &hyper::Error) -> ProviderError {
     if is_timeout(err) {
         return ProviderError::Timeout(TimeoutKind::FirstByte);
     }

@@ -6,5 +6,6 @@
 pub mod http;
 pub mod mock_upstream;
 pub mod reload;
+pub mod runtime;
 pub mod serve;
 pub mod telemetry;

@@ -5,8 +5,7 @@ use notify::{RecursiveMode, Watcher as _};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_core::config;
-use switchboard_core::Gateway;
+use crate::runtime::Runtime;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -20,7 +19,7 @@ enum Trigger {
     FileChanged,
 }
 
-pub fn spawn(gateway: Arc<Gateway>, path: PathBuf, stop: CancellationToken) {
+pub fn spawn(runtime: Arc<Runtime>, path: PathBuf, stop: CancellationToken) {
     let (tx, mut rx) = mpsc::channel::<Trigger>(16);
     let watcher = watch_file(&path, tx.clone());
     spawn_sighup(tx, stop.clone());
@@ -35,32 +34,17 @@ pub fn spawn(gateway: Arc<Gateway>, path: PathBuf, stop: CancellationToken) {
             // Coalesce the burst of events one save produces.
             tokio::time::sleep(SETTLE).await;
             while rx.try_recv().is_ok() {}
-            reload_once(&gateway, &path, trigger);
+            reload_once(&runtime, &path, trigger).await;
         }
     });
 }
 
-fn reload_once(gateway: &Gateway, path: &std::path::Path, trigger: Trigger) {
+async fn reload_once(runtime: &Runtime, path: &std::path::Path, trigger: Trigger) {
     let file = path.display().to_string();
-    match config::load_file(path) {
-        Ok(new) => {
-            let old_listen = gateway.snapshot().config.listen;
-            if new.listen != old_listen {
-                tracing::warn!(%file, "`listen` changed: restart to apply it.");
-            }
-            match gateway.reload(new) {
-                Ok(()) => tracing::info!(%file, ?trigger, "Config reloaded."),
-                Err(err) => {
-                    tracing::error!(%file, ?trigger, %err, "Config reload refused; the running config stays.")
-                }
-            }
-        }
-        Err(errors) => {
-            gateway.reload_refused(errors.to_string());
-            for problem in &errors.problems {
-                tracing::error!(%problem, "Config problem.");
-            }
-            tracing::error!(%file, ?trigger, problems = errors.problems.len(), "Config reload refused; the running config stays.");
+    match runtime.reload().await {
+        Ok(()) => tracing::info!(%file, ?trigger, "Config reloaded."),
+        Err(why) => {
+            tracing::error!(%file, ?trigger, %why, "Config reload refused; the running config stays.")
         }
     }
 }

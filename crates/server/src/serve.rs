@@ -12,7 +12,8 @@ use rand::RngCore as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use switchboard_core::config::{self, Config, Secret};
+use crate::runtime::{ConfigSource, Runtime};
+use switchboard_core::config::{self, Secret};
 use switchboard_core::Gateway;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -28,30 +29,28 @@ pub async fn run(config_path: Option<PathBuf>, demo_listen: SocketAddr) -> anyho
         let default = PathBuf::from(DEFAULT_CONFIG);
         default.exists().then_some(default)
     });
-    let (config, path, demo_key) = match path {
-        Some(path) => {
-            let config = config::load_file(&path)
-                .map_err(|errors| anyhow::anyhow!("{errors}"))
-                .with_context(|| format!("{} is not valid", path.display()))?;
-            (config, Some(path), None)
-        }
+    let (source, demo_key) = match path {
+        Some(path) => (ConfigSource::File(path), None),
         None => {
-            let key = demo_key();
-            (
-                config::demo_config(Secret(key.clone()), demo_listen),
-                None,
-                Some(key),
-            )
+            let key = Secret(demo_key());
+            let text = config::demo_yaml(&key, demo_listen);
+            let source = ConfigSource::Text {
+                name: "(demo)".to_owned(),
+                text,
+            };
+            (source, Some(key))
         }
     };
-    let listener = TcpListener::bind(config.listen)
+    let runtime = Runtime::open(source).await?;
+    let listen = runtime.gateway.snapshot().config.listen;
+    let listener = TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let server = start(listener, config, path)?;
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let server = start_runtime(listener, runtime)?;
     tracing::info!(addr = %server.addr, "Switchboard is listening.");
     if let Some(key) = demo_key {
         // Printed once the socket accepts, so that the curl line works the moment it appears.
-        print_demo_banner(&key, server.addr, Path::new(DEFAULT_CONFIG));
+        print_demo_banner(key.expose(), server.addr, Path::new(DEFAULT_CONFIG));
     }
     shutdown_signal().await;
     tracing::info!(
@@ -72,6 +71,7 @@ pub async fn run(config_path: Option<PathBuf>, demo_listen: SocketAddr) -> anyho
 pub struct Server {
     pub addr: SocketAddr,
     pub gateway: Arc<Gateway>,
+    pub runtime: Arc<Runtime>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -86,24 +86,28 @@ impl Server {
     }
 }
 
-/// Serves `config` on `listener`. When `path` is given, the config is reloaded from it on
-/// SIGHUP and whenever the file changes.
-pub fn start(
-    listener: TcpListener,
-    config: Config,
-    path: Option<PathBuf>,
-) -> anyhow::Result<Server> {
+/// Opens storage, builds the gateway from `source` and serves it on `listener`. A file source
+/// is reloaded on SIGHUP and whenever the file changes; stored changes are followed always.
+pub async fn start(listener: TcpListener, source: ConfigSource) -> anyhow::Result<Server> {
+    let runtime = Runtime::open(source).await?;
+    start_runtime(listener, runtime)
+}
+
+fn start_runtime(listener: TcpListener, runtime: Runtime) -> anyhow::Result<Server> {
     let addr = listener.local_addr()?;
-    let gateway = Arc::new(Gateway::new(config).context("cannot build the gateway")?);
+    let runtime = Arc::new(runtime);
+    let gateway = runtime.gateway.clone();
     let stop = CancellationToken::new();
-    if let Some(path) = path {
-        reload::spawn(gateway.clone(), path, stop.clone());
+    if let ConfigSource::File(path) = &runtime.source {
+        reload::spawn(runtime.clone(), path.clone(), stop.clone());
     }
-    let app = http::router(gateway.clone());
+    runtime.follow_changes(stop.clone());
+    let app = http::router(runtime.clone());
     let task = tokio::spawn(accept_loop(listener, app, stop.clone()));
     Ok(Server {
         addr,
         gateway,
+        runtime,
         stop,
         task,
     })

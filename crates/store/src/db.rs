@@ -1,5 +1,6 @@
 //! Connecting, migrating, and the small helpers every table module shares (ids, clock).
 
+use crate::crypto::{SecretCipher, SECRET_KEY_ENV};
 use crate::error::StoreError;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::AnyPool;
@@ -34,6 +35,9 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// Wait at most this long for a connection (a down database fails requests fast).
     pub acquire_timeout: Duration,
+    /// Postgres only: the schema every connection uses (`SET search_path`), created by the
+    /// caller. Lets several stores share one database, e.g. one schema per test.
+    pub schema: Option<String>,
 }
 
 impl Default for StoreOptions {
@@ -41,6 +45,7 @@ impl Default for StoreOptions {
         StoreOptions {
             max_connections: 8,
             acquire_timeout: Duration::from_secs(5),
+            schema: None,
         }
     }
 }
@@ -50,6 +55,9 @@ impl Default for StoreOptions {
 pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
+    pub(crate) changes: crate::changes::ChangeFeed,
+    /// Encrypts provider API keys at rest; `None` refuses to store them.
+    pub(crate) cipher: Option<SecretCipher>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -65,18 +73,77 @@ impl Store {
             Backend::Sqlite => sqlite_url(url),
             Backend::Postgres => url.to_owned(),
         };
+        let changes = crate::changes::ChangeFeed::new(backend, &url);
         let connect = AnyConnectOptions::from_str(&url)?;
         let mut pool = AnyPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout);
         if backend == Backend::Sqlite {
             // An in-memory database exists once per connection: keep exactly one.
-            if url.contains(":memory:") || url.contains("mode=memory") {
-                pool = pool.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
+            if is_memory(&url) {
+                pool = pool
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None);
             }
         }
+        if let Some(schema) = &options.schema {
+            if backend != Backend::Postgres {
+                return Err(StoreError::Invalid(
+                    "a schema can only be chosen for Postgres".to_owned(),
+                ));
+            }
+            if schema.is_empty()
+                || !schema
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(StoreError::Invalid(format!(
+                    "invalid schema name `{schema}`: use letters, digits and `_`"
+                )));
+            }
+            // Checked above to be a plain identifier, so it can be spliced into the statement.
+            let set = format!("SET search_path TO \"{schema}\"");
+            pool = pool.after_connect(move |conn, _meta| {
+                let set = sqlx::AssertSqlSafe(set.clone());
+                Box::pin(async move {
+                    sqlx::query(set).execute(conn).await?;
+                    Ok(())
+                })
+            });
+        }
         let pool = pool.connect_with(connect).await?;
-        Ok(Store { pool, backend })
+        if backend == Backend::Sqlite && !is_memory(&url) {
+            // WAL lets readers go on while one writer writes. The mode is stored in the file,
+            // so setting it once per open is enough.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
+        }
+        Ok(Store {
+            pool,
+            backend,
+            changes,
+            cipher: None,
+        })
+    }
+
+    /// Uses `cipher` to encrypt and decrypt stored provider API keys (see
+    /// [`SecretCipher::from_env`]).
+    pub fn with_cipher(mut self, cipher: Option<SecretCipher>) -> Store {
+        self.cipher = cipher;
+        self
+    }
+
+    /// The cipher for stored secrets, or the error that says how to configure one.
+    pub(crate) fn cipher(&self) -> Result<&SecretCipher, StoreError> {
+        self.cipher.as_ref().ok_or_else(|| {
+            StoreError::Crypto(format!(
+                "set {SECRET_KEY_ENV} (base64 of 32 random bytes, e.g. `openssl rand -base64 32`) \
+                 to store provider API keys in the database"
+            ))
+        })
     }
 
     /// Runs the embedded migrations of this database kind (idempotent).
@@ -109,6 +176,11 @@ fn sqlite_url(url: &str) -> String {
         url.push_str("mode=rwc");
     }
     url
+}
+
+/// Whether a SQLite URL names an in-memory database.
+fn is_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
 }
 
 /// A URL with its password replaced, for messages.

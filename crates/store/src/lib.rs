@@ -9,10 +9,30 @@
 //! stored config changed. Every change made through [`Store`] writes its audit row in the same
 //! transaction.
 
+mod access;
+mod apps;
+pub(crate) mod audit;
+mod changes;
 mod common;
+mod crypto;
 mod db;
 mod error;
+mod keys;
+mod orgs;
+mod records;
+mod rows;
+mod subscriptions;
+mod teams;
 
+pub use audit::{redact, GENESIS_HASH, REDACTED};
+pub use changes::{Change, ChangeListeners, PG_CHANNEL, REDIS_CHANNEL};
 pub use common::{Actor, Page, PageRequest, APPLY};
+pub use crypto::{SecretCipher, SECRET_KEY_ENV};
 pub use db::{Backend, Store, StoreOptions};
 pub use error::StoreError;
+pub use keys::{CreatedKey, KeyFilter, KeyPatch, KeyRecord, NewKey};
+pub use records::{
+    App, AppPatch, AuditEntry, AuditReport, Membership, NewApp, NewOrg, NewTeam, NewUser, Org,
+    OrgPatch, TeamPatch, StoredModel, StoredProvider, Team, User,
+};
+pub use subscriptions::{Subscription, SubscriptionFilter, SubscriptionKind, SubscriptionStatus};

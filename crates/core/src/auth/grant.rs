@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 /// Whether a subscription is for a model alias or a prompt API.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SubscriptionKind {
     Model,

@@ -5,7 +5,9 @@ use std::str::FromStr;
 
 /// A role, from most to least powerful. A role held on an organisation applies to all its
 /// teams; a role held on a team applies to that team only.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Owner,

@@ -21,11 +21,9 @@ mod tests;
 pub use model::*;
 
 use locate::{KeyPath, Pos, Positions};
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
-use switchboard_providers::ProviderSettings;
 
 /// One thing wrong with a config file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,6 +92,26 @@ pub fn load_str(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
+    load_layered(source_name, text, env, &StoredLayer::default())
+}
+
+/// Providers and models kept in storage (made through the admin API or `switchboard apply`):
+/// the same mappings a config file holds, as JSON. They join the file's own entries before
+/// validation; an entry the file also defines is ignored (the file wins), and stored values are
+/// never `${VAR}`-expanded.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StoredLayer {
+    pub providers: Vec<(String, serde_json::Value)>,
+    pub models: Vec<(String, serde_json::Value)>,
+}
+
+/// [`load_str`] with the stored layer added to the file's `providers:` and `models:`.
+pub fn load_layered(
+    source_name: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    stored: &StoredLayer,
+) -> Result<Config, ConfigErrors> {
     let expanded = interpolate::expand(text, env);
     let mut report = Report {
         file: source_name,
@@ -123,6 +141,7 @@ pub fn load_str(
     report.positions = positions;
     report.interpolation_problems();
 
+    let doc = add_stored(doc, stored);
     let (raw, declared, parse_errors) = raw::parse(doc);
     for err in &parse_errors {
         report.add(&err.path, &err.message);
@@ -137,6 +156,41 @@ pub fn load_str(
             Err(report.finish())
         }
     }
+}
+
+/// Inserts the stored entries the document does not define itself.
+fn add_stored(doc: serde_yaml::Value, stored: &StoredLayer) -> serde_yaml::Value {
+    let mut top = match doc {
+        serde_yaml::Value::Mapping(map) => map,
+        serde_yaml::Value::Null if !(stored.providers.is_empty() && stored.models.is_empty()) => {
+            serde_yaml::Mapping::new()
+        }
+        other => return other,
+    };
+    for (section, entries) in [("providers", &stored.providers), ("models", &stored.models)] {
+        if entries.is_empty() {
+            continue;
+        }
+        let slot = top
+            .entry(serde_yaml::Value::from(section))
+            .or_insert_with(|| serde_yaml::Value::Mapping(serde_yaml::Mapping::new()));
+        if slot.is_null() {
+            *slot = serde_yaml::Value::Mapping(serde_yaml::Mapping::new());
+        }
+        let serde_yaml::Value::Mapping(map) = slot else {
+            continue; // not a mapping: the file's own problem, reported by the parser
+        };
+        for (name, value) in entries {
+            let key = serde_yaml::Value::from(name.as_str());
+            if map.contains_key(&key) {
+                continue;
+            }
+            if let Ok(value) = serde_yaml::to_value(value) {
+                map.insert(key, value);
+            }
+        }
+    }
+    serde_yaml::Value::Mapping(top)
 }
 
 /// Turns key paths into positioned, redacted `Problem`s.
@@ -208,43 +262,20 @@ fn redact(text: &str, secrets: &[String]) -> String {
     out
 }
 
-/// The embedded offline demo (`switchboard serve` with no config file): SQLite in the working
-/// directory, the built-in `mock` provider as `demo`, and the model alias `demo` on it.
-pub fn demo_config(admin_key: Secret, listen: SocketAddr) -> Config {
-    let provider = ProviderConfig {
-        name: "demo".to_owned(),
-        settings: ProviderSettings::Mock {
-            latency_ms: 0,
-            chunks: None,
-            chunk_delay_ms: 0,
-        },
-        circuit: None,
-    };
-    let model = ModelConfig {
-        alias: "demo".to_owned(),
-        strategy: Strategy::Weighted,
-        targets: vec![TargetConfig {
-            provider: "demo".to_owned(),
-            model: "echo".to_owned(),
-            weight: 1,
-            priority: 0,
-            price: None,
-        }],
-        fallbacks: Vec::new(),
-        retry: RetryPolicy::default(),
-        timeouts: switchboard_providers::Timeouts::default(),
-        price: None,
-        context_window: None,
-        default_max_tokens: validate::DEFAULT_MAX_TOKENS,
-        circuit: None,
-    };
-    Config {
-        listen,
-        database: Some("sqlite://switchboard.db".to_owned()),
-        redis: None,
-        admin_key: Some(admin_key),
-        limits: Limits::default(),
-        providers: BTreeMap::from([("demo".to_owned(), provider)]),
-        models: BTreeMap::from([("demo".to_owned(), model)]),
-    }
+/// The embedded offline demo (`switchboard serve` with no config file) as config text: SQLite
+/// in the working directory, the built-in `mock` provider as `demo`, and the model alias `demo`
+/// on it. Text rather than a `Config` so that the demo reloads with the stored layer exactly
+/// like a file does.
+pub fn demo_yaml(admin_key: &Secret, listen: SocketAddr) -> String {
+    format!(
+        "listen: \"{listen}\"\ndatabase: sqlite://switchboard.db\nadmin_key: \"{}\"\n\
+         providers:\n  demo: {{ type: mock }}\n\
+         models:\n  demo:\n    targets: [ {{ provider: demo, model: echo }} ]\n",
+        admin_key.expose()
+    )
+}
+
+/// The demo's config (see [`demo_yaml`]).
+pub fn demo_config(admin_key: Secret, listen: SocketAddr) -> Result<Config, ConfigErrors> {
+    load_str("(demo)", &demo_yaml(&admin_key, listen), &|_| None)
 }

@@ -20,11 +20,55 @@ pub struct Config {
     /// Bootstrap key with full rights; also a valid client key. `None` only in tests.
     pub admin_key: Option<Secret>,
     pub limits: Limits,
+    pub access: AccessConfig,
+    /// Tenants from the file (config as code), applied to storage.
+    pub orgs: BTreeMap<String, OrgSpec>,
     pub providers: BTreeMap<String, ProviderConfig>,
     pub models: BTreeMap<String, ModelConfig>,
 }
 
 pub use switchboard_types::Secret;
+
+/// An organisation as config as code describes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct OrgSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    pub teams: BTreeMap<String, TeamSpec>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TeamSpec {
+    pub apps: BTreeMap<String, AppSpec>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AppSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apis: Option<Vec<String>>,
+}
+
+/// `access:`: how keys and people are authenticated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessConfig {
+    pub key_cache_ttl: Duration,
+    pub rotation_grace: Duration,
+    pub approval_webhook: Option<String>,
+    pub oidc: Option<crate::auth::jwt::OidcSettings>,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            key_cache_ttl: crate::auth::cache::DEFAULT_TTL,
+            rotation_grace: Duration::from_secs(24 * 3600),
+            approval_webhook: None,
+            oidc: None,
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -133,4 +177,6 @@ pub struct ModelConfig {
     /// Default 4096.
     pub default_max_tokens: u32,
     pub circuit: Option<CircuitPolicy>,
+    /// Apps need an approved subscription to call this alias.
+    pub requires_approval: bool,
 }

@@ -260,18 +260,10 @@ fn unknown_keys_name_file_line_column_and_key() {
 
 #[test]
 fn governance_sections_are_rejected_as_not_supported_yet() {
-    let text = "orgs:\n  acme: {}\n";
-    assert_at(&problems(text), "orgs", 1, 1, "not supported yet");
     let text = "rate_limits: []\n";
     assert_at(&problems(text), "rate_limits", 1, 1, "not supported yet");
-    let text = format!("{MINIMAL}    requires_approval: true\n");
-    assert_at(
-        &problems(&text),
-        "models.demo.requires_approval",
-        6,
-        5,
-        "not supported yet",
-    );
+    let text = "budgets: []\n";
+    assert_at(&problems(text), "budgets", 1, 1, "not supported yet");
 }
 
 #[test]
@@ -550,7 +542,9 @@ fn raw_provider_deserializes_with_its_circuit() {
 
 #[test]
 fn demo_config_is_the_mock_demo() {
-    let config = demo_config(Secret("sk-demo".into()), "127.0.0.1:8080".parse().unwrap());
+    let config = demo_config(Secret("sk-demo".into()), "127.0.0.1:8080".parse().unwrap()).unwrap();
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.database.as_deref(), Some("sqlite://switchboard.db"));
     assert_eq!(config.models["demo"].targets[0].provider, "demo");
     assert_eq!(config.models["demo"].targets[0].model, "echo");
     assert!(matches!(
@@ -560,5 +554,73 @@ fn demo_config_is_the_mock_demo() {
     assert_eq!(
         config.admin_key.as_ref().map(Secret::expose),
         Some("sk-demo")
+    );
+}
+
+#[test]
+fn stored_entries_join_the_file_and_the_file_wins() {
+    let text = "providers:\n  p: { type: mock }\nmodels:\n  a: { targets: [ { provider: p, model: x } ] }\n";
+    let stored = StoredLayer {
+        providers: vec![
+            (
+                "q".into(),
+                serde_json::json!({"type": "mock", "latency_ms": 1}),
+            ),
+            ("p".into(), serde_json::json!({"type": "openai"})),
+        ],
+        models: vec![(
+            "b".into(),
+            serde_json::json!({"targets": [{"provider": "q", "model": "y"}], "requires_approval": true}),
+        )],
+    };
+    let config = load_layered("f.yaml", text, &|_| None, &stored).unwrap();
+    assert!(matches!(
+        config.providers["p"].settings,
+        switchboard_providers::ProviderSettings::Mock { .. }
+    ));
+    assert!(config.providers.contains_key("q"));
+    assert!(config.models["b"].requires_approval);
+    assert!(!config.models["a"].requires_approval);
+
+    // A stored model naming a missing provider is a problem like any other, and stored values
+    // are not ${VAR}-expanded.
+    let stored = StoredLayer {
+        providers: vec![],
+        models: vec![(
+            "c".into(),
+            serde_json::json!({"targets": [{"provider": "${NOPE}", "model": "y"}]}),
+        )],
+    };
+    let err = load_layered("f.yaml", text, &|_| None, &stored).unwrap_err();
+    assert!(
+        err.to_string().contains("models.c.targets[0].provider"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("${NOPE}"), "{err}");
+}
+
+#[test]
+fn access_section_is_read_and_checked() {
+    let text = "access:\n  key_cache_ttl_ms: 500\n  oidc: { issuer: \"https://idp.example.com\", audience: sb, claims: { org: tenant } }\n";
+    let config = load_str("f.yaml", text, &|_| None).unwrap();
+    assert_eq!(config.access.key_cache_ttl.as_millis(), 500);
+    let oidc = config.access.oidc.unwrap();
+    assert_eq!(oidc.claims.org, "tenant");
+    assert_eq!(oidc.claims.role, "role");
+    let err = load_str(
+        "f.yaml",
+        "access:\n  oidc: { issuer: nope, audience: \"\" }\n",
+        &|_| None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("access.oidc.issuer"), "{err}");
+    assert!(err.contains("access.oidc.audience"), "{err}");
+    assert_at(
+        &problems("access:\n  typo: 1\n"),
+        "access.typo",
+        2,
+        3,
+        "unknown field",
     );
 }

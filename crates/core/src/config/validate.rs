@@ -4,12 +4,14 @@
 
 use super::locate::KeyPath;
 use super::model::{
-    CircuitPolicy, Config, Limits, ModelConfig, Price, ProviderConfig, RetryPolicy, Secret,
-    Strategy, TargetConfig,
+    AccessConfig, AppSpec, CircuitPolicy, Config, Limits, ModelConfig, OrgSpec, Price,
+    ProviderConfig, RetryPolicy, Secret, Strategy, TargetConfig, TeamSpec,
 };
 use super::raw::{
-    Declared, RawCircuit, RawConfig, RawError, RawModel, RawPrice, RawStrategy, RawTimeout,
+    Declared, RawAccess, RawCircuit, RawConfig, RawError, RawModel, RawPrice, RawStrategy,
+    RawTimeout,
 };
+use crate::auth::jwt::OidcSettings;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -84,6 +86,9 @@ pub(crate) fn validate(raw: &RawConfig, declared: &Declared) -> Result<Config, V
         }
     }
 
+    let access = access_config(&mut ck, raw.access.as_ref());
+    let orgs = orgs(&mut ck, raw);
+
     let mut providers = BTreeMap::new();
     for (name, provider) in &raw.providers {
         let path = root.key("providers").key(name);
@@ -115,6 +120,8 @@ pub(crate) fn validate(raw: &RawConfig, declared: &Declared) -> Result<Config, V
             redis: raw.redis.clone(),
             admin_key,
             limits,
+            access,
+            orgs,
             providers,
             models,
         })
@@ -283,6 +290,7 @@ fn model_config(ck: &mut Checker<'_>, path: &KeyPath, alias: &str, raw: &RawMode
         price,
         context_window: raw.context_window,
         default_max_tokens: raw.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        requires_approval: raw.requires_approval.unwrap_or(false),
         circuit,
     }
 }
@@ -399,4 +407,140 @@ fn check_fallback_cycles(ck: &mut Checker<'_>, raw: &RawConfig) {
             }
         }
     }
+}
+
+fn access_config(ck: &mut Checker<'_>, raw: Option<&RawAccess>) -> AccessConfig {
+    let mut access = AccessConfig::default();
+    let Some(raw) = raw else {
+        return access;
+    };
+    let path = KeyPath::root().key("access");
+    if let Some(ms) = raw.key_cache_ttl_ms {
+        if ms == 0 {
+            ck.problem(path.key("key_cache_ttl_ms"), "must be greater than 0");
+        }
+        access.key_cache_ttl = Duration::from_millis(ms.max(1));
+    }
+    if let Some(ms) = raw.rotation_grace_ms {
+        access.rotation_grace = Duration::from_millis(ms);
+    }
+    if let Some(url) = &raw.approval_webhook {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            ck.problem(
+                path.key("approval_webhook"),
+                "expected an http:// or https:// URL",
+            );
+        }
+        access.approval_webhook = Some(url.clone());
+    }
+    if let Some(oidc) = &raw.oidc {
+        let opath = path.key("oidc");
+        if !(oidc.issuer.starts_with("https://") || oidc.issuer.starts_with("http://")) {
+            ck.problem(
+                opath.key("issuer"),
+                "expected the issuer URL, as in the tokens' `iss`",
+            );
+        }
+        if oidc.audience.is_empty() {
+            ck.problem(opath.key("audience"), "must not be empty");
+        }
+        let mut settings = OidcSettings::new(oidc.issuer.clone(), oidc.audience.clone());
+        settings.jwks_url = oidc.jwks_url.clone();
+        if let Some(ms) = oidc.jwks_ttl_ms {
+            settings.jwks_ttl = Duration::from_millis(ms);
+        }
+        if let Some(secs) = oidc.leeway_secs {
+            if secs > 3600 {
+                ck.problem(opath.key("leeway_secs"), "must be at most 3600");
+            }
+            settings.leeway_secs = secs;
+        }
+        let claims = &oidc.claims;
+        for (name, value) in [
+            ("org", &claims.org),
+            ("team", &claims.team),
+            ("role", &claims.role),
+        ] {
+            if value.as_deref() == Some("") {
+                ck.problem(opath.key("claims").key(name), "must not be empty");
+            }
+        }
+        if let Some(org) = &claims.org {
+            settings.claims.org = org.clone();
+        }
+        if let Some(team) = &claims.team {
+            settings.claims.team = team.clone();
+        }
+        if let Some(role) = &claims.role {
+            settings.claims.role = role.clone();
+        }
+        settings.claims.roles = claims.roles.clone();
+        access.oidc = Some(settings);
+    }
+    access
+}
+
+/// Whether `name` can name an org, team or app: it appears in URLs and the CLI.
+pub fn is_slug(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && name.len() <= 64
+}
+
+const SLUG_RULE: &str =
+    "names are 1-64 characters: lowercase letters, digits, '-' and '_', starting with a letter or digit";
+
+fn orgs(ck: &mut Checker<'_>, raw: &RawConfig) -> BTreeMap<String, OrgSpec> {
+    let mut out = BTreeMap::new();
+    let Some(orgs) = &raw.orgs else {
+        return out;
+    };
+    let root = KeyPath::root().key("orgs");
+    for (org_name, org) in orgs {
+        let opath = root.key(org_name);
+        if !is_slug(org_name) {
+            ck.problem(opath.clone(), SLUG_RULE);
+        }
+        let mut teams = BTreeMap::new();
+        for (team_name, team) in &org.teams {
+            let tpath = opath.key("teams").key(team_name);
+            if !is_slug(team_name) {
+                ck.problem(tpath.clone(), SLUG_RULE);
+            }
+            let mut apps = BTreeMap::new();
+            for (app_name, app) in &team.apps {
+                let apath = tpath.key("apps").key(app_name);
+                if !is_slug(app_name) {
+                    ck.problem(apath.clone(), SLUG_RULE);
+                }
+                for (i, alias) in app.models.iter().flatten().enumerate() {
+                    if !ck.declared.models.contains(alias) {
+                        ck.problem(
+                            apath.key("models").index(i),
+                            format!("unknown model `{alias}`: it is not under `models:`"),
+                        );
+                    }
+                }
+                apps.insert(
+                    app_name.clone(),
+                    AppSpec {
+                        models: app.models.clone(),
+                        apis: app.apis.clone(),
+                    },
+                );
+            }
+            teams.insert(team_name.clone(), TeamSpec { apps });
+        }
+        out.insert(
+            org_name.clone(),
+            OrgSpec {
+                display_name: org.display_name.clone(),
+                teams,
+            },
+        );
+    }
+    out
 }

@@ -46,6 +46,7 @@ fn model(alias: &str, strategy: Strategy, targets: Vec<TargetConfig>) -> ModelCo
         price: None,
         context_window: None,
         default_max_tokens: 4096,
+        requires_approval: false,
         circuit: None,
     }
 }

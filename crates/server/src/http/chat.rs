@@ -31,7 +31,7 @@ pub async fn prepare(
 ) -> Result<Prepared, Response> {
     let snapshot = state.gateway.snapshot();
     let mut ctx = request_context(headers);
-    if let Err(err) = snapshot.authenticate(&mut ctx) {
+    if let Err(err) = snapshot.authenticate(&mut ctx).await {
         return Err(format.error_response(&err, &ctx.request_id));
     }
     match read_body(body, snapshot.config.limits.max_body_bytes).await {

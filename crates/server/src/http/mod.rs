@@ -14,17 +14,23 @@ use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use format::ClientFormat;
 use std::sync::Arc;
+use crate::runtime::Runtime;
 use switchboard_core::{Gateway, GatewayError};
 
 /// What every handler shares.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub gateway: Arc<Gateway>,
+    /// The store and config source behind the gateway (admin API, readiness).
+    pub runtime: Arc<Runtime>,
 }
 
 /// The whole HTTP application.
-pub fn router(gateway: Arc<Gateway>) -> Router {
-    let state = AppState { gateway };
+pub fn router(runtime: Arc<Runtime>) -> Router {
+    let state = AppState {
+        gateway: runtime.gateway.clone(),
+        runtime,
+    };
     Router::new()
         .route(
             "/v1/chat/completions",

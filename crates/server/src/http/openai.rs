@@ -60,7 +60,7 @@ pub async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body:
 pub async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let snapshot = state.gateway.snapshot();
     let mut ctx = request_context(&headers);
-    match snapshot.visible_models(&mut ctx) {
+    match snapshot.visible_models(&mut ctx).await {
         Ok(aliases) => {
             let data: Vec<_> = aliases
                 .iter()

@@ -1,0 +1,183 @@
+//! The running deployment: the gateway, its store, and where its config comes from. The
+//! effective config is the server's file (or the demo's text) plus the providers and models
+//! kept in storage; it is rebuilt when the file changes, on SIGHUP, and when another instance
+//! (or the admin API here) changes stored config. Access changes only drop cached key grants.
+
+use anyhow::Context as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use switchboard_core::config::{self, Config, ConfigErrors, StoredLayer};
+use switchboard_core::Gateway;
+use switchboard_store::{Change, SecretCipher, Store, StoreOptions};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+/// Where the server's own config comes from.
+#[derive(Clone, Debug)]
+pub enum ConfigSource {
+    /// A YAML file, reloaded on change and on SIGHUP.
+    File(PathBuf),
+    /// Fixed text (the offline demo, tests), reloaded only for stored changes.
+    Text { name: String, text: String },
+}
+
+impl ConfigSource {
+    pub fn name(&self) -> String {
+        match self {
+            ConfigSource::File(path) => path.display().to_string(),
+            ConfigSource::Text { name, .. } => name.clone(),
+        }
+    }
+
+    /// Reads and validates the source with `stored` added.
+    pub fn load(&self, stored: &StoredLayer) -> Result<Config, ConfigErrors> {
+        let env = |name: &str| std::env::var(name).ok();
+        match self {
+            ConfigSource::File(path) => match std::fs::read_to_string(path) {
+                Ok(text) => config::load_layered(&self.name(), &text, &env, stored),
+                Err(_) => config::load_file(path), // reports the read error the usual way
+            },
+            ConfigSource::Text { name, text } => config::load_layered(name, text, &env, stored),
+        }
+    }
+}
+
+/// Storage URL used when the config names none: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE: &str = "sqlite://switchboard.db";
+
+/// The gateway plus what keeps it current.
+#[derive(Debug)]
+pub struct Runtime {
+    pub gateway: Arc<Gateway>,
+    pub store: Store,
+    pub source: ConfigSource,
+}
+
+impl Runtime {
+    /// Opens and migrates the store, loads the config with the stored layer and builds the
+    /// gateway. Fails (so `serve` exits with the reason) when storage is unreachable or the
+    /// config is invalid.
+    pub async fn open(source: ConfigSource) -> anyhow::Result<Runtime> {
+        let bootstrap = source
+            .load(&StoredLayer::default())
+            .map_err(|errors| anyhow::anyhow!("{errors}"))
+            .with_context(|| format!("{} is not valid", source.name()))?;
+        let store = open_store(&bootstrap).await?;
+        let stored = stored_layer(&store).await?;
+        let config = source
+            .load(&stored)
+            .map_err(|errors| anyhow::anyhow!("{errors}"))
+            .with_context(|| {
+                format!(
+                    "{} with the stored providers and models is not valid",
+                    source.name()
+                )
+            })?;
+        let gateway = Arc::new(
+            Gateway::with_keys(config, Arc::new(store.clone()))
+                .context("cannot build the gateway")?,
+        );
+        Ok(Runtime {
+            gateway,
+            store,
+            source,
+        })
+    }
+
+    /// Rebuilds the config from the source and the stored layer. On failure the running config
+    /// stays and the reason is recorded (`reload_status`) and returned.
+    pub async fn reload(&self) -> Result<(), String> {
+        let stored = match stored_layer(&self.store).await {
+            Ok(stored) => stored,
+            Err(err) => {
+                let why = format!("cannot read stored providers and models: {err:#}");
+                self.gateway.reload_refused(why.clone());
+                return Err(why);
+            }
+        };
+        match self.source.load(&stored) {
+            Ok(config) => {
+                let old_listen = self.gateway.snapshot().config.listen;
+                if config.listen != old_listen {
+                    tracing::warn!("`listen` changed: restart to apply it.");
+                }
+                self.gateway.reload(config).map_err(|e| e.to_string())
+            }
+            Err(errors) => {
+                for problem in &errors.problems {
+                    tracing::error!(%problem, "Config problem.");
+                }
+                let why = errors.to_string();
+                self.gateway.reload_refused(why.clone());
+                Err(why)
+            }
+        }
+    }
+
+    /// Follows the store's change feed until `stop`: access changes drop cached key grants,
+    /// config changes rebuild the config. A lagging receiver treats everything as changed.
+    pub fn follow_changes(self: &Arc<Self>, stop: CancellationToken) {
+        let listeners = self.store.start_listening(stop.clone());
+        let mut changes = self.store.subscribe();
+        let runtime = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let change = tokio::select! {
+                    () = stop.cancelled() => break,
+                    change = changes.recv() => change,
+                };
+                match change {
+                    Ok(Change::Access) => runtime.gateway.invalidate_keys(),
+                    Ok(Change::Config) => runtime.reload_logged().await,
+                    Err(RecvError::Lagged(_)) => {
+                        runtime.gateway.invalidate_keys();
+                        runtime.reload_logged().await;
+                    }
+                    Err(RecvError::Closed) => break,
+                }
+            }
+            listeners.stopped().await;
+        });
+    }
+
+    async fn reload_logged(&self) {
+        match self.reload().await {
+            Ok(()) => tracing::info!("Config rebuilt after a stored change."),
+            Err(why) => {
+                tracing::error!(%why, "Config rebuild refused; the running config stays.")
+            }
+        }
+    }
+}
+
+/// Connects to the config's database (or the default SQLite file), migrates, and attaches the
+/// secret cipher (from `SWITCHBOARD_SECRET_KEY`) and Redis for the change feed.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let url = config.database.as_deref().unwrap_or(DEFAULT_DATABASE);
+    let mut store = Store::connect(url, &StoreOptions::default())
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database `{}`",
+                switchboard_store::redact_url(url)
+            )
+        })?;
+    store.migrate().await.context("cannot migrate the database")?;
+    store = store.with_cipher(SecretCipher::from_env().context("SWITCHBOARD_SECRET_KEY")?);
+    if let Some(redis) = &config.redis {
+        store = store.with_redis(redis)?;
+    }
+    Ok(store)
+}
+
+async fn stored_layer(store: &Store) -> anyhow::Result<StoredLayer> {
+    Ok(StoredLayer {
+        providers: store.stored_providers_decrypted().await?,
+        models: store
+            .list_all_models()
+            .await?
+            .into_iter()
+            .map(|m| (m.name, m.settings))
+            .collect(),
+    })
+}

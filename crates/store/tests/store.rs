@@ -1,0 +1,16 @@
+//! Integration tests of the store, each run on SQLite and (when `SWITCHBOARD_TEST_POSTGRES` is
+//! set) on Postgres; the cases live in `tests/store/*.rs`, the harness in `tests/store/common.rs`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+// A crate root finds modules next to itself, so each one names its file under `store/`.
+#[macro_use]
+#[path = "store/common.rs"]
+mod common;
+#[path = "store/migrations.rs"]
+mod migrations;
