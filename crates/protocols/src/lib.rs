@@ -8,6 +8,7 @@ pub mod anthropic;
 pub mod codec;
 pub mod error;
 pub mod gemini;
+mod json_scan;
 pub mod openai;
 pub mod sse;
 

@@ -174,7 +174,7 @@ async fn stored_layer(store: &Store) -> anyhow::Result<StoredLayer> {
     Ok(StoredLayer {
         providers: store.stored_providers_decrypted().await?,
         models: store
-            .list_all_models()
+            .stored_models()
             .await?
             .into_iter()
             .map(|m| (m.name, m.settings))

@@ -138,7 +138,12 @@ impl Store {
     }
 
     /// The app `name` of a team of the organisation.
-    pub async fn get_app(&self, org_id: &str, team_id: &str, name: &str) -> Result<App, StoreError> {
+    pub async fn get_app(
+        &self,
+        org_id: &str,
+        team_id: &str,
+        name: &str,
+    ) -> Result<App, StoreError> {
         let row = sqlx::query(select_app!(
             "WHERE org_id = $1 AND team_id = $2 AND name = $3"
         ))
@@ -187,12 +192,14 @@ impl Store {
                 .await?
             }
             None => {
-                sqlx::query(select_app!("WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"))
-                    .bind(org_id)
-                    .bind(cursor)
-                    .bind(fetch_limit(page))
-                    .fetch_all(&self.pool)
-                    .await?
+                sqlx::query(select_app!(
+                    "WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+                ))
+                .bind(org_id)
+                .bind(cursor)
+                .bind(fetch_limit(page))
+                .fetch_all(&self.pool)
+                .await?
             }
         };
         let items = rows

@@ -55,13 +55,15 @@ fn is_secret_field(name: &str) -> bool {
         .any(|suffix| name.ends_with(suffix))
 }
 
-/// Replaces the value of every secret-named field (at any depth) with `*****`.
+/// Replaces the value of every secret-named field (at any depth) with `*****`; `null` and
+/// booleans are left as they are.
 pub fn redact(value: &mut Value) {
     match value {
         Value::Object(map) => {
             for (name, field) in map.iter_mut() {
                 if is_secret_field(name) {
-                    if !field.is_null() {
+                    // `null` and booleans (e.g. `has_api_key`) say nothing secret.
+                    if !matches!(field, Value::Null | Value::Bool(_)) {
                         *field = Value::String(REDACTED.to_owned());
                     }
                 } else {
@@ -363,6 +365,7 @@ mod tests {
             "default_max_tokens": 100,
             "nested": [{"password": "p", "client_secret": "c", "ok": "x"}],
             "token": null,
+            "has_api_key": true,
         });
         redact(&mut value);
         assert_eq!(
@@ -373,6 +376,7 @@ mod tests {
                 "default_max_tokens": 100,
                 "nested": [{"password": REDACTED, "client_secret": REDACTED, "ok": "x"}],
                 "token": null,
+                "has_api_key": true,
             })
         );
     }

@@ -18,21 +18,24 @@ mod crypto;
 mod db;
 mod error;
 mod keys;
+mod models;
 mod orgs;
+mod providers;
 mod records;
 mod rows;
 mod subscriptions;
 mod teams;
+mod users;
 
 pub use audit::{redact, GENESIS_HASH, REDACTED};
 pub use changes::{Change, ChangeListeners, PG_CHANNEL, REDIS_CHANNEL};
 pub use common::{Actor, Page, PageRequest, APPLY};
 pub use crypto::{SecretCipher, SECRET_KEY_ENV};
-pub use db::{Backend, Store, StoreOptions};
+pub use db::{redact_url, Backend, Store, StoreOptions};
 pub use error::StoreError;
 pub use keys::{CreatedKey, KeyFilter, KeyPatch, KeyRecord, NewKey};
 pub use records::{
     App, AppPatch, AuditEntry, AuditReport, Membership, NewApp, NewOrg, NewTeam, NewUser, Org,
-    OrgPatch, TeamPatch, StoredModel, StoredProvider, Team, User,
+    OrgPatch, StoredModel, StoredProvider, Team, TeamPatch, User,
 };
 pub use subscriptions::{Subscription, SubscriptionFilter, SubscriptionKind, SubscriptionStatus};

@@ -212,7 +212,12 @@ impl Store {
     }
 
     /// Deletes a team with its apps and their keys and subscriptions.
-    pub async fn delete_team(&self, actor: &Actor, org_id: &str, name: &str) -> Result<(), StoreError> {
+    pub async fn delete_team(
+        &self,
+        actor: &Actor,
+        org_id: &str,
+        name: &str,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         let before = team_in_tx(&mut tx, org_id, name).await?;
         check_managed(actor, KIND, name, before.managed_by.as_deref())?;

@@ -12,5 +12,21 @@
 #[macro_use]
 #[path = "store/common.rs"]
 mod common;
+#[path = "store/access.rs"]
+mod access;
+#[path = "store/changes.rs"]
+mod changes;
+#[path = "store/keys.rs"]
+mod keys;
 #[path = "store/migrations.rs"]
 mod migrations;
+#[path = "store/subscriptions.rs"]
+mod subscriptions;
+#[path = "store/tenancy.rs"]
+mod tenancy;
+#[path = "store/audit.rs"]
+mod audit;
+#[path = "store/config.rs"]
+mod config;
+#[path = "store/users.rs"]
+mod users;

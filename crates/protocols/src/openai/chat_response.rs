@@ -4,10 +4,11 @@
 use super::chat_request::arguments_text;
 use super::error::in_band_error;
 use super::wire::{
-    InChoice, InResponse, InResponseHead, OutChoice, OutFunctionCall, OutRespMessage, OutResponse,
+    InChoice, InResponse, InUsage, OutChoice, OutFunctionCall, OutRespMessage, OutResponse,
     OutToolCall,
 };
 use crate::codec::ResponseMode;
+use crate::json_scan;
 use crate::error::DecodeError;
 use bytes::Bytes;
 use serde_json::Value;
@@ -56,13 +57,19 @@ pub fn parse_chat_response(body: Bytes, mode: &ResponseMode) -> Result<ChatRespo
 /// skipped, not decoded, and the result has none. For the same-protocol fast path only, where
 /// the client gets `resp.raw` as is; anything that needs the content decodes `raw` with
 /// [`parse_chat_response`].
+///
+/// The body is walked once at the top level (`json_scan`) and only the wanted values are
+/// decoded, from their own bytes: this runs on every same-protocol request, and serde's
+/// visitors over the skipped choices cost several times more. What it accepts and what it
+/// extracts are those of `serde_json` with the `InResponseHead` skeleton (a duplicated field is
+/// an error, as serde's derive makes it), except that the body must be an object (serde would
+/// also take a struct written as an array).
 pub fn parse_chat_response_passthrough(body: Bytes) -> Result<ChatResponse, DecodeError> {
-    let head: InResponseHead = serde_json::from_slice(&body)
-        .map_err(|e| DecodeError::Malformed(format!("chat completion: {e}")))?;
+    let head = scan_head(&body).map_err(|e| DecodeError::Malformed(format!("chat completion: {e}")))?;
     if let Some(error) = head.error.as_ref().filter(|e| !e.is_null()) {
         return Err(in_band_error(error));
     }
-    if head.choices.is_none() {
+    if !head.choices {
         return Err(DecodeError::Malformed(
             "chat completion without `choices`".to_owned(),
         ));
@@ -79,6 +86,62 @@ pub fn parse_chat_response_passthrough(body: Bytes) -> Result<ChatResponse, Deco
             body,
         }),
     })
+}
+
+/// The top-level fields of a `chat.completion` the gateway reads.
+#[derive(Default)]
+struct Head {
+    id: Option<String>,
+    model: Option<String>,
+    created: Option<i64>,
+    /// `choices` is present and not null.
+    choices: bool,
+    usage: Option<InUsage>,
+    system_fingerprint: Option<String>,
+    error: Option<Value>,
+}
+
+fn scan_head(body: &[u8]) -> Result<Head, String> {
+    let mut head = Head::default();
+    // Fields already met: serde's derive refuses a duplicated field, and so does this.
+    let mut seen = [false; 7];
+    json_scan::for_each_member(body, |member| {
+        let Some(key) = json_scan::key_text(&member) else {
+            return Err("a key that is not a valid string".to_owned());
+        };
+        let field = match &*key {
+            "id" => 0,
+            "model" => 1,
+            "created" => 2,
+            "choices" => 3,
+            "usage" => 4,
+            "system_fingerprint" => 5,
+            "error" => 6,
+            _ => return Ok(()),
+        };
+        if std::mem::replace(&mut seen[field], true) {
+            return Err(format!("duplicate field `{key}`"));
+        }
+        let value = member.value;
+        let field_error = |e: serde_json::Error| format!("`{key}`: {e}");
+        match field {
+            0 => head.id = json_scan::opt_string(value).map_err(field_error)?,
+            1 => head.model = json_scan::opt_string(value).map_err(field_error)?,
+            2 => head.created = json_scan::opt_i64(value).map_err(field_error)?,
+            3 => head.choices = value != b"null",
+            4 => head.usage = serde_json::from_slice(value).map_err(field_error)?,
+            5 => head.system_fingerprint = json_scan::opt_string(value).map_err(field_error)?,
+            _ => head.error = serde_json::from_slice(value).map_err(field_error)?,
+        }
+        Ok(())
+    })?;
+    Ok(head)
+}
+
+impl From<json_scan::ScanError> for String {
+    fn from(e: json_scan::ScanError) -> String {
+        e.to_string()
+    }
 }
 
 fn choice(c: InChoice, mode: &ResponseMode, converted: &mut bool) -> Choice {

@@ -318,3 +318,117 @@ fn passthrough_decodes_usage_and_keeps_the_body_without_the_choices() {
     let err = parse_chat_response_passthrough(Bytes::from_static(b"{\"id\":\"x\"}")).unwrap_err();
     assert!(matches!(err, DecodeError::Malformed(_)), "{err:?}");
 }
+
+/// The serde skeleton the passthrough parser replaced: what it accepted and extracted is the
+/// reference for the hand-written walk.
+fn passthrough_oracle(body: &[u8]) -> Result<ChatResponse, DecodeError> {
+    let head: super::wire::InResponseHead = serde_json::from_slice(body)
+        .map_err(|e| DecodeError::Malformed(format!("chat completion: {e}")))?;
+    if let Some(error) = head.error.as_ref().filter(|e| !e.is_null()) {
+        return Err(super::error::in_band_error(error));
+    }
+    if head.choices.is_none() {
+        return Err(DecodeError::Malformed("no choices".to_owned()));
+    }
+    Ok(ChatResponse {
+        id: head.id.unwrap_or_default(),
+        model: head.model.unwrap_or_default(),
+        created: head.created.unwrap_or(0),
+        choices: Vec::new(),
+        usage: head.usage.as_ref().map(super::usage_from_wire),
+        system_fingerprint: head.system_fingerprint,
+        raw: Some(RawBytes {
+            protocol: Protocol::OpenAi,
+            body: Bytes::copy_from_slice(body),
+        }),
+    })
+}
+
+/// Same verdict (and, on success, the same fields) as the oracle.
+fn agrees_with_oracle(body: &[u8]) -> Result<(), String> {
+    let ours = parse_chat_response_passthrough(Bytes::copy_from_slice(body));
+    let oracle = passthrough_oracle(body);
+    match (&ours, &oracle) {
+        (Ok(a), Ok(b)) if a == b => Ok(()),
+        (Err(DecodeError::Malformed(_)), Err(DecodeError::Malformed(_))) => Ok(()),
+        (Err(DecodeError::Upstream { .. }), Err(DecodeError::Upstream { .. })) if ours == oracle => {
+            Ok(())
+        }
+        _ => Err(format!(
+            "{:?}\nours:   {ours:?}\noracle: {oracle:?}",
+            String::from_utf8_lossy(body)
+        )),
+    }
+}
+
+#[test]
+fn passthrough_agrees_with_serde_on_edge_cases() {
+    let cases: &[&[u8]] = &[
+        br#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#,
+        br#"{"choices":null}"#,
+        br#"{"choices":[],"choices":[]}"#,
+        br#"{"choices":[],"id":"a","id":"b"}"#,
+        br#"{"choices":[],"other":1,"other":2}"#,
+        br#"{"choices":[],"id":"esc\u00e9\n"}"#,
+        br#"{"choices":[],"\u0069d":"escaped key"}"#,
+        br#"{"choices":[],"id":12}"#,
+        br#"{"choices":[],"id":null,"model":null,"created":null,"usage":null,"error":null}"#,
+        br#"{"choices":[],"created":1.5}"#,
+        br#"{"choices":[],"created":-3}"#,
+        br#"{"choices":[],"created":01}"#,
+        br#"{"choices":[],"created":99999999999999999999}"#,
+        br#"{"choices":[],"usage":{"prompt_tokens":-1}}"#,
+        br#"{"choices":[],"usage":{"prompt_tokens":2.0}}"#,
+        br#"{"choices":[],"usage":[]}"#,
+        br#"{"choices":[],"usage":{"prompt_tokens_details":{"cached_tokens":9},"prompt_tokens":4}}"#,
+        br#"{"choices":[],"error":{"message":"boom","type":"server_error"}}"#,
+        br#"{"choices":[],"error":"text"}"#,
+        b"{\"choices\":[\"\xff\"],\"id\":\"x\"}",
+        b"{\"choices\":[],\"id\":\"\xff\"}",
+        b"{\"choices\":[],\"\xff\":1}",
+        br#"{"choices":[{"a":[1,2,{"b":"\ud800"}]}]}"#,
+        br#"  {"choices":[]}  "#,
+        br#"{"choices":[]} {}"#,
+        br#"{"choices":[],}"#,
+        br#"{"choices":[1,]}"#,
+        b"",
+        b"{",
+        b"null",
+        br#""str""#,
+    ];
+    for case in cases {
+        agrees_with_oracle(case).unwrap();
+    }
+}
+
+proptest::proptest! {
+    /// Any single-byte edit of a real answer: both parsers accept it or both refuse it, and
+    /// extract the same fields.
+    #[test]
+    fn passthrough_agrees_with_serde_on_edited_answers(
+        fixture in 0usize..3,
+        edits in proptest::collection::vec((0usize..2000, 0u8..=255, 0u8..3), 1..4),
+    ) {
+        let mut body = [RESPONSE_TEXT, RESPONSE_TOOLS, RESPONSE_REASONING][fixture].as_bytes().to_vec();
+        for (at, byte, kind) in edits {
+            let at = at % (body.len() + 1);
+            // Bytes that matter to JSON's structure most of the time, any byte otherwise.
+            let byte = match byte % 4 {
+                0 => {
+                    let structural = b"{}[]\",:0-.e\\ ntu";
+                    structural[usize::from(byte) % structural.len()]
+                }
+                _ => byte,
+            };
+            match kind {
+                0 if at < body.len() => { body.remove(at); }
+                1 => body.insert(at, byte),
+                _ if at < body.len() => body[at] = byte,
+                _ => body.push(byte),
+            }
+        }
+        if let Err(e) = agrees_with_oracle(&body) {
+            proptest::prop_assert!(false, "{}", e);
+        }
+    }
+}

@@ -99,16 +99,16 @@ async fn config_file_changes_reload_and_invalid_ones_are_refused() {
     let dir = temp_dir("reload");
     let path = dir.join("switchboard.yaml");
     let yaml = |models: &str| {
-        format!("listen: 127.0.0.1:0\nadmin_key: k\nproviders:\n  demo: {{ type: mock }}\nmodels:\n{models}")
+        format!("listen: 127.0.0.1:0\nadmin_key: k\ndatabase: \"sqlite::memory:\"\nproviders:\n  demo: {{ type: mock }}\nmodels:\n{models}")
     };
     std::fs::write(
         &path,
         yaml("  one: { targets: [ { provider: demo, model: x } ] }\n"),
     )
     .unwrap();
-    let config = switchboard_core::config::load_file(&path).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = switchboard::serve::start(listener, config, Some(path.clone())).unwrap();
+    let source = switchboard::runtime::ConfigSource::File(path.clone());
+    let server = switchboard::serve::start(listener, source).await.unwrap();
     let gateway = server.gateway.clone();
     let wait_for = |done: &dyn Fn() -> bool| {
         let start = std::time::Instant::now();

@@ -3,6 +3,7 @@
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use switchboard::runtime::ConfigSource;
 use switchboard::serve::{self, Server};
 use switchboard_testkit::{MockKind, MockProvider};
 
@@ -108,11 +109,22 @@ impl World {
     }
 }
 
+/// Starts a gateway on port 0 with `yaml`; unless it names a database, it gets a fresh SQLite
+/// database in memory.
 pub async fn start_yaml(yaml: &str) -> Server {
-    let config = switchboard_core::config::load_str("test.yaml", yaml, &|_| None)
-        .unwrap_or_else(|e| panic!("test config is invalid:\n{e}\n---\n{yaml}"));
+    let text = if yaml.contains("\ndatabase:") || yaml.starts_with("database:") {
+        yaml.to_owned()
+    } else {
+        format!("database: \"sqlite::memory:\"\n{yaml}")
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    serve::start(listener, config, None).expect("gateway starts")
+    let source = ConfigSource::Text {
+        name: "test.yaml".into(),
+        text,
+    };
+    serve::start(listener, source)
+        .await
+        .unwrap_or_else(|e| panic!("gateway does not start: {e:#}\n---\n{yaml}"))
 }
 
 /// A finished response: status, headers, body text.

@@ -4,6 +4,8 @@
 //! Write a case as `async fn name(db: &TestDb)` and list it in `both!(name, ...)`: that makes
 //! the tests `name::sqlite` and `name::postgres`.
 
+#![allow(dead_code, reason = "each helper is used by some test modules only")]
+
 use std::io::Write;
 use std::sync::Once;
 use std::time::Duration;
@@ -114,7 +116,14 @@ impl TestDb {
 
     /// Runs SQL outside the store (e.g. to tamper with rows), in the test's schema.
     pub async fn execute_raw(&self, sql: &str) {
-        raw_execute(&self.url, self.schema.as_deref(), sql).await;
+        if let Err(e) = self.try_execute_raw(sql).await {
+            panic!("raw SQL `{sql}` failed: {e}");
+        }
+    }
+
+    /// [`TestDb::execute_raw`] that returns the database's error instead of panicking.
+    pub async fn try_execute_raw(&self, sql: &str) -> Result<(), String> {
+        try_raw_execute(&self.url, self.schema.as_deref(), sql).await
     }
 
     /// The database URL (for Postgres, of the whole database: combine with [`TestDb::schema`]).
@@ -144,22 +153,30 @@ async fn placeholder_store() -> Store {
 }
 
 async fn raw_execute(url: &str, schema: Option<&str>, sql: &str) {
+    if let Err(e) = try_raw_execute(url, schema, sql).await {
+        panic!("raw SQL `{sql}` failed: {e}");
+    }
+}
+
+async fn try_raw_execute(url: &str, schema: Option<&str>, sql: &str) -> Result<(), String> {
     use sqlx::Connection;
     sqlx::any::install_default_drivers();
     let mut conn = sqlx::AnyConnection::connect(url)
         .await
-        .expect("raw connect");
+        .map_err(|e| e.to_string())?;
     if let Some(schema) = schema {
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET search_path TO {schema}")))
             .execute(&mut conn)
             .await
-            .expect("set search_path");
+            .map_err(|e| e.to_string())?;
     }
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+    let result = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
         .execute(&mut conn)
         .await
-        .unwrap_or_else(|e| panic!("raw SQL `{sql}` failed: {e}"));
+        .map(|_| ())
+        .map_err(|e| e.to_string());
     let _ = conn.close().await;
+    result
 }
 
 /// The bootstrap admin, for cases that do not care who acts.

@@ -180,12 +180,17 @@ async fn rotation_keeps_the_old_key_for_the_grace_period(db: &TestDb) {
     let deadline = old_grant.expires_at_ms.unwrap();
     assert!(deadline >= before + HOUR && deadline <= after + HOUR);
     let old_record = store.get_key(&t.org.id, &old.record.id).await.unwrap();
-    assert_eq!(old_record.rotated_to.as_deref(), Some(next.record.id.as_str()));
+    assert_eq!(
+        old_record.rotated_to.as_deref(),
+        Some(next.record.id.as_str())
+    );
     assert_eq!(old_record.expires_at, Some(deadline));
 
     // A rotated key is not rotated twice; the successor can be.
     assert!(matches!(
-        store.rotate_key(&admin(), &t.org.id, &old.record.id, HOUR).await,
+        store
+            .rotate_key(&admin(), &t.org.id, &old.record.id, HOUR)
+            .await,
         Err(StoreError::Conflict(_))
     ));
     // The grace never extends a key: a sooner expiry stays.
@@ -204,7 +209,9 @@ async fn rotation_keeps_the_old_key_for_the_grace_period(db: &TestDb) {
     assert!(grant.expires_at_ms.unwrap() <= now_ms());
     assert!(store.find_key(&hash_of(&stopped)).await.unwrap().is_some());
     assert!(matches!(
-        store.rotate_key(&admin(), &t.org.id, &stopped.record.id, -1).await,
+        store
+            .rotate_key(&admin(), &t.org.id, &stopped.record.id, -1)
+            .await,
         Err(StoreError::Invalid(_))
     ));
 }
@@ -254,7 +261,10 @@ async fn updates_change_the_grant(db: &TestDb) {
     assert_eq!(cleared.models, None);
     assert_eq!(cleared.expires_at, None);
     assert_eq!(cleared.apis, Some(strings(&["summarise"])));
-    assert_eq!(store.get_key(&t.org.id, &key.record.id).await.unwrap(), cleared);
+    assert_eq!(
+        store.get_key(&t.org.id, &key.record.id).await.unwrap(),
+        cleared
+    );
 
     for bad in [
         rename(" "),
@@ -336,7 +346,10 @@ async fn keys_of_another_org_are_not_found(db: &TestDb) {
     assert!(not_found(store.get_key(&a.org.id, id).await));
     assert!(not_found(store.revoke_key(&admin(), &a.org.id, id).await));
     assert!(not_found(
-        store.rotate_key(&admin(), &a.org.id, id, HOUR).await.map(|k| k.record)
+        store
+            .rotate_key(&admin(), &a.org.id, id, HOUR)
+            .await
+            .map(|k| k.record)
     ));
     assert!(not_found(
         store.update_key(&admin(), &a.org.id, id, rename("x")).await
@@ -369,7 +382,14 @@ async fn listing_filters_and_pages(db: &TestDb) {
         .unwrap();
     let mut ids = Vec::new();
     for name in ["a", "b", "c"] {
-        ids.push(store.create_key(&admin(), app_key(&t, name)).await.unwrap().record.id);
+        ids.push(
+            store
+                .create_key(&admin(), app_key(&t, name))
+                .await
+                .unwrap()
+                .record
+                .id,
+        );
     }
     let mut other = app_key(&t, "d");
     other.app_id = Some(second.id.clone());
@@ -385,7 +405,14 @@ async fn listing_filters_and_pages(db: &TestDb) {
         ..Default::default()
     };
     let first = store
-        .list_keys(&t.org.id, &all, &PageRequest { limit: Some(3), cursor: None })
+        .list_keys(
+            &t.org.id,
+            &all,
+            &PageRequest {
+                limit: Some(3),
+                cursor: None,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -394,7 +421,14 @@ async fn listing_filters_and_pages(db: &TestDb) {
     );
     let cursor = first.next_cursor.clone().expect("more keys follow");
     let rest = store
-        .list_keys(&t.org.id, &all, &PageRequest { limit: Some(3), cursor: Some(cursor) })
+        .list_keys(
+            &t.org.id,
+            &all,
+            &PageRequest {
+                limit: Some(3),
+                cursor: Some(cursor),
+            },
+        )
         .await
         .unwrap();
     assert_eq!(rest.items.len(), 1);
@@ -468,7 +502,13 @@ async fn key_changes_are_audited_and_published(db: &TestDb) {
         .collect();
     assert_eq!(
         actions,
-        ["key.create", "key.rotate", "key.create", "key.update", "key.revoke"]
+        [
+            "key.create",
+            "key.rotate",
+            "key.create",
+            "key.update",
+            "key.revoke"
+        ]
     );
     // The records are there, never a secret or a hash.
     let text = serde_json::to_string(&audit.items).unwrap();
@@ -476,7 +516,11 @@ async fn key_changes_are_audited_and_published(db: &TestDb) {
         assert!(!text.contains(secret));
         assert!(!text.contains(&hash(secret).0));
     }
-    let revoke = audit.items.iter().find(|e| e.action == "key.revoke").unwrap();
+    let revoke = audit
+        .items
+        .iter()
+        .find(|e| e.action == "key.revoke")
+        .unwrap();
     assert_eq!(revoke.object_id, next.record.id);
     assert_eq!(revoke.before.as_ref().unwrap()["revoked_at"], json!(null));
     assert!(revoke.after.as_ref().unwrap()["revoked_at"].is_i64());
