@@ -27,7 +27,7 @@ impl std::fmt::Display for ScanError {
 
 /// One member of the top-level object.
 pub(crate) struct Member<'a> {
-    /// The key with its quotes, as written (escapes not decoded).
+    /// The key as written, without its quotes (escapes not decoded, UTF-8 not checked).
     pub key: &'a [u8],
     /// Whether the key holds a backslash escape (then it must be decoded to be compared).
     pub key_escaped: bool,
@@ -41,7 +41,10 @@ pub(crate) fn for_each_member<'a, E: From<ScanError>>(
     body: &'a [u8],
     mut visit: impl FnMut(Member<'a>) -> Result<(), E>,
 ) -> Result<(), E> {
-    let mut s = Scanner { bytes: body, pos: 0 };
+    let mut s = Scanner {
+        bytes: body,
+        pos: 0,
+    };
     s.skip_ws();
     s.expect(b'{', "expected a JSON object")?;
     s.skip_ws();
@@ -53,9 +56,9 @@ pub(crate) fn for_each_member<'a, E: From<ScanError>>(
             if s.peek() != Some(b'"') {
                 return Err(s.error("expected a key (a string)").into());
             }
-            let key_start = s.pos;
+            let key_start = s.pos + 1;
             let key_escaped = s.string()?;
-            let key = &body[key_start..s.pos];
+            let key = &body[key_start..s.pos - 1];
             s.skip_ws();
             s.expect(b':', "expected `:`")?;
             s.skip_ws();
@@ -158,40 +161,50 @@ impl Scanner<'_> {
 
     /// Skips one string starting at its opening quote; tells whether it held an escape.
     fn string(&mut self) -> Result<bool, ScanError> {
-        self.pos += 1;
+        let mut i = self.pos + 1;
         let mut escaped = false;
         loop {
-            // Plain bytes are the common case: step over them in a tight loop.
-            let rest = self.bytes.get(self.pos..).unwrap_or_default();
-            let plain = find_special(rest).ok_or_else(|| ScanError {
-                what: "unterminated string",
-                at: self.bytes.len(),
-            })?;
-            self.pos += plain;
-            match self.peek() {
+            i = find_special(self.bytes, i);
+            match self.bytes.get(i) {
                 Some(b'"') => {
-                    self.pos += 1;
+                    self.pos = i + 1;
                     return Ok(escaped);
                 }
                 Some(b'\\') => {
                     escaped = true;
-                    self.pos += 1;
-                    match self.peek() {
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
-                            self.pos += 1;
-                        }
+                    i += 1;
+                    match self.bytes.get(i) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 1,
                         Some(b'u') => {
-                            self.pos += 1;
-                            let hex = self.bytes.get(self.pos..self.pos + 4);
+                            let hex = self.bytes.get(i + 1..i + 5);
                             if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                                return Err(self.error("invalid \\u escape"));
+                                return Err(ScanError {
+                                    what: "invalid \\u escape",
+                                    at: i,
+                                });
                             }
-                            self.pos += 4;
+                            i += 5;
                         }
-                        _ => return Err(self.error("invalid escape")),
+                        _ => {
+                            return Err(ScanError {
+                                what: "invalid escape",
+                                at: i,
+                            })
+                        }
                     }
                 }
-                _ => return Err(self.error("control character in a string")),
+                Some(_) => {
+                    return Err(ScanError {
+                        what: "control character in a string",
+                        at: i,
+                    })
+                }
+                None => {
+                    return Err(ScanError {
+                        what: "unterminated string",
+                        at: i,
+                    })
+                }
             }
         }
     }
@@ -327,37 +340,36 @@ impl Scanner<'_> {
     }
 }
 
-/// The index of the first byte that ends a run of plain string bytes: `"`, `\` or a control
-/// character. Eight bytes at a time (the classic "has zero byte" bit trick): strings are most
-/// of a completion's bytes.
-fn find_special(bytes: &[u8]) -> Option<usize> {
+/// The index of the first byte at or after `from` that ends a run of plain string bytes (`"`,
+/// `\` or a control character), or the length when there is none. Eight bytes at a time (the
+/// classic "has zero byte" bit trick): strings are most of a completion's bytes.
+fn find_special(bytes: &[u8], from: usize) -> usize {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-    let mut chunks = bytes.chunks_exact(8);
-    let mut offset = 0;
-    for chunk in chunks.by_ref() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
+    let mut i = from;
+    while let Some(word) = bytes.get(i..).and_then(|rest| rest.first_chunk::<8>()) {
+        let x = u64::from_le_bytes(*word);
         let quote = x ^ (ONES * u64::from(b'"'));
         let backslash = x ^ (ONES * u64::from(b'\\'));
         // A byte's high bit is set in each term when that byte is zero (below 0x20 for the
         // last); borrows only ever mark bytes above a marked one, so the lowest mark is exact.
-        let marks = (quote.wrapping_sub(ONES) & !quote)
+        let marks = ((quote.wrapping_sub(ONES) & !quote)
             | (backslash.wrapping_sub(ONES) & !backslash)
-            | (x.wrapping_sub(ONES * 0x20) & !x);
-        let marks = marks & HIGH;
+            | (x.wrapping_sub(ONES * 0x20) & !x))
+            & HIGH;
         if marks != 0 {
             // The lowest byte of a little-endian word is the first in memory.
-            return Some(offset + (marks.trailing_zeros() / 8) as usize);
+            return i + (marks.trailing_zeros() / 8) as usize;
         }
-        offset += 8;
+        i += 8;
     }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        .map(|i| offset + i)
+    while let Some(&b) = bytes.get(i) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            return i;
+        }
+        i += 1;
+    }
+    i
 }
 
 /// Decodes a string-or-null member value. Unescaped strings (nearly all ids and model names)
@@ -373,31 +385,71 @@ pub(crate) fn opt_string(value: &[u8]) -> Result<Option<String>, serde_json::Err
     serde_json::from_slice(value)
 }
 
-/// Decodes an integer-or-null member value; plain short integers without serde.
-pub(crate) fn opt_i64(value: &[u8]) -> Result<Option<i64>, serde_json::Error> {
-    // Up to 18 digits cannot overflow an i64.
-    if !value.is_empty() && value.len() <= 18 && value.iter().all(u8::is_ascii_digit) {
-        let n = value
+/// Up to this many digits, a decimal number fits any 64-bit integer.
+const SAFE_DIGITS: usize = 18;
+
+/// A plain decimal integer (`0`, or digits without a leading zero), short enough not to
+/// overflow; `None` sends the value to serde, which knows every other case.
+fn plain_integer(digits: &[u8]) -> Option<u64> {
+    let plain = !digits.is_empty()
+        && digits.len() <= SAFE_DIGITS
+        && digits.iter().all(u8::is_ascii_digit)
+        && (digits.len() == 1 || digits[0] != b'0');
+    plain.then(|| {
+        digits
             .iter()
-            .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
-        // A leading zero is not JSON ("01"); serde says so.
-        if value.len() == 1 || value[0] != b'0' {
-            return Ok(Some(n));
-        }
-    }
-    serde_json::from_slice(value)
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'))
+    })
 }
 
-/// The member's key as text, escapes decoded. `None` when it is not valid UTF-8 or its escapes
-/// do not form a string (serde rejects both).
-pub(crate) fn key_text<'a>(member: &Member<'a>) -> Option<std::borrow::Cow<'a, str>> {
-    if member.key_escaped {
-        return serde_json::from_slice::<String>(member.key)
-            .ok()
-            .map(std::borrow::Cow::Owned);
+/// Decodes an integer-or-null member value; plain short integers without serde.
+pub(crate) fn opt_i64(value: &[u8]) -> Result<Option<i64>, serde_json::Error> {
+    let (negative, digits) = match value {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, value),
+    };
+    match plain_integer(digits).and_then(|n| i64::try_from(n).ok()) {
+        // serde reads `-0` as the float -0.0 (an error for an i64): its call.
+        Some(0) if negative => serde_json::from_slice(value),
+        Some(n) if negative => Ok(Some(-n)),
+        Some(n) => Ok(Some(n)),
+        None => serde_json::from_slice(value),
     }
-    let inner = member.key.get(1..member.key.len().saturating_sub(1))?;
-    std::str::from_utf8(inner).ok().map(std::borrow::Cow::Borrowed)
+}
+
+/// Decodes an unsigned-integer-or-null member value; plain short integers without serde.
+pub(crate) fn opt_u64(value: &[u8]) -> Result<Option<u64>, serde_json::Error> {
+    match plain_integer(value) {
+        Some(n) => Ok(Some(n)),
+        None => serde_json::from_slice(value),
+    }
+}
+
+/// Finds which of `fields` a member's key names, as serde's derive would: escapes decoded, and
+/// a key that is not valid UTF-8 (or whose escapes do not form a string) refused. `Ok(None)`
+/// for a key that is none of them.
+pub(crate) fn field_index(member: &Member<'_>, fields: &[&str]) -> Result<Option<usize>, String> {
+    if member.key_escaped {
+        let Ok(key) = serde_json::from_slice::<String>(&quoted(member.key)) else {
+            return Err("a key that is not a valid string".to_owned());
+        };
+        return Ok(fields.iter().position(|f| *f == key));
+    }
+    if let Some(index) = fields.iter().position(|f| f.as_bytes() == member.key) {
+        return Ok(Some(index));
+    }
+    if !member.key.is_ascii() && std::str::from_utf8(member.key).is_err() {
+        return Err("a key that is not valid UTF-8".to_owned());
+    }
+    Ok(None)
+}
+
+fn quoted(inner: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(inner.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(inner);
+    out.push(b'"');
+    out
 }
 
 #[cfg(test)]
@@ -419,15 +471,15 @@ mod tests {
 
     #[test]
     fn members_come_with_their_raw_values() {
-        let seen = walk(r#" { "a" : 1 , "b":{"c":[1,2,{"d":null}]} ,"e":"x\"y", "f": [ ] } "#)
-            .unwrap();
+        let seen =
+            walk(r#" { "a" : 1 , "b":{"c":[1,2,{"d":null}]} ,"e":"x\"y", "f": [ ] } "#).unwrap();
         assert_eq!(
             seen,
             vec![
-                ("\"a\"".into(), "1".into()),
-                ("\"b\"".into(), r#"{"c":[1,2,{"d":null}]}"#.into()),
-                ("\"e\"".into(), r#""x\"y""#.into()),
-                ("\"f\"".into(), "[ ]".into()),
+                ("a".into(), "1".into()),
+                ("b".into(), r#"{"c":[1,2,{"d":null}]}"#.into()),
+                ("e".into(), r#""x\"y""#.into()),
+                ("f".into(), "[ ]".into()),
             ]
         );
         assert_eq!(walk("{}").unwrap(), vec![]);
@@ -467,7 +519,9 @@ mod tests {
             r#"{"a":{"b":{"c":[[[[]]]]}}}"#,
         ];
         for case in cases {
-            let serde = serde_json::from_str::<std::collections::BTreeMap<String, serde::de::IgnoredAny>>(case);
+            let serde = serde_json::from_str::<
+                std::collections::BTreeMap<String, serde::de::IgnoredAny>,
+            >(case);
             assert_eq!(walk(case).is_ok(), serde.is_ok(), "{case}");
         }
     }
@@ -478,7 +532,11 @@ mod tests {
         assert!(walk(&deep).is_ok());
         let unbalanced = format!(r#"{{"a":{}1{}}}"#, "[".repeat(300), "]".repeat(299));
         assert!(walk(&unbalanced).is_err());
-        let mixed = format!(r#"{{"a":{}1{}}}"#, r#"[{"k":"#.repeat(200), "}]".repeat(200));
+        let mixed = format!(
+            r#"{{"a":{}1{}}}"#,
+            r#"[{"k":"#.repeat(200),
+            "}]".repeat(200)
+        );
         assert!(walk(&mixed).is_ok());
     }
 
@@ -496,10 +554,11 @@ mod tests {
                     if at + 1 < len {
                         bytes[at + 1] = b'"';
                     }
-                    assert_eq!(find_special(&bytes), Some(at), "{len} {at} {special}");
+                    assert_eq!(find_special(&bytes, 0), at, "{len} {at} {special}");
+                    assert_eq!(find_special(&bytes, at), at, "{len} {at} {special}");
                 }
             }
-            assert_eq!(find_special(&vec![b'x'; len]), None);
+            assert_eq!(find_special(&vec![b'x'; len], 0), len);
         }
     }
 
@@ -517,6 +576,15 @@ mod tests {
         assert!(opt_i64(b"1.5").is_err());
         assert!(opt_i64(b"\"1\"").is_err());
         assert_eq!(opt_i64(b"9223372036854775807").unwrap(), Some(i64::MAX));
+        assert_eq!(opt_i64(b"-9223372036854775808").unwrap(), Some(i64::MIN));
         assert!(opt_i64(b"9223372036854775808").is_err());
+        assert!(opt_i64(b"-0").is_err(), "serde reads -0 as a float");
+        assert!(opt_i64(b"-01").is_err());
+        assert_eq!(opt_u64(b"18446744073709551615").unwrap(), Some(u64::MAX));
+        assert!(opt_u64(b"18446744073709551616").is_err());
+        assert!(opt_u64(b"-1").is_err());
+        assert!(opt_u64(b"1e2").is_err());
+        assert_eq!(opt_u64(b"null").unwrap(), None);
+        assert_eq!(opt_u64(b"42").unwrap(), Some(42));
     }
 }

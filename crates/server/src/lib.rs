@@ -3,6 +3,9 @@
 //! `switchboard-core`; handlers here only parse the client's format, call the pipeline and
 //! render the result in the client's format.
 
+pub mod admin;
+pub mod apply;
+pub mod cli;
 pub mod http;
 pub mod mock_upstream;
 pub mod reload;

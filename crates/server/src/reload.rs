@@ -1,11 +1,11 @@
 //! Config reload on SIGHUP and on file change. A new config that fails to parse, validate or
 //! build is refused and the running one stays; either way the outcome is logged.
 
+use crate::runtime::Runtime;
 use notify::{RecursiveMode, Watcher as _};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use crate::runtime::Runtime;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 

@@ -162,7 +162,10 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
                 switchboard_store::redact_url(url)
             )
         })?;
-    store.migrate().await.context("cannot migrate the database")?;
+    store
+        .migrate()
+        .await
+        .context("cannot migrate the database")?;
     store = store.with_cipher(SecretCipher::from_env().context("SWITCHBOARD_SECRET_KEY")?);
     if let Some(redis) = &config.redis {
         store = store.with_redis(redis)?;

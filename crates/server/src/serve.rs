@@ -3,6 +3,7 @@
 
 use crate::http;
 use crate::reload;
+use crate::runtime::{ConfigSource, Runtime};
 use anyhow::Context as _;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -12,7 +13,6 @@ use rand::RngCore as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use crate::runtime::{ConfigSource, Runtime};
 use switchboard_core::config::{self, Secret};
 use switchboard_core::Gateway;
 use tokio::net::TcpListener;

@@ -9,8 +9,8 @@ use crate::db::{new_id, now_ms, Store};
 use crate::error::StoreError;
 use crate::records::{App, AppPatch, NewApp};
 use crate::rows::{
-    check_managed, check_may_set_managed, fetch_limit, from_json_opt, snapshot, to_json_opt,
-    validate_list, validate_slug,
+    check_managed, check_may_set_managed, cursor, fetch_limit, from_json_opt, snapshot,
+    to_json_opt, validate_list, validate_slug,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -178,7 +178,7 @@ impl Store {
         team_id: Option<&str>,
         page: &PageRequest,
     ) -> Result<Page<App>, StoreError> {
-        let cursor = page.cursor.clone().unwrap_or_default();
+        let cursor = cursor(page);
         let rows = match team_id {
             Some(team_id) => {
                 sqlx::query(select_app!(

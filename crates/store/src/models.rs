@@ -10,7 +10,7 @@ use crate::error::StoreError;
 use crate::providers::validate_config_name;
 use crate::records::StoredModel;
 use crate::rows::{
-    check_managed, check_may_set_managed, fetch_limit, from_json, snapshot, to_json,
+    check_managed, check_may_set_managed, cursor, fetch_limit, from_json, snapshot, to_json,
 };
 use serde_json::Value;
 use sqlx::any::AnyRow;
@@ -149,7 +149,7 @@ impl Store {
     /// A page of stored model aliases in name order; the cursor is the last name seen.
     pub async fn list_models(&self, page: &PageRequest) -> Result<Page<StoredModel>, StoreError> {
         let rows = sqlx::query(select_model!("WHERE name > $1 ORDER BY name LIMIT $2"))
-            .bind(page.cursor.clone().unwrap_or_default())
+            .bind(cursor(page))
             .bind(fetch_limit(page))
             .fetch_all(&self.pool)
             .await?;

@@ -7,7 +7,9 @@ use crate::common::{Actor, Page, PageRequest};
 use crate::db::{new_id, now_ms, Store};
 use crate::error::StoreError;
 use crate::records::{NewOrg, Org, OrgPatch};
-use crate::rows::{check_managed, check_may_set_managed, fetch_limit, snapshot, validate_slug};
+use crate::rows::{
+    check_managed, check_may_set_managed, cursor, fetch_limit, snapshot, validate_slug,
+};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
@@ -125,7 +127,7 @@ impl Store {
         page: &PageRequest,
         only: Option<&[String]>,
     ) -> Result<Page<Org>, StoreError> {
-        let cursor = page.cursor.clone().unwrap_or_default();
+        let cursor = cursor(page);
         let rows = match only {
             None => {
                 sqlx::query(select_org!("WHERE id > $1 ORDER BY id LIMIT $2"))

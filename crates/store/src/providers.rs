@@ -10,7 +10,7 @@ use crate::db::{now_ms, Store};
 use crate::error::StoreError;
 use crate::records::StoredProvider;
 use crate::rows::{
-    check_managed, check_may_set_managed, fetch_limit, from_json, snapshot, to_json,
+    check_managed, check_may_set_managed, cursor, fetch_limit, from_json, snapshot, to_json,
 };
 use serde_json::Value;
 use sqlx::any::AnyRow;
@@ -229,7 +229,7 @@ impl Store {
         page: &PageRequest,
     ) -> Result<Page<StoredProvider>, StoreError> {
         let rows = sqlx::query(select_provider!("WHERE name > $1 ORDER BY name LIMIT $2"))
-            .bind(page.cursor.clone().unwrap_or_default())
+            .bind(cursor(page))
             .bind(fetch_limit(page))
             .fetch_all(&self.pool)
             .await?;

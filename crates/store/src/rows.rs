@@ -1,5 +1,6 @@
-//! Helpers for the columns every table shares: JSON kept as TEXT (lists, maps, settings) and
-//! the mapping of a bad stored value to an error instead of a panic.
+//! Helpers every table module shares: JSON kept as TEXT (lists, maps, settings) with a bad
+//! stored value turned into an error instead of a panic, keyset paging, name and list checks,
+//! and the rule that objects managed by `apply` are read-only to everyone else.
 
 use crate::common::Actor;
 use crate::error::StoreError;
@@ -40,7 +41,8 @@ pub(crate) fn snapshot<T: Serialize>(record: &T) -> Result<serde_json::Value, St
     serde_json::to_value(record).map_err(|e| StoreError::Invalid(format!("cannot encode: {e}")))
 }
 
-/// The keyset condition and parameters of a page: rows after the cursor id.
+/// Where a page starts: rows whose id (or name) sorts after this; empty for the first page,
+/// since every id sorts after "".
 pub(crate) fn cursor(page: &crate::PageRequest) -> String {
     page.cursor.clone().unwrap_or_default()
 }
@@ -51,19 +53,14 @@ pub(crate) fn fetch_limit(page: &crate::PageRequest) -> i64 {
 }
 
 /// The rule for names of orgs, teams and apps, which appear in URLs and the CLI.
+/// The rule itself lives in core (config files check it too).
 pub(crate) fn validate_slug(kind: &str, name: &str) -> Result<(), StoreError> {
-    let mut chars = name.chars();
-    let ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-        && name.len() <= 64;
-    if ok {
+    if switchboard_core::config::is_slug(name) {
         Ok(())
     } else {
         Err(StoreError::Invalid(format!(
-            "invalid {kind} name `{name}`: names are 1-64 characters: lowercase letters, digits, \
-             '-' and '_', starting with a letter or digit"
+            "invalid {kind} name `{name}`: {}",
+            switchboard_core::config::SLUG_RULE
         )))
     }
 }

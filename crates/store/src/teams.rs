@@ -7,7 +7,9 @@ use crate::common::{Actor, Page, PageRequest};
 use crate::db::{new_id, now_ms, Store};
 use crate::error::StoreError;
 use crate::records::{NewTeam, Team, TeamPatch};
-use crate::rows::{check_managed, check_may_set_managed, fetch_limit, snapshot, validate_slug};
+use crate::rows::{
+    check_managed, check_may_set_managed, cursor, fetch_limit, snapshot, validate_slug,
+};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
@@ -160,7 +162,7 @@ impl Store {
             "WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"
         ))
         .bind(org_id)
-        .bind(page.cursor.clone().unwrap_or_default())
+        .bind(cursor(page))
         .bind(fetch_limit(page))
         .fetch_all(&self.pool)
         .await?;

@@ -8,7 +8,7 @@ use crate::common::{Actor, Page, PageRequest};
 use crate::db::{new_id, now_ms, Store};
 use crate::error::StoreError;
 use crate::records::{Membership, NewUser, User};
-use crate::rows::{fetch_limit, snapshot};
+use crate::rows::{cursor, fetch_limit, snapshot};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use switchboard_core::auth::roles::Role;
@@ -195,7 +195,7 @@ impl Store {
     /// A page of all users in id (creation) order.
     pub async fn list_users(&self, page: &PageRequest) -> Result<Page<User>, StoreError> {
         let rows = sqlx::query(select_user!("WHERE id > $1 ORDER BY id LIMIT $2"))
-            .bind(page.cursor.clone().unwrap_or_default())
+            .bind(cursor(page))
             .bind(fetch_limit(page))
             .fetch_all(&self.pool)
             .await?;
@@ -317,7 +317,7 @@ impl Store {
             "WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"
         ))
         .bind(org_id)
-        .bind(page.cursor.clone().unwrap_or_default())
+        .bind(cursor(page))
         .bind(fetch_limit(page))
         .fetch_all(&self.pool)
         .await?;

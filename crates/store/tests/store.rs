@@ -14,8 +14,12 @@
 mod common;
 #[path = "store/access.rs"]
 mod access;
+#[path = "store/audit.rs"]
+mod audit;
 #[path = "store/changes.rs"]
 mod changes;
+#[path = "store/config.rs"]
+mod config;
 #[path = "store/keys.rs"]
 mod keys;
 #[path = "store/migrations.rs"]
@@ -24,9 +28,5 @@ mod migrations;
 mod subscriptions;
 #[path = "store/tenancy.rs"]
 mod tenancy;
-#[path = "store/audit.rs"]
-mod audit;
-#[path = "store/config.rs"]
-mod config;
 #[path = "store/users.rs"]
 mod users;

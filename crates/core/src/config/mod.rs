@@ -19,6 +19,7 @@ mod validate;
 mod tests;
 
 pub use model::*;
+pub use validate::{is_slug, SLUG_RULE};
 
 use locate::{KeyPath, Pos, Positions};
 use std::fmt;

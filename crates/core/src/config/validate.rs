@@ -490,7 +490,8 @@ pub fn is_slug(name: &str) -> bool {
         && name.len() <= 64
 }
 
-const SLUG_RULE: &str =
+/// What [`is_slug`] accepts, for messages.
+pub const SLUG_RULE: &str =
     "names are 1-64 characters: lowercase letters, digits, '-' and '_', starting with a letter or digit";
 
 fn orgs(ck: &mut Checker<'_>, raw: &RawConfig) -> BTreeMap<String, OrgSpec> {

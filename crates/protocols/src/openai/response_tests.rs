@@ -351,7 +351,9 @@ fn agrees_with_oracle(body: &[u8]) -> Result<(), String> {
     match (&ours, &oracle) {
         (Ok(a), Ok(b)) if a == b => Ok(()),
         (Err(DecodeError::Malformed(_)), Err(DecodeError::Malformed(_))) => Ok(()),
-        (Err(DecodeError::Upstream { .. }), Err(DecodeError::Upstream { .. })) if ours == oracle => {
+        (Err(DecodeError::Upstream { .. }), Err(DecodeError::Upstream { .. }))
+            if ours == oracle =>
+        {
             Ok(())
         }
         _ => Err(format!(
@@ -381,6 +383,22 @@ fn passthrough_agrees_with_serde_on_edge_cases() {
         br#"{"choices":[],"usage":{"prompt_tokens":2.0}}"#,
         br#"{"choices":[],"usage":[]}"#,
         br#"{"choices":[],"usage":{"prompt_tokens_details":{"cached_tokens":9},"prompt_tokens":4}}"#,
+        br#"{"choices":[],"usage":{"prompt_tokens_details":null,"completion_tokens_details":{}}}"#,
+        br#"{"choices":[],"usage":{"prompt_tokens_details":[7],"completion_tokens_details":[]}}"#,
+        br#"{"choices":[],"usage":{"prompt_tokens_details":3}}"#,
+        br#"{"choices":[],"usage":{"prompt_tokens_details":{"cached_tokens":1,"cached_tokens":2}}}"#,
+        br#"{"choices":[],"usage":{"completion_tokens_details":{"reasoning_tokens":1.5}}}"#,
+        br#"{"choices":[],"usage":{"completion_tokens_details":{"reasoning_tokens":5,"x":[]}}}"#,
+        br#"{"choices":[],"usage":{"prompt_tokens":1,"prompt_tokens":1}}"#,
+        br#"{"choices":[],"usage":{"prompt\u005ftokens":8,"prompt_cache_hit_tokens":3}}"#,
+        br#"{"choices":[],"usage":{"prompt_tokens":18446744073709551615}}"#,
+        br#"{"choices":[],"usage":{"prompt_tokens":18446744073709551616}}"#,
+        br#"{"choices":[],"usage":{"prompt_tokens":0,"completion_tokens":00}}"#,
+        br#"{"choices":[],"usage":[1,2]}"#,
+        br#"{"choices":[],"usage":"x"}"#,
+        b"{\"choices\":[],\"usage\":{\"\xff\":1}}",
+        br#"{"choices":[],"created":-9223372036854775808}"#,
+        br#"{"choices":[],"created":-0}"#,
         br#"{"choices":[],"error":{"message":"boom","type":"server_error"}}"#,
         br#"{"choices":[],"error":"text"}"#,
         b"{\"choices\":[\"\xff\"],\"id\":\"x\"}",

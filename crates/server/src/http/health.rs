@@ -5,8 +5,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use std::time::Duration;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 /// The process is up.
 pub async fn healthz() -> Json<Value> {

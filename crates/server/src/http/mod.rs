@@ -10,11 +10,11 @@ mod health;
 mod openai;
 mod sse;
 
+use crate::runtime::Runtime;
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use format::ClientFormat;
 use std::sync::Arc;
-use crate::runtime::Runtime;
 use switchboard_core::{Gateway, GatewayError};
 
 /// What every handler shares.
@@ -48,6 +48,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .nest(crate::admin::PREFIX, crate::admin::router())
         .fallback(not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             format::panic_response,

@@ -46,7 +46,13 @@ async fn chain_records_every_change_and_verifies(db: &TestDb) {
     let actions: Vec<_> = entries.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(
         actions,
-        ["org.create", "org.create", "team.create", "org.update", "org.delete"]
+        [
+            "org.create",
+            "org.create",
+            "team.create",
+            "org.update",
+            "org.delete"
+        ]
     );
     let seqs: Vec<_> = entries.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, [1, 2, 3, 4, 5]);
@@ -56,14 +62,25 @@ async fn chain_records_every_change_and_verifies(db: &TestDb) {
     }
     let update = &entries[3];
     assert_eq!(update.actor, "admin_key");
-    assert_eq!(update.before.as_ref().unwrap()["display_name"], serde_json::Value::Null);
+    assert_eq!(
+        update.before.as_ref().unwrap()["display_name"],
+        serde_json::Value::Null
+    );
     assert_eq!(update.after.as_ref().unwrap()["display_name"], "A");
     assert!(entries[0].before.is_none() && entries[4].after.is_none());
 
     let of_a = db.store.list_audit(Some(&a), &all()).await.unwrap().items;
     assert_eq!(of_a.len(), 3);
     assert!(of_a.iter().all(|e| e.org_id.as_deref() == Some(a.as_str())));
-    assert_eq!(db.store.list_audit(Some(&b), &all()).await.unwrap().items.len(), 2);
+    assert_eq!(
+        db.store
+            .list_audit(Some(&b), &all())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
 
     // Paging by seq.
     let first = db
@@ -124,7 +141,9 @@ async fn audit_rows_are_append_only(db: &TestDb) {
     let update = db
         .try_execute_raw("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
         .await;
-    let delete = db.try_execute_raw("DELETE FROM audit_log WHERE seq = 3").await;
+    let delete = db
+        .try_execute_raw("DELETE FROM audit_log WHERE seq = 3")
+        .await;
     if db.backend == Backend::Sqlite {
         assert!(update.unwrap_err().contains("append-only"));
         assert!(delete.is_err());
@@ -139,7 +158,8 @@ async fn edited_row_is_reported(db: &TestDb) {
     for sql in lift_protection(db) {
         db.execute_raw(sql).await;
     }
-    db.execute_raw("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3").await;
+    db.execute_raw("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
+        .await;
     let report = db.store.verify_audit().await.unwrap();
     assert_eq!(report.first_bad, Some(3), "{report:?}");
     assert_eq!(report.checked, 3);
@@ -176,7 +196,8 @@ async fn forged_hash_is_reported(db: &TestDb) {
     for sql in lift_protection(db) {
         db.execute_raw(sql).await;
     }
-    db.execute_raw("UPDATE audit_log SET hash = prev_hash WHERE seq = 2").await;
+    db.execute_raw("UPDATE audit_log SET hash = prev_hash WHERE seq = 2")
+        .await;
     let report = db.store.verify_audit().await.unwrap();
     assert_eq!(report.first_bad, Some(2), "{report:?}");
 }
@@ -207,18 +228,41 @@ async fn concurrent_writers_get_distinct_seqs(db: &TestDb) {
     for task in tasks {
         task.await.unwrap().unwrap();
     }
+    // Updates read before they write: the case where a deferred SQLite transaction would fail
+    // to upgrade to a write lock.
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = if i % 2 == 0 {
+            db.store.clone()
+        } else {
+            other.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            let patch = OrgPatch {
+                display_name: Some(Some(format!("Org {i}"))),
+                managed_by: None,
+            };
+            store.update_org(&admin(), &format!("org-{i}"), patch).await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
     let entries = db.store.list_audit(None, &all()).await.unwrap().items;
     let seqs: Vec<i64> = entries.iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, (1..=32).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=48).collect::<Vec<_>>());
     let report = db.store.verify_audit().await.unwrap();
     assert!(report.is_ok(), "{report:?}");
-    assert_eq!(report.checked, 32);
+    assert_eq!(report.checked, 48);
 }
 
 async fn failed_changes_leave_no_audit_row(db: &TestDb) {
     db.store.create_org(&admin(), org("a")).await.unwrap();
     assert!(db.store.create_org(&admin(), org("a")).await.is_err());
-    assert_eq!(db.store.list_audit(None, &all()).await.unwrap().items.len(), 1);
+    assert_eq!(
+        db.store.list_audit(None, &all()).await.unwrap().items.len(),
+        1
+    );
 }
 
 both!(

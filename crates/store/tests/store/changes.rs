@@ -14,7 +14,7 @@ const WAIT: Duration = Duration::from_secs(5);
 fn postgres_url() -> Option<String> {
     let url = std::env::var("SWITCHBOARD_TEST_POSTGRES").ok();
     if url.is_none() {
-        eprintln!("SKIPPED postgres: SWITCHBOARD_TEST_POSTGRES not set");
+        skipped("postgres", "SWITCHBOARD_TEST_POSTGRES");
     }
     url
 }
@@ -22,9 +22,18 @@ fn postgres_url() -> Option<String> {
 fn redis_url() -> Option<String> {
     let url = std::env::var("SWITCHBOARD_TEST_REDIS").ok();
     if url.is_none() {
-        eprintln!("SKIPPED redis: SWITCHBOARD_TEST_REDIS not set");
+        skipped("redis", "SWITCHBOARD_TEST_REDIS");
     }
     url
+}
+
+/// Says loudly that a test did not run (straight to stderr: libtest captures `eprintln!`).
+fn skipped(what: &str, var: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED ({what} change feed): {var} not set ***\n"
+    );
 }
 
 /// Receives until `want` arrives (other tests on the same database publish too); panics after
@@ -176,6 +185,65 @@ async fn redis_pubsub_reaches_another_instance() {
     tokio::time::timeout(WAIT, listeners.stopped())
         .await
         .expect("listeners stop on shutdown");
+}
+
+#[tokio::test]
+async fn redis_listener_reconnects_and_reports_everything_changed() {
+    let Some(url) = redis_url() else { return };
+    // Database 13 tags this test's connections in CLIENT LIST (channels ignore the number).
+    let base = url.trim_end_matches('/');
+    let base = match base.split_once("://") {
+        Some((_, rest)) if rest.contains('/') => base.rsplit_once('/').unwrap().0,
+        _ => base,
+    };
+    let tagged = format!("{base}/13");
+    let store = Store::connect("sqlite::memory:", &StoreOptions::default())
+        .await
+        .unwrap()
+        .with_redis(&tagged)
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    let listeners = listening(&store, &shutdown).await;
+    let mut rx = store.subscribe();
+
+    // Drop the subscriber's connection from the server side, as a Redis restart would.
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = list
+        .lines()
+        .filter(|line| line.contains(" db=13 ") && line.contains(" sub=1 "))
+        .filter_map(|line| line.strip_prefix("id=")?.split(' ').next())
+        .collect();
+    assert!(!ids.is_empty(), "no subscriber on db 13 in {list}");
+    for id in ids {
+        let _: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(id)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+
+    expect_change(&mut rx, Change::Access).await;
+    expect_change(&mut rx, Change::Config).await;
+    tokio::time::timeout(WAIT, listeners.connected())
+        .await
+        .expect("listener reconnects");
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(switchboard_store::REDIS_CHANNEL)
+        .arg("config")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    expect_change(&mut rx, Change::Config).await;
+    shutdown.cancel();
+    listeners.stopped().await;
 }
 
 #[tokio::test]

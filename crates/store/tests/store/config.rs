@@ -22,16 +22,25 @@ async fn audit_text(db: &TestDb) -> String {
 
 async fn providers_keep_keys_encrypted(db: &TestDb) {
     let store = &db.store;
-    let settings = json!({"kind": "openai", "base_url": "https://api.openai.com/v1", "api_key": SECRET});
-    let stored = store.put_provider(&admin(), "openai", settings, None).await.unwrap();
+    let settings =
+        json!({"kind": "openai", "base_url": "https://api.openai.com/v1", "api_key": SECRET});
+    let stored = store
+        .put_provider(&admin(), "openai", settings, None)
+        .await
+        .unwrap();
     assert!(stored.has_api_key);
-    assert_eq!(stored.settings, json!({"kind": "openai", "base_url": "https://api.openai.com/v1"}));
+    assert_eq!(
+        stored.settings,
+        json!({"kind": "openai", "base_url": "https://api.openai.com/v1"})
+    );
     assert_eq!(store.get_provider("openai").await.unwrap(), stored);
 
     // The key is neither in reads nor in the audit log, but the gateway gets it back.
-    assert!(!serde_json::to_string(&store.list_providers(&all()).await.unwrap().items)
-        .unwrap()
-        .contains(SECRET));
+    assert!(
+        !serde_json::to_string(&store.list_providers(&all()).await.unwrap().items)
+            .unwrap()
+            .contains(SECRET)
+    );
     assert!(!audit_text(db).await.contains(SECRET));
     let decrypted = store.stored_providers_decrypted().await.unwrap();
     assert_eq!(decrypted.len(), 1);
@@ -41,9 +50,19 @@ async fn providers_keep_keys_encrypted(db: &TestDb) {
 
     // The same put again changes nothing: no audit row.
     let rows = store.list_audit(None, &all()).await.unwrap().items.len();
-    let again = json!({"kind": "openai", "base_url": "https://api.openai.com/v1", "api_key": SECRET});
-    assert_eq!(store.put_provider(&admin(), "openai", again, None).await.unwrap(), stored);
-    assert_eq!(store.list_audit(None, &all()).await.unwrap().items.len(), rows);
+    let again =
+        json!({"kind": "openai", "base_url": "https://api.openai.com/v1", "api_key": SECRET});
+    assert_eq!(
+        store
+            .put_provider(&admin(), "openai", again, None)
+            .await
+            .unwrap(),
+        stored
+    );
+    assert_eq!(
+        store.list_audit(None, &all()).await.unwrap().items.len(),
+        rows
+    );
 
     // Without `api_key` the stored key is kept; `null` removes it.
     let kept = store
@@ -51,9 +70,17 @@ async fn providers_keep_keys_encrypted(db: &TestDb) {
         .await
         .unwrap();
     assert!(kept.has_api_key);
-    assert_eq!(store.stored_providers_decrypted().await.unwrap()[0].1["api_key"], SECRET);
+    assert_eq!(
+        store.stored_providers_decrypted().await.unwrap()[0].1["api_key"],
+        SECRET
+    );
     let removed = store
-        .put_provider(&admin(), "openai", json!({"kind": "openai", "api_key": null}), None)
+        .put_provider(
+            &admin(),
+            "openai",
+            json!({"kind": "openai", "api_key": null}),
+            None,
+        )
         .await
         .unwrap();
     assert!(!removed.has_api_key);
@@ -68,11 +95,15 @@ async fn providers_keep_keys_encrypted(db: &TestDb) {
         Err(StoreError::Invalid(_))
     ));
     assert!(matches!(
-        store.put_provider(&admin(), "x", json!(["not", "a", "map"]), None).await,
+        store
+            .put_provider(&admin(), "x", json!(["not", "a", "map"]), None)
+            .await,
         Err(StoreError::Invalid(_))
     ));
     assert!(matches!(
-        store.put_provider(&admin(), "bad name", json!({}), None).await,
+        store
+            .put_provider(&admin(), "bad name", json!({}), None)
+            .await,
         Err(StoreError::Invalid(_))
     ));
 }
@@ -107,14 +138,20 @@ async fn provider_keys_need_the_right_secret_key(db: &TestDb) {
     let err = wrong.stored_providers_decrypted().await.unwrap_err();
     let message = err.to_string();
     assert!(matches!(err, StoreError::Crypto(_)), "{err:?}");
-    assert!(message.contains("anthropic") && message.contains("SWITCHBOARD_SECRET_KEY"), "{message}");
+    assert!(
+        message.contains("anthropic") && message.contains("SWITCHBOARD_SECRET_KEY"),
+        "{message}"
+    );
     assert!(!message.contains(SECRET));
 }
 
 async fn providers_paging_delete_and_managed(db: &TestDb) {
     let store = &db.store;
     for name in ["c", "a", "b"] {
-        store.put_provider(&admin(), name, json!({"kind": "openai"}), None).await.unwrap();
+        store
+            .put_provider(&admin(), name, json!({"kind": "openai"}), None)
+            .await
+            .unwrap();
     }
     let first = store
         .list_providers(&PageRequest {
@@ -135,7 +172,10 @@ async fn providers_paging_delete_and_managed(db: &TestDb) {
     assert_eq!(rest.items.len(), 1);
     assert_eq!(rest.next_cursor, None);
     store.delete_provider(&admin(), "c").await.unwrap();
-    assert!(matches!(store.get_provider("c").await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.get_provider("c").await,
+        Err(StoreError::NotFound { .. })
+    ));
     assert!(matches!(
         store.delete_provider(&admin(), "c").await,
         Err(StoreError::NotFound { .. })
@@ -147,9 +187,14 @@ async fn providers_paging_delete_and_managed(db: &TestDb) {
         .put_provider(&admin(), "m", json!({}), managed.clone())
         .await
         .is_err());
-    store.put_provider(&apply, "m", json!({"kind": "openai"}), managed.clone()).await.unwrap();
+    store
+        .put_provider(&apply, "m", json!({"kind": "openai"}), managed.clone())
+        .await
+        .unwrap();
     assert!(matches!(
-        store.put_provider(&admin(), "m", json!({"kind": "x"}), None).await,
+        store
+            .put_provider(&admin(), "m", json!({"kind": "x"}), None)
+            .await,
         Err(StoreError::Managed { .. })
     ));
     assert!(matches!(
@@ -162,8 +207,12 @@ async fn providers_paging_delete_and_managed(db: &TestDb) {
 async fn models_crud_idempotence_and_changes(db: &TestDb) {
     let store = &db.store;
     let mut changes = store.subscribe();
-    let settings = json!({"targets": [{"provider": "openai", "model": "gpt-4o"}], "requires_approval": true});
-    let model = store.put_model(&admin(), "smart", settings.clone(), None).await.unwrap();
+    let settings =
+        json!({"targets": [{"provider": "openai", "model": "gpt-4o"}], "requires_approval": true});
+    let model = store
+        .put_model(&admin(), "smart", settings.clone(), None)
+        .await
+        .unwrap();
     assert_eq!(model.settings, settings);
     assert_eq!(store.get_model("smart").await.unwrap(), model);
     let change = tokio::time::timeout(std::time::Duration::from_secs(2), changes.recv())
@@ -173,16 +222,31 @@ async fn models_crud_idempotence_and_changes(db: &TestDb) {
     assert_eq!(change, Change::Config);
 
     let rows = store.list_audit(None, &all()).await.unwrap().items.len();
-    assert_eq!(store.put_model(&admin(), "smart", settings, None).await.unwrap(), model);
-    assert_eq!(store.list_audit(None, &all()).await.unwrap().items.len(), rows);
+    assert_eq!(
+        store
+            .put_model(&admin(), "smart", settings, None)
+            .await
+            .unwrap(),
+        model
+    );
+    assert_eq!(
+        store.list_audit(None, &all()).await.unwrap().items.len(),
+        rows
+    );
     let changed = store
         .put_model(&admin(), "smart", json!({"targets": []}), None)
         .await
         .unwrap();
     assert_eq!(changed.created_at, model.created_at);
-    assert_eq!(store.list_audit(None, &all()).await.unwrap().items.len(), rows + 1);
+    assert_eq!(
+        store.list_audit(None, &all()).await.unwrap().items.len(),
+        rows + 1
+    );
 
-    store.put_model(&admin(), "fast", json!({}), None).await.unwrap();
+    store
+        .put_model(&admin(), "fast", json!({}), None)
+        .await
+        .unwrap();
     let names: Vec<_> = store
         .list_models(&all())
         .await
@@ -208,12 +272,17 @@ async fn models_crud_idempotence_and_changes(db: &TestDb) {
         Err(StoreError::Managed { .. })
     ));
     assert!(matches!(
-        store.put_model(&admin(), "owned", json!({"a": 1}), None).await,
+        store
+            .put_model(&admin(), "owned", json!({"a": 1}), None)
+            .await,
         Err(StoreError::Managed { .. })
     ));
     store.delete_model(&apply, "owned").await.unwrap();
     store.delete_model(&admin(), "fast").await.unwrap();
-    assert!(matches!(store.get_model("fast").await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.get_model("fast").await,
+        Err(StoreError::NotFound { .. })
+    ));
     assert!(matches!(
         store.delete_model(&admin(), "fast").await,
         Err(StoreError::NotFound { .. })

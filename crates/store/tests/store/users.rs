@@ -23,26 +23,47 @@ async fn audit_rows(db: &TestDb) -> usize {
 
 async fn users_upsert_list_and_delete(db: &TestDb) {
     let store = &db.store;
-    let alice = store.upsert_user(&admin(), user("alice", Some("a@x.io"))).await.unwrap();
+    let alice = store
+        .upsert_user(&admin(), user("alice", Some("a@x.io")))
+        .await
+        .unwrap();
     assert!(alice.id.starts_with("user_"));
     let rows = audit_rows(db).await;
     // The same data again changes nothing, not even the audit log.
-    assert_eq!(store.upsert_user(&admin(), user("alice", Some("a@x.io"))).await.unwrap(), alice);
+    assert_eq!(
+        store
+            .upsert_user(&admin(), user("alice", Some("a@x.io")))
+            .await
+            .unwrap(),
+        alice
+    );
     assert_eq!(audit_rows(db).await, rows);
-    let moved = store.upsert_user(&admin(), user("alice", Some("a@y.io"))).await.unwrap();
+    let moved = store
+        .upsert_user(&admin(), user("alice", Some("a@y.io")))
+        .await
+        .unwrap();
     assert_eq!(moved.id, alice.id);
     assert_eq!(moved.email.as_deref(), Some("a@y.io"));
     assert_eq!(audit_rows(db).await, rows + 1);
     assert_eq!(store.get_user(&alice.id).await.unwrap(), moved);
-    assert_eq!(store.find_user_by_subject("alice").await.unwrap(), Some(moved.clone()));
+    assert_eq!(
+        store.find_user_by_subject("alice").await.unwrap(),
+        Some(moved.clone())
+    );
     assert_eq!(store.find_user_by_subject("nobody").await.unwrap(), None);
     assert!(matches!(
         store.upsert_user(&admin(), user(" ", None)).await,
         Err(StoreError::Invalid(_))
     ));
 
-    let bob = store.upsert_user(&admin(), user("bob", None)).await.unwrap();
-    let carol = store.upsert_user(&admin(), user("carol", None)).await.unwrap();
+    let bob = store
+        .upsert_user(&admin(), user("bob", None))
+        .await
+        .unwrap();
+    let carol = store
+        .upsert_user(&admin(), user("carol", None))
+        .await
+        .unwrap();
     let first = store
         .list_users(&PageRequest {
             limit: Some(2),
@@ -62,7 +83,10 @@ async fn users_upsert_list_and_delete(db: &TestDb) {
     assert_eq!(second.next_cursor, None);
 
     store.delete_user(&admin(), &bob.id).await.unwrap();
-    assert!(matches!(store.get_user(&bob.id).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.get_user(&bob.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
     assert!(matches!(
         store.delete_user(&admin(), &bob.id).await,
         Err(StoreError::NotFound { .. })
@@ -92,7 +116,10 @@ async fn memberships(db: &TestDb) {
         )
         .await
         .unwrap();
-    let alice = store.upsert_user(&admin(), user("alice", None)).await.unwrap();
+    let alice = store
+        .upsert_user(&admin(), user("alice", None))
+        .await
+        .unwrap();
     let owner = store
         .add_membership(&admin(), &alice.id, &org.id, None, Role::Owner)
         .await
@@ -100,7 +127,13 @@ async fn memberships(db: &TestDb) {
     assert_eq!(owner.role, Role::Owner);
     assert_eq!(owner.team_id, None);
     let dev = store
-        .add_membership(&admin(), &alice.id, &org.id, Some(&team.id), Role::Developer)
+        .add_membership(
+            &admin(),
+            &alice.id,
+            &org.id,
+            Some(&team.id),
+            Role::Developer,
+        )
         .await
         .unwrap();
     // One role per org and per team.
@@ -127,7 +160,10 @@ async fn memberships(db: &TestDb) {
             .await
     ));
 
-    assert_eq!(store.memberships_of_user(&alice.id).await.unwrap(), vec![owner.clone(), dev.clone()]);
+    assert_eq!(
+        store.memberships_of_user(&alice.id).await.unwrap(),
+        vec![owner.clone(), dev.clone()]
+    );
     let listed = store
         .list_memberships(&org.id, &PageRequest::default())
         .await
@@ -145,12 +181,18 @@ async fn memberships(db: &TestDb) {
             .await,
         Err(StoreError::NotFound { .. })
     ));
-    store.remove_membership(&admin(), &org.id, &dev.id).await.unwrap();
+    store
+        .remove_membership(&admin(), &org.id, &dev.id)
+        .await
+        .unwrap();
     assert!(matches!(
         store.remove_membership(&admin(), &org.id, &dev.id).await,
         Err(StoreError::NotFound { .. })
     ));
-    assert_eq!(store.memberships_of_user(&alice.id).await.unwrap(), vec![admin_role]);
+    assert_eq!(
+        store.memberships_of_user(&alice.id).await.unwrap(),
+        vec![admin_role]
+    );
 
     // Deleting the user removes their memberships.
     store.delete_user(&admin(), &alice.id).await.unwrap();
