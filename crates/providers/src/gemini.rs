@@ -6,7 +6,8 @@
 use crate::openai::BadHeader;
 use crate::stream;
 use crate::transport::{
-    encode_component, endpoint, secret_header, with_common_headers, PostJson, Secret, Transport,
+    encode_component, endpoint, secret_header, with_common_headers, FixedHeaders, PostJson, Secret,
+    Transport,
 };
 use crate::{with_stream, ChatEventStream, Provider, ProviderError, Upstream};
 use async_trait::async_trait;
@@ -24,7 +25,7 @@ pub(crate) struct Gemini {
     transport: Arc<Transport>,
     /// `{base_url}/v1beta/models/`.
     models_url: String,
-    headers: HeaderMap,
+    headers: FixedHeaders,
     secret: Secret,
 }
 

@@ -7,11 +7,10 @@
 //! provider's terminal event is [`ProviderError::Closed`]: a truncated answer must not pass for a
 //! complete one (nor be billed or cached as one). After the first error the stream ends.
 
-use crate::transport::{map_body_error, Answer, Lease};
+use crate::transport::{map_body_error, Answer, Body};
 use crate::{ChatEventStream, ProviderError, TimeoutKind};
 use futures::{FutureExt, StreamExt};
 use http_body_util::{BodyDataStream, BodyExt};
-use hyper::body::Incoming;
 use std::collections::VecDeque;
 use std::time::Duration;
 use switchboard_protocols::{SseParser, StreamDecoder};
@@ -23,10 +22,7 @@ use tokio::time::Instant;
 const DRAIN_CHUNKS: usize = 4;
 
 struct State<D> {
-    body: Option<BodyDataStream<Incoming>>,
-    /// The plain-HTTP connection, released once the body reached its end; dropped (closing
-    /// the connection) when the stream stops before that.
-    lease: Option<Lease>,
+    body: Option<BodyDataStream<Body>>,
     parser: SseParser,
     decoder: D,
     pending: VecDeque<Result<ChatEvent, ProviderError>>,
@@ -40,8 +36,7 @@ where
     D: StreamDecoder + 'static,
 {
     let state = State {
-        body: Some(answer.response.into_body().into_data_stream()),
-        lease: answer.lease,
+        body: Some(answer.body.into_data_stream()),
         parser: SseParser::new(),
         decoder,
         pending: VecDeque::new(),
@@ -74,7 +69,6 @@ where
                     st.decode_all(last);
                     if st.body.is_some() {
                         st.body = None;
-                        st.release();
                         if !st.decoder.is_done() {
                             st.pending.push_back(Err(ProviderError::Closed(
                                 "the stream ended before its terminal event".into(),
@@ -109,14 +103,6 @@ impl<D: StreamDecoder> State<D> {
     fn fail(&mut self, err: ProviderError) {
         self.pending.push_back(Err(err));
         self.body = None;
-        self.lease = None;
-    }
-
-    /// The body reached its end: its connection can serve another request.
-    fn release(&mut self) {
-        if let Some(lease) = self.lease.take() {
-            lease.release();
-        }
     }
 
     /// The terminal event was seen: read what already arrived of the body's end without waiting,
@@ -126,16 +112,9 @@ impl<D: StreamDecoder> State<D> {
             for _ in 0..DRAIN_CHUNKS {
                 match body.next().now_or_never() {
                     Some(Some(Ok(_))) => continue,
-                    Some(None) => {
-                        drop(body);
-                        self.release();
-                        return;
-                    }
                     _ => break,
                 }
             }
         }
-        // The body did not end yet: dropping the lease closes the connection.
-        self.lease = None;
     }
 }

@@ -2,9 +2,9 @@
 //! rustls with HTTP/1.1 or HTTP/2 as ALPN negotiates), one JSON POST with the attempt's time
 //! limits, and the mapping of transport failures and non-success answers to [`ProviderError`].
 //!
-//! Plain-HTTP upstreams go through our own pool of hyper HTTP/1.1 connections (`pool`): it is
-//! the gateway's per-request hot path when the model server sits next to it, and hyper-util's
-//! general client costs several times more per request there (see `pool`'s docs).
+//! Plain-HTTP upstreams go through a small HTTP/1.1 client of our own (`plain`): it is the
+//! gateway's per-request hot path when the model server sits next to it, and hyper's general
+//! client costs several times more per request there (see `plain`'s docs).
 //!
 //! HTTPS upstreams use hyper-util's pooled client directly rather than a higher-level wrapper:
 //! the wrappers' per-request layers (URL re-parsing, proxy matching, their own request types)
@@ -25,7 +25,7 @@ use bytes::Bytes;
 use http::header::{
     HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER, USER_AGENT,
 };
-use http::{Method, Request, Response, Uri};
+use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
@@ -59,14 +59,12 @@ pub(crate) type ErrorMessageFn = fn(&[u8]) -> Option<String>;
 /// The pooled client: TCP (TLS when https) with a connect limit, HTTP/1.1 or HTTP/2.
 type HttpClient = Client<TimedConnector, Full<Bytes>>;
 
-mod pool;
-
-pub(crate) use pool::Lease;
+mod plain;
 
 /// Pooled connections: plain-HTTP ones per origin, HTTPS clients per distinct connect timeout.
 #[derive(Default)]
 pub(crate) struct Transport {
-    plain: pool::Pools,
+    plain: plain::Pools,
     clients: RwLock<HashMap<Duration, HttpClient>>,
 }
 
@@ -92,7 +90,7 @@ pub(crate) fn secret_header(value: &str) -> Result<HeaderValue, http::header::In
 /// Completes a provider's fixed headers with those every request carries, once when the provider
 /// is built rather than on every request. The provider's own headers win for `user-agent` and
 /// `accept`; the body is always JSON.
-pub(crate) fn with_common_headers(mut headers: HeaderMap) -> HeaderMap {
+pub(crate) fn with_common_headers(mut headers: HeaderMap) -> FixedHeaders {
     headers
         .entry(USER_AGENT)
         .or_insert(HeaderValue::from_static(USER_AGENT_VALUE));
@@ -100,7 +98,39 @@ pub(crate) fn with_common_headers(mut headers: HeaderMap) -> HeaderMap {
         .entry(ACCEPT)
         .or_insert(HeaderValue::from_static("*/*"));
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers
+    FixedHeaders::new(headers)
+}
+
+/// A provider's fixed headers, also written out once as HTTP/1.1 header lines for the
+/// plain-HTTP client, which then copies them into each request in one go instead of writing
+/// every name and value again.
+#[derive(Clone)]
+pub(crate) struct FixedHeaders {
+    map: HeaderMap,
+    /// `name: value\r\n` for each header but the body's framing (the client's to write).
+    /// `None` when a per-request header name is among them (then the client merges them per
+    /// request, as the map is merged for HTTPS).
+    h1: Option<Vec<u8>>,
+}
+
+impl FixedHeaders {
+    fn new(map: HeaderMap) -> FixedHeaders {
+        let per_request = map.contains_key(X_REQUEST_ID) || map.contains_key(TRACEPARENT);
+        let h1 = (!per_request).then(|| plain::header_lines(&map));
+        FixedHeaders { map, h1 }
+    }
+
+    pub(crate) fn map(&self) -> &HeaderMap {
+        &self.map
+    }
+}
+
+impl std::fmt::Debug for FixedHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the written-out lines: they hold credentials in clear, the map marks them
+        // sensitive.
+        self.map.fmt(f)
+    }
 }
 
 /// Percent-encodes one URL path segment or query value (a deployment or model name), keeping the
@@ -123,7 +153,7 @@ pub(crate) struct PostJson<'a> {
     pub uri: Uri,
     /// The provider's fixed headers (auth, version, extra headers, and those of
     /// [`with_common_headers`]), built once.
-    pub headers: &'a HeaderMap,
+    pub headers: &'a FixedHeaders,
     pub body: Vec<u8>,
     pub call: &'a Upstream<'a>,
     pub error_message: ErrorMessageFn,
@@ -131,17 +161,81 @@ pub(crate) struct PostJson<'a> {
     pub secret: Option<&'a str>,
 }
 
-/// A success answer whose headers arrived; the body is still to be read.
+/// A success answer whose headers arrived; the body is still to be read. Its headers are not
+/// kept: nothing reads them (and for plain HTTP they are not even decoded).
 #[derive(Debug)]
 pub(crate) struct Answer {
-    pub response: Response<Incoming>,
+    pub body: Body,
     /// End of the whole attempt (`Timeouts::total` from the start).
     pub deadline: Instant,
     /// Longest wait between two body chunks (streams).
     pub idle: Duration,
-    /// The plain-HTTP connection the answer came on: released to its pool by whoever reads
-    /// the body to its end. `None` for HTTPS (hyper-util's client pools those itself).
-    pub lease: Option<Lease>,
+}
+
+/// A response body from either client. Reading a plain-HTTP body to its end hands its
+/// connection back to the pool; dropping it before closes the connection.
+#[derive(Debug)]
+pub(crate) enum Body {
+    Tls(Incoming),
+    Plain(plain::PlainBody),
+}
+
+/// Why a response body could not be read.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    Tls(hyper::Error),
+    Plain(plain::PlainBodyError),
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::Tls(e) => e.fmt(f),
+            BodyError::Plain(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BodyError::Tls(e) => Some(e),
+            BodyError::Plain(e) => Some(e),
+        }
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            Body::Tls(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|f| f.map_err(BodyError::Tls))),
+            Body::Plain(body) => body
+                .poll_frame(cx)
+                .map(|frame| frame.map(|f| f.map_err(BodyError::Plain))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Tls(body) => body.is_end_stream(),
+            Body::Plain(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            Body::Tls(body) => body.size_hint(),
+            Body::Plain(body) => body.size_hint(),
+        }
+    }
 }
 
 impl Transport {
@@ -175,31 +269,40 @@ impl Transport {
         let deadline = start + timeouts.total;
         let first_byte = start + timeouts.first_byte;
 
-        let mut headers = req.headers.clone();
-        insert_optional(&mut headers, X_REQUEST_ID, Some(req.call.request_id));
-        insert_optional(&mut headers, TRACEPARENT, req.call.traceparent);
-        let mut request = Request::new(Full::new(Bytes::from(req.body)));
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = req.uri;
-        *request.headers_mut() = headers;
-
         let headers_by = first_byte.min(deadline);
-        let sent = if request.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
-            let send = self.plain.send(request, timeouts.connect, start);
+        let sent = if req.uri.scheme() == Some(&http::uri::Scheme::HTTP) {
+            let out = plain::Outgoing {
+                uri: &req.uri,
+                headers: req.headers,
+                extra: [
+                    (X_REQUEST_ID, Some(req.call.request_id)),
+                    (TRACEPARENT, req.call.traceparent),
+                ],
+                body: &req.body,
+            };
+            let send = self.plain.send(&out, timeouts.connect, start);
             tokio::time::timeout_at(headers_by, async {
-                send.await.map(|(response, lease)| (response, Some(lease)))
+                let answer = send.await?;
+                Ok((answer.status, answer.headers, Body::Plain(answer.body)))
             })
             .await
         } else {
+            let mut headers = req.headers.map.clone();
+            insert_optional(&mut headers, X_REQUEST_ID, Some(req.call.request_id));
+            insert_optional(&mut headers, TRACEPARENT, req.call.traceparent);
+            let mut request = Request::new(Full::new(Bytes::from(req.body)));
+            *request.method_mut() = Method::POST;
+            *request.uri_mut() = req.uri;
+            *request.headers_mut() = headers;
             let send = self.send(timeouts.connect, request)?;
             tokio::time::timeout_at(headers_by, async {
-                send.await
-                    .map(|response| (response, None))
-                    .map_err(|e| map_send_error(&e))
+                let response = send.await.map_err(|e| map_send_error(&e))?;
+                let (parts, body) = response.into_parts();
+                Ok((parts.status, parts.headers, Body::Tls(body)))
             })
             .await
         };
-        let (response, lease) = match sent {
+        let (status, headers, body) = match sent {
             Err(_) if first_byte <= deadline => {
                 return Err(ProviderError::Timeout(TimeoutKind::FirstByte))
             }
@@ -207,15 +310,22 @@ impl Transport {
             Ok(Err(e)) => return Err(e),
             Ok(Ok(sent)) => sent,
         };
-        if response.status().is_success() {
+        if status.is_success() {
             return Ok(Answer {
-                response,
+                body,
                 deadline,
                 idle: timeouts.idle,
-                lease,
             });
         }
-        Err(status_error(response, lease, deadline, req.error_message, req.secret).await)
+        Err(status_error(
+            status,
+            &headers,
+            body,
+            deadline,
+            req.error_message,
+            req.secret,
+        )
+        .await)
     }
 }
 
@@ -292,25 +402,46 @@ impl tower_service::Service<Uri> for TimedConnector {
 }
 
 impl Answer {
-    /// Reads the whole body within the attempt's total limit, then hands the connection back.
+    /// Reads the whole body within the attempt's total limit.
     pub(crate) async fn bytes(self) -> Result<Bytes, ProviderError> {
-        let mut body = pin!(self.response.into_body().collect());
+        let Answer {
+            mut body, deadline, ..
+        } = self;
+        let mut read = pin!(read_all(&mut body));
         // A small body has usually arrived with the headers: read it without arming a timer
         // (registering and cancelling one is a measurable share of a request's CPU).
-        let first = std::future::poll_fn(|cx| Poll::Ready(body.as_mut().poll(cx))).await;
-        let collected = match first {
-            Poll::Ready(collected) => collected,
-            Poll::Pending => match tokio::time::timeout_at(self.deadline, body).await {
+        let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+        let read = match first {
+            Poll::Ready(read) => read,
+            Poll::Pending => match tokio::time::timeout_at(deadline, read).await {
                 Err(_) => return Err(ProviderError::Timeout(TimeoutKind::Total)),
-                Ok(collected) => collected,
+                Ok(read) => read,
             },
         };
-        let bytes = collected.map_err(|e| map_body_error(&e))?.to_bytes();
-        if let Some(lease) = self.lease {
-            lease.release();
-        }
-        Ok(bytes)
+        read.map_err(|e| map_body_error(&e))
     }
+}
+
+/// The whole body. A body that came in one piece (the usual case for a completion) is returned
+/// as that piece, without a copy.
+async fn read_all(body: &mut Body) -> Result<Bytes, BodyError> {
+    let mut first: Option<Bytes> = None;
+    let mut joined = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue; // trailers
+        };
+        match first.take() {
+            None if joined.is_empty() => first = Some(data),
+            earlier => {
+                if let Some(earlier) = earlier {
+                    joined.extend_from_slice(&earlier);
+                }
+                joined.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| Bytes::from(joined)))
 }
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -329,22 +460,17 @@ fn insert_optional(headers: &mut HeaderMap, name: HeaderName, value: Option<&str
 /// Builds [`ProviderError::Status`] from a non-success answer: the provider's own message
 /// (summarised, secrets redacted) and the wait it asked for.
 async fn status_error(
-    response: Response<Incoming>,
-    lease: Option<Lease>,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: Body,
     deadline: Instant,
     error_message: ErrorMessageFn,
     secret: Option<&str>,
 ) -> ProviderError {
-    let status = response.status();
-    let retry_after = retry_after(response.headers(), SystemTime::now());
-    let (body, complete) =
-        tokio::time::timeout_at(deadline, read_limited(response.into_body(), MAX_ERROR_BODY))
-            .await
-            .unwrap_or_default();
-    // A burst of 429s must not cost a new connection each; a body left unread closes it.
-    if let Some(lease) = lease.filter(|_| complete) {
-        lease.release();
-    }
+    let retry_after = retry_after(headers, SystemTime::now());
+    let body = tokio::time::timeout_at(deadline, read_limited(body, MAX_ERROR_BODY))
+        .await
+        .unwrap_or_default();
     let message = error_message(&body)
         .map(|m| summarise(&m, secret))
         .filter(|m| !m.is_empty())
@@ -361,26 +487,22 @@ async fn status_error(
     }
 }
 
-/// Reads at most `limit` bytes of a body; a broken body gives what arrived. Also tells whether
-/// the body was read to its end (its connection is then reusable).
-async fn read_limited(mut body: Incoming, limit: usize) -> (Vec<u8>, bool) {
+/// Reads at most `limit` bytes of a body; a broken body gives what arrived. A body read to its
+/// end gives its plain-HTTP connection back to the pool, so that a burst of 429s does not cost
+/// a new connection each.
+async fn read_limited(mut body: Body, limit: usize) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        match body.frame().await {
-            None => return (out, true),
-            Some(Err(_)) => return (out, false),
-            Some(Ok(frame)) => {
-                let Ok(chunk) = frame.into_data() else {
-                    continue; // trailers
-                };
-                let room = limit.saturating_sub(out.len());
-                out.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                if out.len() >= limit {
-                    return (out, false);
-                }
-            }
+    while let Some(Ok(frame)) = body.frame().await {
+        let Ok(chunk) = frame.into_data() else {
+            continue; // trailers
+        };
+        let room = limit.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= limit {
+            break;
         }
     }
+    out
 }
 
 /// The provider's message, made fit for a log line: secrets redacted, whitespace collapsed, at
@@ -447,25 +569,8 @@ fn map_send_error(err: &hyper_util::client::legacy::Error) -> ProviderError {
     ProviderError::Closed(describe(err))
 }
 
-/// Maps a failure to set up a plain-HTTP connection (TCP connect, or the HTTP/1 handshake).
-fn map_connect_error(err: &(dyn std::error::Error + 'static)) -> ProviderError {
-    if is_timeout(err) {
-        return ProviderError::Timeout(TimeoutKind::Connect);
-    }
-    ProviderError::Connect(describe(err))
-}
-
-/// Maps a failure of a plain-HTTP request before the response headers.
-fn map_hyper_send_error(err: &hyper::Error) -> ProviderError {
-    if is_timeout(err) {
-        return ProviderError::Timeout(TimeoutKind::FirstByte);
-    }
-    // The connection broke while the request was written or before the headers came.
-    ProviderError::Closed(describe(err))
-}
-
 /// Maps a failure while reading a success body.
-pub(crate) fn map_body_error(err: &hyper::Error) -> ProviderError {
+pub(crate) fn map_body_error(err: &BodyError) -> ProviderError {
     if is_timeout(err) {
         return ProviderError::Timeout(TimeoutKind::Total);
     }

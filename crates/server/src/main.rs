@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use switchboard::{mock_upstream, serve};
+use switchboard::{cli, mock_upstream, serve};
 
 // The request path allocates many small, short-lived buffers across threads; mimalloc serves
 // them markedly cheaper than glibc's malloc (about a tenth of the gateway's CPU in profiles).
@@ -40,6 +40,17 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Make the stored providers, models, orgs, teams and apps equal to a file (config as
+    /// code): prints the diff, then applies it.
+    Apply(cli::apply::ApplyArgs),
+    /// Write the stored config as YAML that `apply` accepts (provider API keys are left out).
+    Export(cli::apply::ExportArgs),
+    /// Create, list, revoke and rotate virtual keys through the admin API.
+    Keys(cli::keys::KeysArgs),
+    /// Run the storage migrations (serve runs them too); safe to repeat.
+    Migrate(cli::db::DbArgs),
+    /// The hash-chained audit log.
+    Audit(cli::db::AuditArgs),
     /// A fast OpenAI-compatible mock upstream, for the benchmark.
     #[command(hide = true)]
     MockUpstream {
@@ -74,6 +85,11 @@ fn main() -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Check { config } => Ok(check(&config)),
+            Command::Apply(args) => Ok(cli::apply::apply(args).await),
+            Command::Export(args) => Ok(cli::apply::export(args).await),
+            Command::Keys(args) => Ok(cli::keys::run(args).await),
+            Command::Migrate(args) => Ok(cli::db::migrate(args).await),
+            Command::Audit(args) => Ok(cli::db::audit(args).await),
             Command::MockUpstream {
                 listen,
                 chunks,

@@ -6,9 +6,10 @@
 use anyhow::Context as _;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use switchboard_core::config::{self, Config, ConfigErrors, StoredLayer};
 use switchboard_core::Gateway;
-use switchboard_store::{Change, SecretCipher, Store, StoreOptions};
+use switchboard_store::{Change, ChangeListeners, SecretCipher, Store, StoreOptions};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
@@ -51,6 +52,8 @@ pub struct Runtime {
     pub gateway: Arc<Gateway>,
     pub store: Store,
     pub source: ConfigSource,
+    /// The change feed's listener tasks, once [`Runtime::follow_changes`] started them.
+    listeners: parking_lot::Mutex<Option<Arc<ChangeListeners>>>,
 }
 
 impl Runtime {
@@ -73,6 +76,7 @@ impl Runtime {
                     source.name()
                 )
             })?;
+        sync_orgs(&store, &config).await;
         let gateway = Arc::new(
             Gateway::with_keys(config, Arc::new(store.clone()))
                 .context("cannot build the gateway")?,
@@ -81,6 +85,7 @@ impl Runtime {
             gateway,
             store,
             source,
+            listeners: parking_lot::Mutex::new(None),
         })
     }
 
@@ -101,6 +106,10 @@ impl Runtime {
                 if config.listen != old_listen {
                     tracing::warn!("`listen` changed: restart to apply it.");
                 }
+                let orgs_changed = config.orgs != self.gateway.snapshot().config.orgs;
+                if orgs_changed {
+                    sync_orgs(&self.store, &config).await;
+                }
                 self.gateway.reload(config).map_err(|e| e.to_string())
             }
             Err(errors) => {
@@ -117,7 +126,8 @@ impl Runtime {
     /// Follows the store's change feed until `stop`: access changes drop cached key grants,
     /// config changes rebuild the config. A lagging receiver treats everything as changed.
     pub fn follow_changes(self: &Arc<Self>, stop: CancellationToken) {
-        let listeners = self.store.start_listening(stop.clone());
+        let listeners = Arc::new(self.store.start_listening(stop.clone()));
+        *self.listeners.lock() = Some(listeners.clone());
         let mut changes = self.store.subscribe();
         let runtime = self.clone();
         tokio::spawn(async move {
@@ -138,6 +148,18 @@ impl Runtime {
             }
             listeners.stopped().await;
         });
+    }
+
+    /// Waits (at most 10 s) until the change feed's listeners are subscribed, so that changes
+    /// other instances publish from now on reach this one. For tests and readiness.
+    pub async fn changes_connected(&self) -> bool {
+        let listeners = self.listeners.lock().clone();
+        match listeners {
+            Some(listeners) => tokio::time::timeout(Duration::from_secs(10), listeners.connected())
+                .await
+                .is_ok(),
+            None => false,
+        }
     }
 
     async fn reload_logged(&self) {
@@ -171,6 +193,22 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         store = store.with_redis(redis)?;
     }
     Ok(store)
+}
+
+/// Creates the orgs, teams and apps of the server's own file in storage (never deletes: see
+/// `apply::sync_file_orgs`). A failure is logged and serving goes on with what is stored.
+async fn sync_orgs(store: &Store, config: &Config) {
+    if config.orgs.is_empty() {
+        return;
+    }
+    match crate::apply::sync_file_orgs(store, &config.orgs).await {
+        Ok(changes) => {
+            for change in &changes {
+                tracing::info!(%change, "Org from the config file stored.");
+            }
+        }
+        Err(err) => tracing::error!(%err, "Cannot store the config file's orgs."),
+    }
 }
 
 async fn stored_layer(store: &Store) -> anyhow::Result<StoredLayer> {

@@ -136,6 +136,11 @@ impl Store {
         self
     }
 
+    /// Whether provider API keys can be stored (a cipher was given).
+    pub fn has_cipher(&self) -> bool {
+        self.cipher.is_some()
+    }
+
     /// The cipher for stored secrets, or the error that says how to configure one.
     pub(crate) fn cipher(&self) -> Result<&SecretCipher, StoreError> {
         self.cipher.as_ref().ok_or_else(|| {

@@ -2,10 +2,59 @@
 //! time so that every line keeps its number. Columns move when a value is longer or shorter
 //! than its `${...}`; each substitution is recorded so positions found in the expanded text can
 //! be mapped back to the file the user wrote. `$${` is a literal `${`. Comments are left alone
-//! (a commented-out `# api_key: ${OLD_KEY}` must not fail the load). The values read from the
-//! environment are kept so that error messages can be scrubbed of them: they are often secrets.
+//! (a commented-out `# api_key: ${OLD_KEY}` must not fail the load), but inside a block scalar
+//! (`key: |`) a `#` is text. A value spanning several lines is refused: it would break the
+//! line-by-line mapping and the YAML around it. The values read from the environment are kept
+//! so that error messages can be scrubbed of them: they are often secrets.
+//!
+//! The loader uses [`expand`]; everything else that reads config-shaped text (config-as-code
+//! documents, the `database:` of a file read by the CLI) uses [`expand_text`], so that there is
+//! one set of rules. Its [`Escapes::Keep`] mode exists for text that is expanded twice: once on
+//! the caller's side with the caller's environment, once more by the server.
 
 use super::locate::Pos;
+
+/// What to do with `$${` and with `${` inside substituted values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Escapes {
+    /// The text will be expanded again later: keep `$${`, and escape a `${` found inside a
+    /// substituted value as `$${`, so that the second expansion reads both as literals instead of
+    /// expanding them with its own environment.
+    Keep,
+    /// Final expansion: `$${` becomes `${`, values are copied as they are.
+    Resolve,
+}
+
+/// One expansion problem, at a 1-based position of the original text. The message names
+/// variables but never quotes their values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpandProblem {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Expands `text`, reading variables through `env`, with the config file's rules. Every problem
+/// is collected; the text is returned only when there are none.
+pub fn expand_text(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    escapes: Escapes,
+) -> Result<String, Vec<ExpandProblem>> {
+    let expanded = expand_with(text, env, escapes);
+    if expanded.problems.is_empty() {
+        return Ok(expanded.text);
+    }
+    Err(expanded
+        .problems
+        .into_iter()
+        .map(|(pos, message)| ExpandProblem {
+            line: pos.line,
+            column: pos.column,
+            message,
+        })
+        .collect())
+}
 
 /// The expanded text and what is needed to report problems against the original.
 #[derive(Debug, Default)]
@@ -61,6 +110,11 @@ impl Expanded {
 /// variable that cannot be expanded becomes the empty string so that parsing can go on and
 /// report everything else.
 pub(crate) fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Expanded {
+    expand_with(text, env, Escapes::Resolve)
+}
+
+/// [`expand`] with a choice of what `$${` and `${` inside values become.
+fn expand_with(text: &str, env: &dyn Fn(&str) -> Option<String>, escapes: Escapes) -> Expanded {
     let mut out = Expanded::default();
     // Indentation of the line that opened a block scalar (`key: |`), while inside it.
     let mut block_indent: Option<usize> = None;
@@ -76,7 +130,7 @@ pub(crate) fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Expand
         if index > 0 {
             out.text.push('\n');
         }
-        let comment_at = expand_line(line, index + 1, in_block, env, &mut out);
+        let comment_at = expand_line(line, index + 1, in_block, env, escapes, &mut out);
         if !in_block && opens_block_scalar(&line[..comment_at]) {
             block_indent = Some(indent);
         }
@@ -90,6 +144,7 @@ fn expand_line(
     line_no: usize,
     in_block: bool,
     env: &dyn Fn(&str) -> Option<String>,
+    escapes: Escapes,
     out: &mut Expanded,
 ) -> usize {
     let chars: Vec<(usize, char)> = line.char_indices().collect();
@@ -108,14 +163,18 @@ fn expand_line(
             break;
         }
         if c == '$' && at(i + 1) == Some('$') && at(i + 2) == Some('{') {
-            out.text.push_str("${");
+            let literal = match escapes {
+                Escapes::Keep => "$${",
+                Escapes::Resolve => "${",
+            };
+            out.text.push_str(literal);
             subs.push(Sub {
                 exp_start: exp_col,
-                exp_len: 2,
+                exp_len: literal.len(),
                 orig_start: i,
                 orig_len: 3,
             });
-            exp_col += 2;
+            exp_col += literal.len();
             i += 3;
             continue;
         }
@@ -134,7 +193,11 @@ fn expand_line(
                 break;
             };
             let inner: String = chars[i + 2..close].iter().map(|(_, c)| *c).collect();
-            let value = lookup(&inner, pos, env, out).unwrap_or_else(|| {
+            let value = lookup(&inner, pos, env, out).map(|value| match escapes {
+                Escapes::Keep => value.replace("${", "$${"),
+                Escapes::Resolve => value,
+            });
+            let value = value.unwrap_or_else(|| {
                 // A stand-in for a value that could not be read. Where the `${...}` is a whole
                 // unquoted scalar, `""` keeps it a string (an empty one would read as null and
                 // produce a second, confusing type error).

@@ -18,6 +18,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use interpolate::{expand_text, Escapes, ExpandProblem};
 pub use model::*;
 pub use validate::{is_slug, SLUG_RULE};
 

@@ -426,6 +426,55 @@ fn interpolation_inside_block_scalars_ignores_hashes() {
 }
 
 #[test]
+fn expand_text_resolves_or_keeps_escapes() {
+    // `Keep` is for text expanded again later (`switchboard apply`, then the server): `$${`
+    // stays, and a `${` inside a value is escaped so that the second pass does not expand it.
+    let vars = env(&[("KEY", "sk-1"), ("TRICKY", "a${b"), ("EMPTY", "")]);
+    let text = "a: ${KEY}\nb: ${NOPE:-x}\nc: $${LIT}\nd: ${EMPTY:-y} # ${NOPE}\ne: ${TRICKY}";
+    assert_eq!(
+        expand_text(text, &vars, Escapes::Resolve).as_deref(),
+        Ok("a: sk-1\nb: x\nc: ${LIT}\nd: y # ${NOPE}\ne: a${b")
+    );
+    let kept = expand_text(text, &vars, Escapes::Keep);
+    assert_eq!(
+        kept.as_deref(),
+        Ok("a: sk-1\nb: x\nc: $${LIT}\nd: y # ${NOPE}\ne: a$${b")
+    );
+    // The second pass reads the escapes as literals, whatever its own environment holds.
+    let second = env(&[("LIT", "no"), ("b", "no")]);
+    let kept = kept.unwrap_or_default();
+    assert_eq!(
+        expand_text(&kept, &second, Escapes::Resolve).as_deref(),
+        Ok("a: sk-1\nb: x\nc: ${LIT}\nd: y # ${NOPE}\ne: a${b")
+    );
+}
+
+#[test]
+fn expand_text_reports_every_problem_with_its_place() {
+    let vars = env(&[("MULTI", "a\nb"), ("KEY", "a-long-value")]);
+    let text = "x: ${KEY} ${NOPE}\ny: \"${MULTI}\"\nz: ${BAD-NAME}";
+    for escapes in [Escapes::Resolve, Escapes::Keep] {
+        let problems = expand_text(text, &vars, escapes).unwrap_err();
+        let places: Vec<_> = problems.iter().map(|p| (p.line, p.column)).collect();
+        assert_eq!(places, [(1, 11), (2, 5), (3, 4)], "{problems:#?}");
+        assert!(problems[0].message.contains("`NOPE` is not set"));
+        assert!(problems[1].message.contains("spans several lines"));
+        assert!(problems[2]
+            .message
+            .contains("not a valid environment variable name"));
+    }
+}
+
+#[test]
+fn expand_text_keeps_hashes_inside_block_scalars() {
+    let text = "p: |\n  # ${KEY}\nq: 1 # ${KEY}";
+    assert_eq!(
+        expand_text(text, &env(&[("KEY", "sk-1")]), Escapes::Resolve).as_deref(),
+        Ok("p: |\n  # sk-1\nq: 1 # ${KEY}")
+    );
+}
+
+#[test]
 fn missing_variables_are_problems_with_their_place() {
     let text = "listen: 0.0.0.0:8080\nproviders:\n  openai: { type: openai, api_key: \"${OPENAI_API_KEY}\" }\n  anthropic:\n    type: anthropic\n    api_key: ${ANTHROPIC_API_KEY}\ndatabase: ${BAD-NAME}\nredis: ${UNCLOSED\n";
     let p = problems(text);

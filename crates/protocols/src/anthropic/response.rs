@@ -64,7 +64,7 @@ pub fn parse_messages_response(
     mode: &ResponseMode,
 ) -> Result<ChatResponse, DecodeError> {
     let value: Value =
-        serde_json::from_slice(&body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        crate::from_json(&body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     if value.get("type").and_then(Value::as_str) == Some("error") {
         return Err(upstream_error(&value));
     }
@@ -148,10 +148,10 @@ struct WireHead {
 /// [`parse_messages_response`].
 pub fn parse_messages_response_passthrough(body: Bytes) -> Result<ChatResponse, DecodeError> {
     let head: WireHead =
-        serde_json::from_slice(&body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        crate::from_json(&body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     if head.kind.as_deref() == Some("error") {
         let value: Value =
-            serde_json::from_slice(&body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+            crate::from_json(&body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
         return Err(upstream_error(&value));
     }
     Ok(ChatResponse {

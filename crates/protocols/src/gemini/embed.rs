@@ -57,7 +57,7 @@ pub fn embed_request_body(req: &EmbedRequest, model: &str) -> Result<Vec<u8>, Co
 /// Decodes a `batchEmbedContents` response: float embeddings, zero usage (Gemini reports
 /// none). Prefer [`parse_embed_response_for`] when the request is at hand.
 pub fn parse_embed_response(body: &[u8], model: &str) -> Result<EmbedResponse, DecodeError> {
-    let value: serde_json::Value = serde_json::from_slice(body)
+    let value: serde_json::Value = crate::from_json(body)
         .map_err(|e| DecodeError::Malformed(format!("response is not JSON: {e}")))?;
     if let Some(err) = in_band_error(&value) {
         return Err(err);

@@ -20,7 +20,7 @@ use crate::error::DecodeError;
 
 /// Decodes a whole `generateContent` response body.
 pub fn parse_generate_response(body: Bytes, model: &str) -> Result<ChatResponse, DecodeError> {
-    let value: Value = serde_json::from_slice(&body)
+    let value: Value = crate::from_json(&body)
         .map_err(|e| DecodeError::Malformed(format!("response is not JSON: {e}")))?;
     if let Some(err) = in_band_error(&value) {
         return Err(err);

@@ -111,10 +111,36 @@ pub fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, ConvertError> {
 }
 
 /// Reads one field with its serde shape; the error names the field.
-fn field<'de, T: Deserialize<'de>>(path: &str, value: &'de Value) -> Result<T, ConvertError> {
+fn field<'de, T: Deserialize<'de>>(
+    path: impl std::fmt::Display,
+    value: &'de Value,
+) -> Result<T, ConvertError> {
     T::deserialize(value)
-        .map_err(|e| ConvertError::invalid(path.to_owned(), format!("`{path}`: {e}.")))
+        .map_err(|e| ConvertError::invalid(path.to_string(), format!("`{path}`: {e}.")))
 }
+
+/// Where a value sits in the request (`messages[2].content[0]`), for error messages. Written
+/// out only when an error names it: a path string per message and per content part cost an
+/// allocation and a format each, on every request, for errors that almost never happen.
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    Root(&'static str),
+    Key(&'a Path<'a>, &'static str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Path::Root(name) => f.write_str(name),
+            Path::Key(parent, key) => write!(f, "{parent}.{key}"),
+            Path::Index(parent, index) => write!(f, "{parent}[{index}]"),
+        }
+    }
+}
+
+static MESSAGES: Path<'static> = Path::Root("messages");
+static TOOLS: Path<'static> = Path::Root("tools");
 
 fn parse_messages(value: &Value, req: &mut ChatRequest) -> Result<(), ConvertError> {
     let Value::Array(items) = value else {
@@ -124,14 +150,14 @@ fn parse_messages(value: &Value, req: &mut ChatRequest) -> Result<(), ConvertErr
         ));
     };
     for (i, item) in items.iter().enumerate() {
-        let path = format!("messages[{i}]");
-        let content_path = format!("{path}.content");
-        match read_message(item, &path)? {
+        let path = Path::Index(&MESSAGES, i);
+        let content_path = Path::Key(&path, "content");
+        match read_message(item, path)? {
             MessageRef::System { content } => {
-                req.system.extend(text_parts(content, &content_path)?);
+                req.system.extend(text_parts(content, content_path)?);
             }
             MessageRef::User { content, name } => {
-                let mut msg = Message::new(Role::User, user_parts(content, &content_path)?);
+                let mut msg = Message::new(Role::User, user_parts(content, content_path)?);
                 msg.name = name;
                 req.messages.push(msg);
             }
@@ -144,10 +170,11 @@ fn parse_messages(value: &Value, req: &mut ChatRequest) -> Result<(), ConvertErr
                 let mut msg = Message::new(Role::Assistant, Vec::new());
                 msg.name = name;
                 msg.refusal = refusal;
-                assistant_content(content, &content_path, &mut msg)?;
+                assistant_content(content, content_path, &mut msg)?;
+                let calls_path = Path::Key(&path, "tool_calls");
                 for (j, call) in tool_calls.unwrap_or_default().into_iter().enumerate() {
                     msg.tool_calls
-                        .push(tool_call(call, &format!("{path}.tool_calls[{j}]"))?);
+                        .push(tool_call(call, Path::Index(&calls_path, j))?);
                 }
                 req.messages.push(msg);
             }
@@ -155,7 +182,7 @@ fn parse_messages(value: &Value, req: &mut ChatRequest) -> Result<(), ConvertErr
                 content,
                 tool_call_id,
             } => {
-                let mut msg = Message::new(Role::Tool, text_parts(content, &content_path)?);
+                let mut msg = Message::new(Role::Tool, text_parts(content, content_path)?);
                 msg.tool_call_id = Some(tool_call_id);
                 req.messages.push(msg);
             }
@@ -188,10 +215,10 @@ enum MessageRef<'a> {
 
 static NULL: Value = Value::Null;
 
-fn read_message<'a>(item: &'a Value, path: &str) -> Result<MessageRef<'a>, ConvertError> {
+fn read_message<'a>(item: &'a Value, path: Path<'_>) -> Result<MessageRef<'a>, ConvertError> {
     let Value::Object(fields) = item else {
         return Err(ConvertError::invalid(
-            path.to_owned(),
+            path.to_string(),
             format!("`{path}` must be a message object."),
         ));
     };
@@ -238,7 +265,7 @@ fn read_message<'a>(item: &'a Value, path: &str) -> Result<MessageRef<'a>, Conve
             refusal: string("refusal")?,
             tool_calls: match fields.get("tool_calls") {
                 None | Some(Value::Null) => None,
-                Some(calls) => Some(field(&format!("{path}.tool_calls"), calls)?),
+                Some(calls) => Some(field(Path::Key(&path, "tool_calls"), calls)?),
             },
         }),
         "tool" => Ok(MessageRef::Tool {
@@ -259,50 +286,58 @@ fn read_message<'a>(item: &'a Value, path: &str) -> Result<MessageRef<'a>, Conve
 }
 
 /// The parts of a content value: a string is one text part; an array is read part by part.
-fn parts(content: &Value, path: &str) -> Result<Vec<(String, InPart)>, ConvertError> {
+/// Each comes with its index in the array (none for a string), to name it in an error.
+fn parts(content: &Value, path: Path<'_>) -> Result<Vec<(Option<usize>, InPart)>, ConvertError> {
     match content {
-        Value::String(s) => Ok(vec![(path.to_owned(), InPart::Text { text: s.clone() })]),
+        Value::String(s) => Ok(vec![(None, InPart::Text { text: s.clone() })]),
         Value::Array(items) => items
             .iter()
             .enumerate()
-            .map(|(j, item)| {
-                let p = format!("{path}[{j}]");
-                let part = field::<InPart>(&p, item)?;
-                Ok((p, part))
-            })
+            .map(|(j, item)| Ok((Some(j), field::<InPart>(Path::Index(&path, j), item)?)))
             .collect(),
         _ => Err(ConvertError::invalid(
-            path.to_owned(),
+            path.to_string(),
             format!("`{path}` must be a string or an array of content parts."),
         )),
     }
 }
 
+/// The path of a part that `parts` returned.
+fn part_path(path: Path<'_>, index: Option<usize>) -> String {
+    match index {
+        Some(j) => Path::Index(&path, j).to_string(),
+        None => path.to_string(),
+    }
+}
+
 /// Content of system, developer and tool messages: text only.
-fn text_parts(content: &Value, path: &str) -> Result<Vec<ContentPart>, ConvertError> {
+fn text_parts(content: &Value, path: Path<'_>) -> Result<Vec<ContentPart>, ConvertError> {
     // The common case, a plain string, without the per-part paths.
     if let Value::String(text) = content {
         return Ok(vec![ContentPart::text(text.as_str())]);
     }
     parts(content, path)?
         .into_iter()
-        .map(|(p, part)| match part {
+        .map(|(j, part)| match part {
             InPart::Text { text } => Ok(ContentPart::Text { text }),
-            _ => Err(ConvertError::invalid(
-                p.clone(),
-                format!("`{p}`: only `text` parts are allowed in this message."),
-            )),
+            _ => {
+                let p = part_path(path, j);
+                Err(ConvertError::invalid(
+                    p.clone(),
+                    format!("`{p}`: only `text` parts are allowed in this message."),
+                ))
+            }
         })
         .collect()
 }
 
-fn user_parts(content: &Value, path: &str) -> Result<Vec<ContentPart>, ConvertError> {
+fn user_parts(content: &Value, path: Path<'_>) -> Result<Vec<ContentPart>, ConvertError> {
     if let Value::String(text) = content {
         return Ok(vec![ContentPart::text(text.as_str())]);
     }
     parts(content, path)?
         .into_iter()
-        .map(|(p, part)| match part {
+        .map(|(j, part)| match part {
             InPart::Text { text } => Ok(ContentPart::Text { text }),
             InPart::ImageUrl { image_url } => {
                 let (url, detail) = match image_url {
@@ -313,6 +348,7 @@ fn user_parts(content: &Value, path: &str) -> Result<Vec<ContentPart>, ConvertEr
                     || url.starts_with("https://")
                     || url.starts_with("data:"))
                 {
+                    let p = part_path(path, j);
                     return Err(ConvertError::invalid(
                         format!("{p}.image_url.url"),
                         format!("`{p}.image_url.url` must be an http(s) URL or a data: URL."),
@@ -323,23 +359,33 @@ fn user_parts(content: &Value, path: &str) -> Result<Vec<ContentPart>, ConvertEr
                     detail,
                 })
             }
-            InPart::InputAudio {} | InPart::File {} => Err(ConvertError::unsupported(
-                p.clone(),
-                format!("`{p}`: audio and file content parts are not supported."),
-            )),
-            InPart::Refusal { .. } => Err(ConvertError::invalid(
-                p.clone(),
-                format!("`{p}`: `refusal` parts are only allowed in assistant messages."),
-            )),
+            InPart::InputAudio {} | InPart::File {} => {
+                let p = part_path(path, j);
+                Err(ConvertError::unsupported(
+                    p.clone(),
+                    format!("`{p}`: audio and file content parts are not supported."),
+                ))
+            }
+            InPart::Refusal { .. } => {
+                let p = part_path(path, j);
+                Err(ConvertError::invalid(
+                    p.clone(),
+                    format!("`{p}`: `refusal` parts are only allowed in assistant messages."),
+                ))
+            }
         })
         .collect()
 }
 
-fn assistant_content(content: &Value, path: &str, msg: &mut Message) -> Result<(), ConvertError> {
+fn assistant_content(
+    content: &Value,
+    path: Path<'_>,
+    msg: &mut Message,
+) -> Result<(), ConvertError> {
     if content.is_null() {
         return Ok(());
     }
-    for (p, part) in parts(content, path)? {
+    for (j, part) in parts(content, path)? {
         match part {
             // An empty string next to tool calls means "no text": other providers reject empty
             // text blocks, so it is not kept.
@@ -347,17 +393,18 @@ fn assistant_content(content: &Value, path: &str, msg: &mut Message) -> Result<(
             InPart::Text { text } => msg.content.push(ContentPart::Text { text }),
             InPart::Refusal { refusal } => msg.refusal = Some(refusal),
             _ => {
+                let p = part_path(path, j);
                 return Err(ConvertError::invalid(
                     p.clone(),
                     format!("`{p}`: assistant messages take `text` and `refusal` parts only."),
-                ))
+                ));
             }
         }
     }
     Ok(())
 }
 
-fn tool_call(call: InToolCall, path: &str) -> Result<ToolCall, ConvertError> {
+fn tool_call(call: InToolCall, path: Path<'_>) -> Result<ToolCall, ConvertError> {
     if call.kind.as_deref().is_some_and(|k| k != "function") {
         return Err(ConvertError::unsupported(
             format!("{path}.type"),
@@ -385,8 +432,8 @@ fn parse_tools(value: &Value) -> Result<Vec<Tool>, ConvertError> {
     let items: Vec<Value> = field("tools", value)?;
     let mut tools = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let path = format!("tools[{i}]");
-        let tool: InTool = field(&path, item)?;
+        let path = Path::Index(&TOOLS, i);
+        let tool: InTool = field(path, item)?;
         if tool.kind != "function" {
             return Err(ConvertError::unsupported(
                 format!("{path}.type"),

@@ -4,12 +4,11 @@
 use super::chat_request::arguments_text;
 use super::error::in_band_error;
 use super::wire::{
-    InChoice, InCompletionDetails, InPromptDetails, InResponse, InUsage, OutChoice,
-    OutFunctionCall, OutRespMessage, OutResponse, OutToolCall,
+    InChoice, InResponse, InResponseHead, OutChoice, OutFunctionCall, OutRespMessage, OutResponse,
+    OutToolCall,
 };
 use crate::codec::ResponseMode;
 use crate::error::DecodeError;
-use crate::json_scan;
 use bytes::Bytes;
 use serde_json::Value;
 use switchboard_types::{
@@ -23,7 +22,7 @@ use switchboard_types::{
 /// An `error` object in a 200 body (some compatible servers do that) is
 /// `DecodeError::Upstream`.
 pub fn parse_chat_response(body: Bytes, mode: &ResponseMode) -> Result<ChatResponse, DecodeError> {
-    let wire: InResponse = serde_json::from_slice(&body)
+    let wire: InResponse = crate::from_json(&body)
         .map_err(|e| DecodeError::Malformed(format!("chat completion: {e}")))?;
     if let Some(error) = wire.error.as_ref().filter(|e| !e.is_null()) {
         return Err(in_band_error(error));
@@ -57,20 +56,13 @@ pub fn parse_chat_response(body: Bytes, mode: &ResponseMode) -> Result<ChatRespo
 /// skipped, not decoded, and the result has none. For the same-protocol fast path only, where
 /// the client gets `resp.raw` as is; anything that needs the content decodes `raw` with
 /// [`parse_chat_response`].
-///
-/// The body is walked once at the top level (`json_scan`) and only the wanted values are
-/// decoded, from their own bytes: this runs on every same-protocol request, and serde's
-/// visitors over the skipped choices cost several times more. What it accepts and what it
-/// extracts are those of `serde_json` with the `InResponseHead` skeleton (a duplicated field is
-/// an error, as serde's derive makes it), except that the body must be an object (serde would
-/// also take a struct written as an array).
 pub fn parse_chat_response_passthrough(body: Bytes) -> Result<ChatResponse, DecodeError> {
-    let head =
-        scan_head(&body).map_err(|e| DecodeError::Malformed(format!("chat completion: {e}")))?;
+    let head: InResponseHead = crate::from_json(&body)
+        .map_err(|e| DecodeError::Malformed(format!("chat completion: {e}")))?;
     if let Some(error) = head.error.as_ref().filter(|e| !e.is_null()) {
         return Err(in_band_error(error));
     }
-    if !head.choices {
+    if head.choices.is_none() {
         return Err(DecodeError::Malformed(
             "chat completion without `choices`".to_owned(),
         ));
@@ -87,135 +79,6 @@ pub fn parse_chat_response_passthrough(body: Bytes) -> Result<ChatResponse, Deco
             body,
         }),
     })
-}
-
-/// The top-level fields of a `chat.completion` the gateway reads.
-#[derive(Default)]
-struct Head {
-    id: Option<String>,
-    model: Option<String>,
-    created: Option<i64>,
-    /// `choices` is present and not null.
-    choices: bool,
-    usage: Option<InUsage>,
-    system_fingerprint: Option<String>,
-    error: Option<Value>,
-}
-
-fn scan_head(body: &[u8]) -> Result<Head, String> {
-    const FIELDS: [&str; 7] = [
-        "id",
-        "model",
-        "created",
-        "choices",
-        "usage",
-        "system_fingerprint",
-        "error",
-    ];
-    let mut head = Head::default();
-    // Fields already met: serde's derive refuses a duplicated field, and so does this.
-    let mut seen = [false; FIELDS.len()];
-    json_scan::for_each_member(body, |member| {
-        let Some(field) = json_scan::field_index(&member, &FIELDS)? else {
-            return Ok(());
-        };
-        if std::mem::replace(&mut seen[field], true) {
-            return Err(format!("duplicate field `{}`", FIELDS[field]));
-        }
-        let value = member.value;
-        let field_error = |e: serde_json::Error| format!("`{}`: {e}", FIELDS[field]);
-        match field {
-            0 => head.id = json_scan::opt_string(value).map_err(field_error)?,
-            1 => head.model = json_scan::opt_string(value).map_err(field_error)?,
-            2 => head.created = json_scan::opt_i64(value).map_err(field_error)?,
-            3 => head.choices = value != b"null",
-            4 => head.usage = usage(value)?,
-            5 => head.system_fingerprint = json_scan::opt_string(value).map_err(field_error)?,
-            _ => head.error = serde_json::from_slice(value).map_err(field_error)?,
-        }
-        Ok(())
-    })?;
-    Ok(head)
-}
-
-/// `usage`, read by hand when it is an object (always, in practice) and by serde otherwise
-/// (which then decides, as it did for the whole body before: `null` is none, an array fills
-/// the fields in order, anything else is an error).
-fn usage(value: &[u8]) -> Result<Option<InUsage>, String> {
-    const FIELDS: [&str; 5] = [
-        "prompt_tokens",
-        "completion_tokens",
-        "prompt_tokens_details",
-        "completion_tokens_details",
-        "prompt_cache_hit_tokens",
-    ];
-    if value.first() != Some(&b'{') {
-        return serde_json::from_slice(value).map_err(|e| format!("`usage`: {e}"));
-    }
-    let mut usage = InUsage::default();
-    let mut seen = [false; FIELDS.len()];
-    json_scan::for_each_member(value, |member| {
-        let Some(field) = json_scan::field_index(&member, &FIELDS)? else {
-            return Ok(());
-        };
-        if std::mem::replace(&mut seen[field], true) {
-            return Err(format!("`usage`: duplicate field `{}`", FIELDS[field]));
-        }
-        let value = member.value;
-        let field_error = |e: serde_json::Error| format!("`usage.{}`: {e}", FIELDS[field]);
-        match field {
-            0 => usage.prompt_tokens = json_scan::opt_u64(value).map_err(field_error)?,
-            1 => usage.completion_tokens = json_scan::opt_u64(value).map_err(field_error)?,
-            2 => {
-                usage.prompt_tokens_details =
-                    one_count(value, "cached_tokens")?.map(|cached_tokens| InPromptDetails {
-                        cached_tokens,
-                    })
-            }
-            3 => {
-                usage.completion_tokens_details = one_count(value, "reasoning_tokens")?
-                    .map(|reasoning_tokens| InCompletionDetails { reasoning_tokens })
-            }
-            _ => usage.prompt_cache_hit_tokens = json_scan::opt_u64(value).map_err(field_error)?,
-        }
-        Ok(())
-    })?;
-    Ok(Some(usage))
-}
-
-/// A `*_tokens_details` object of which one count is wanted: `None` for `null`, else the count
-/// (itself optional). Shapes other than an object or `null` go to serde with the one-field
-/// struct they stand for, so that the verdict stays serde's.
-fn one_count(value: &[u8], wanted: &str) -> Result<Option<Option<u64>>, String> {
-    if value.first() != Some(&b'{') {
-        return if wanted == "cached_tokens" {
-            serde_json::from_slice::<Option<InPromptDetails>>(value)
-                .map(|d| d.map(|d| d.cached_tokens))
-        } else {
-            serde_json::from_slice::<Option<InCompletionDetails>>(value)
-                .map(|d| d.map(|d| d.reasoning_tokens))
-        }
-        .map_err(|e| format!("`usage`: {e}"));
-    }
-    let mut count = None;
-    let mut seen = false;
-    json_scan::for_each_member(value, |member| {
-        if json_scan::field_index(&member, &[wanted])?.is_none() {
-            return Ok(());
-        }
-        if std::mem::replace(&mut seen, true) {
-            return Err(format!("`usage`: duplicate field `{wanted}`"));
-        }
-        count = json_scan::opt_u64(member.value).map_err(|e| format!("`usage.{wanted}`: {e}"))?;
-        Ok(())
-    })?;
-    Ok(Some(count))
-}
-
-impl From<json_scan::ScanError> for String {
-    fn from(e: json_scan::ScanError) -> String {
-        e.to_string()
-    }
 }
 
 fn choice(c: InChoice, mode: &ResponseMode, converted: &mut bool) -> Choice {

@@ -111,7 +111,7 @@ pub fn embed_request_body(req: &EmbedRequest, model: &str) -> Vec<u8> {
 
 /// Decodes an upstream embeddings `list`, in `index` order.
 pub fn parse_embed_response(body: &[u8]) -> Result<EmbedResponse, DecodeError> {
-    let wire: InEmbedResponse = serde_json::from_slice(body)
+    let wire: InEmbedResponse = crate::from_json(body)
         .map_err(|e| DecodeError::Malformed(format!("embeddings response: {e}")))?;
     if let Some(error) = wire.error.as_ref().filter(|e| !e.is_null()) {
         return Err(in_band_error(error));

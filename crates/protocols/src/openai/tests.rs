@@ -111,6 +111,48 @@ fn simple_shapes_and_nulls() {
     assert!(!req.stream);
 }
 
+/// Paths are written out only when an error names them: every kind of path, with its text.
+#[test]
+fn request_error_paths_name_nested_values() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            r#"{"model":"m","messages":[{"role":"system","content":[{"type":"image_url","image_url":{"url":"https://x"}}]}]}"#,
+            "messages[0].content[0]",
+            "`messages[0].content[0]`: only `text` parts are allowed in this message.",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":"x"},{"role":"assistant","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"https://x"}}]}]}"#,
+            "messages[1].content[1]",
+            "`messages[1].content[1]`: assistant messages take `text` and `refusal` parts only.",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":"x"},{"role":"assistant","tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{}"}},{"id":"b","type":"custom","function":{"name":"f","arguments":"{}"}}]}]}"#,
+            "messages[1].tool_calls[1].type",
+            "`messages[1].tool_calls[1].type`: only `function` tool calls are supported.",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":"x"},{"role":"assistant","tool_calls":7}]}"#,
+            "messages[1].tool_calls",
+            "`messages[1].tool_calls`:",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"tool","content":"x"}]}"#,
+            "messages[0].tool_call_id",
+            "`messages[0]`: missing field `tool_call_id`.",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}},{"type":"function"}]}"#,
+            "tools[1].function",
+            "`tools[1].function` is required.",
+        ),
+    ];
+    for (body, param, message) in cases {
+        let (p, text) = err_param(parse_chat_request(body.as_bytes()));
+        assert_eq!(&p, param, "{body}: {text}");
+        assert!(text.contains(message), "{body}: {text}");
+    }
+}
+
 #[test]
 fn request_errors_name_the_field() {
     let cases: &[(&str, &str)] = &[

@@ -235,10 +235,7 @@ pub(super) struct InResponse {
 }
 
 /// The parts of a `chat.completion` the gateway needs when it passes the body on untouched:
-/// everything but the choices, which are skipped without being decoded. The passthrough parser
-/// walks the body by hand (`json_scan`); this serde skeleton is the oracle its tests compare
-/// it with.
-#[cfg(test)]
+/// everything but the choices, which are skipped without being decoded.
 #[derive(Deserialize)]
 pub(super) struct InResponseHead {
     #[serde(default)]

@@ -11,7 +11,15 @@ use crate::http::AppState;
 use axum::extract::{Path, State};
 use axum::Json;
 use switchboard_core::auth::roles::Action;
-use switchboard_store::PageRequest;
+use switchboard_store::{PageRequest, StoreError};
+
+/// A bad cursor is the only invalid input of an audit listing.
+fn cursor_error(err: StoreError) -> ApiError {
+    match err {
+        StoreError::Invalid(message) => ApiError::invalid_field("cursor", message),
+        other => other.into(),
+    }
+}
 
 /// The audit log in order; `?org=` keeps one organisation's entries (platform admin only).
 #[utoipa::path(get, path = "/audit", tag = "audit", params(AuditParams),
@@ -34,7 +42,7 @@ pub async fn list_audit(
     let page = store
         .list_audit(org_id.as_deref(), &page)
         .await
-        .map_err(|e| ApiError::from(e).with_param("cursor"))?;
+        .map_err(cursor_error)?;
     Ok(Json(Page::from_store(page, |_| true, AuditEntry::from)))
 }
 
@@ -54,6 +62,6 @@ pub async fn list_org_audit(
     let page = store
         .list_audit(Some(&org.id), &page.request())
         .await
-        .map_err(|e| ApiError::from(e).with_param("cursor"))?;
+        .map_err(cursor_error)?;
     Ok(Json(Page::from_store(page, |_| true, AuditEntry::from)))
 }

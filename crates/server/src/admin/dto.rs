@@ -26,7 +26,12 @@ impl<T: ToSchema> Page<T> {
         map: impl Fn(R) -> T,
     ) -> Page<T> {
         Page {
-            data: page.items.into_iter().filter(|r| keep(r)).map(map).collect(),
+            data: page
+                .items
+                .into_iter()
+                .filter(|r| keep(r))
+                .map(map)
+                .collect(),
             next_cursor: page.next_cursor,
         }
     }

@@ -33,7 +33,7 @@ where
     }
 }
 
-/// A JSON body that may be left out (empty): then `T::default()`.
+/// A JSON body that may be left out (empty or `null`): then `T::default()`.
 #[derive(Clone, Debug)]
 pub struct OptionalBody<T>(pub T);
 
@@ -46,7 +46,7 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<OptionalBody<T>, ApiError> {
         let bytes = read(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if bytes.trim_ascii().is_empty() || bytes.trim_ascii() == b"null" {
             return Ok(OptionalBody(T::default()));
         }
         parse(&bytes).map(OptionalBody)
@@ -79,9 +79,9 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             );
         }
         let detail = strip_position(&inner.to_string());
-        let field = missing_field(&detail).map(str::to_owned).or_else(|| {
-            (!path.is_empty() && path != ".").then(|| path.clone())
-        });
+        let field = missing_field(&detail)
+            .map(str::to_owned)
+            .or_else(|| (!path.is_empty() && path != ".").then(|| path.clone()));
         let message = match &field {
             Some(field) if missing_field(&detail).is_some() => {
                 format!("field `{field}` is required")
@@ -170,7 +170,11 @@ mod tests {
     fn errors_name_the_field() {
         let err = parse::<Sample>(b"{}").unwrap_err();
         assert_eq!(err.param.as_deref(), Some("name"));
-        assert!(err.message.contains("`name` is required"), "{}", err.message);
+        assert!(
+            err.message.contains("`name` is required"),
+            "{}",
+            err.message
+        );
         let err = parse::<Sample>(br#"{"name":"a","count":"x"}"#).unwrap_err();
         assert_eq!(err.param.as_deref(), Some("count"));
         let err = parse::<Sample>(br#"{"name":"a","bogus":1}"#).unwrap_err();

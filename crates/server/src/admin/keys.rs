@@ -121,7 +121,9 @@ pub async fn list_keys(
         caller.may(&org.id, k.team_id.as_deref(), Action::Read)
             || (k.user_id.is_some() && k.user_id.as_deref() == caller.user_id())
     };
-    Ok(Json(Page::from_store(page, keep, |k| Key::from_record(k, now))))
+    Ok(Json(Page::from_store(page, keep, |k| {
+        Key::from_record(k, now)
+    })))
 }
 
 /// Makes a key for an app (`team` + `app`) or a person (`user_id`); the secret is shown once.
@@ -154,7 +156,15 @@ pub async fn create_key(
         }
         (None, Some(user_id)) => {
             let action = Action::ManageKeys;
-            require_key(store, &caller, &org, team_id.as_deref(), Some(user_id), action).await?;
+            require_key(
+                store,
+                &caller,
+                &org,
+                team_id.as_deref(),
+                Some(user_id),
+                action,
+            )
+            .await?;
             None
         }
         _ => {
@@ -222,6 +232,7 @@ pub async fn update_key(
         .store
         .update_key(&caller.actor, &org.id, &id, patch)
         .await?;
+    super::access_changed(&state);
     Ok(Json(Key::from_record(key, now_ms())))
 }
 
@@ -232,6 +243,7 @@ async fn revoke(state: &AppState, caller: &Caller, org: &str, id: &str) -> ApiRe
         .store
         .revoke_key(&caller.actor, &org.id, id)
         .await?;
+    super::access_changed(state);
     Ok(Json(Key::from_record(key, now_ms())))
 }
 
@@ -287,6 +299,7 @@ pub async fn rotate_key(
         .store
         .rotate_key(&caller.actor, &org.id, &id, grace_ms)
         .await?;
+    super::access_changed(&state);
     let out = CreatedKey {
         key: Key::from_record(created.record, now_ms()),
         secret: created.secret.expose().to_owned(),

@@ -7,8 +7,8 @@
 //! organisation, check the role matrix, call the store. Config as code (`crate::apply`) reuses
 //! [`auth::Caller`] and [`error::ApiError`].
 
-pub mod auth;
 mod audit;
+pub mod auth;
 mod config;
 pub mod dto;
 pub mod error;
@@ -33,6 +33,13 @@ use utoipa_axum::routes;
 
 /// Where the admin API is mounted.
 pub const PREFIX: &str = "/admin/v1";
+
+/// Drops this instance's cached key grants after a change to keys, apps or subscriptions, so
+/// that the very next data-plane request sees it. (The store's change event does the same on
+/// every instance, but asynchronously.)
+fn access_changed(state: &AppState) {
+    state.gateway.invalidate_keys();
+}
 
 /// The admin API's routes, to be nested at [`PREFIX`].
 pub fn router() -> Router<AppState> {
@@ -64,7 +71,11 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(teams::list_teams, teams::create_team))
         .routes(routes!(teams::get_team, teams::delete_team))
         .routes(routes!(teams::list_apps, teams::create_app))
-        .routes(routes!(teams::get_app, teams::update_app, teams::delete_app))
+        .routes(routes!(
+            teams::get_app,
+            teams::update_app,
+            teams::delete_app
+        ))
         .routes(routes!(members::list_members, members::add_member))
         .routes(routes!(members::update_member, members::remove_member))
         .routes(routes!(members::list_users, members::create_user))
@@ -93,16 +104,15 @@ fn api() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::list_org_audit))
+        // Config as code: `POST /config/apply`, `GET /config/export` (crate::apply).
+        .nest("/config", crate::apply::openapi_routes())
 }
 
 async fn unknown_route(uri: axum::http::Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "route_not_found",
-        format!(
-            "no admin route `{}`: see {PREFIX}/openapi.json",
-            uri.path()
-        ),
+        format!("no admin route `{}`: see {PREFIX}/openapi.json", uri.path()),
     )
 }
 

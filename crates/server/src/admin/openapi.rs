@@ -71,11 +71,20 @@ pub struct Errors;
 impl IntoResponses for Errors {
     fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::response::Response>> {
         [
-            ("400", "Malformed JSON or an unacceptable field (`param` names it)"),
+            (
+                "400",
+                "Malformed JSON or an unacceptable field (`param` names it)",
+            ),
             ("401", "No credential, or an unknown or expired one"),
-            ("403", "The caller's role does not allow this (the message names the role needed)"),
+            (
+                "403",
+                "The caller's role does not allow this (the message names the role needed)",
+            ),
             ("404", "No such object in this organisation"),
-            ("409", "Conflicts with the current state, or managed by `switchboard apply`"),
+            (
+                "409",
+                "Conflicts with the current state, or managed by `switchboard apply`",
+            ),
             ("500", "Internal error (details in the server log)"),
         ]
         .into_iter()

@@ -116,5 +116,6 @@ pub async fn delete_org(
     let org = caller.org(store, &org).await?;
     caller.require(&org, None, Action::ManageOrg)?;
     store.delete_org(&caller.actor, &org.name).await?;
+    super::access_changed(&state);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,9 +3,7 @@
 //! reason the app's callers then see), which also notifies the approval webhook.
 
 use super::auth::Caller;
-use super::dto::{
-    Page, RejectSubscription, RequestSubscription, Subscription, SubscriptionParams,
-};
+use super::dto::{Page, RejectSubscription, RequestSubscription, Subscription, SubscriptionParams};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, OptionalBody, Params};
 use super::openapi::Errors;
@@ -16,9 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use switchboard_core::auth::roles::Action;
-use switchboard_store::{
-    PageRequest, SubscriptionFilter, SubscriptionKind, SubscriptionStatus,
-};
+use switchboard_store::{PageRequest, SubscriptionFilter, SubscriptionKind, SubscriptionStatus};
 
 /// The organisation's subscriptions the caller may read.
 #[utoipa::path(get, path = "/orgs/{org}/subscriptions", tag = "subscriptions", params(
@@ -107,6 +103,7 @@ pub async fn request_subscription(
     let sub = store
         .request_subscription(&caller.actor, &org.id, &app.id, kind, &target)
         .await?;
+    super::access_changed(&state);
     Ok((StatusCode::CREATED, Json(sub.into())))
 }
 
@@ -171,12 +168,15 @@ async fn decide(
     let org = caller.org(store, org).await?;
     caller.require(&org, None, Action::DecideSubscriptions)?;
     let sub = if approve {
-        store.approve_subscription(&caller.actor, &org.id, id).await?
+        store
+            .approve_subscription(&caller.actor, &org.id, id)
+            .await?
     } else {
         store
             .reject_subscription(&caller.actor, &org.id, id, reason)
             .await?
     };
+    super::access_changed(state);
     let url = state
         .gateway
         .snapshot()

@@ -104,7 +104,10 @@ pub async fn delete_team(
     let org = caller.org(store, &org).await?;
     let team = self::team(store, &org, &team).await?;
     caller.require(&org, None, Action::ManageTeams)?;
-    store.delete_team(&caller.actor, &org.id, &team.name).await?;
+    store
+        .delete_team(&caller.actor, &org.id, &team.name)
+        .await?;
+    super::access_changed(&state);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -195,6 +198,7 @@ pub async fn update_app(
         .store
         .update_app(&caller.actor, &org.id, &team.id, &app, patch)
         .await?;
+    super::access_changed(&state);
     Ok(Json(app.into()))
 }
 
@@ -215,5 +219,6 @@ pub async fn delete_app(
         .store
         .delete_app(&caller.actor, &org.id, &team.id, &app)
         .await?;
+    super::access_changed(&state);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -30,13 +30,15 @@ pub struct Event {
 fn client() -> Option<&'static reqwest::Client> {
     static CLIENT: OnceLock<Option<reqwest::Client>> = OnceLock::new();
     CLIENT
-        .get_or_init(|| match reqwest::Client::builder().timeout(TIMEOUT).build() {
-            Ok(client) => Some(client),
-            Err(err) => {
-                tracing::error!(%err, "Cannot build the approval webhook's HTTP client.");
-                None
-            }
-        })
+        .get_or_init(
+            || match reqwest::Client::builder().timeout(TIMEOUT).build() {
+                Ok(client) => Some(client),
+                Err(err) => {
+                    tracing::error!(%err, "Cannot build the approval webhook's HTTP client.");
+                    None
+                }
+            },
+        )
         .as_ref()
 }
 

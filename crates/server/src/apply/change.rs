@@ -93,7 +93,13 @@ impl Change {
 impl fmt::Display for Change {
     /// `+ provider openai`, `~ model gpt-4o (targets, retry)`, `- app acme/research/old`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} {}", self.op.marker(), self.kind.as_str(), self.name)?;
+        write!(
+            f,
+            "{} {} {}",
+            self.op.marker(),
+            self.kind.as_str(),
+            self.name
+        )?;
         if !self.fields.is_empty() {
             write!(f, " ({})", self.fields.join(", "))?;
         }

@@ -4,12 +4,13 @@
 //! equal: a document without `orgs:` leaves the stored organisations alone, `orgs: {}` deletes
 //! them all.
 
-use super::expand::{expand, Escapes};
 use super::ApplyError;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use switchboard_core::config::raw::RawOrg;
-use switchboard_core::config::{self, AppSpec, OrgSpec, Problem, StoredLayer, TeamSpec};
+use switchboard_core::config::{
+    self, expand_text, AppSpec, Escapes, OrgSpec, Problem, StoredLayer, TeamSpec,
+};
 
 /// A document sent to apply: its YAML text and the name used in problems (the file name).
 #[derive(Clone, Debug)]
@@ -27,7 +28,14 @@ pub struct ServerFile {
 }
 
 /// Top-level keys that are server settings: read by `serve` from its own file, ignored here.
-const SERVER_KEYS: [&str; 6] = ["listen", "database", "redis", "admin_key", "limits", "access"];
+const SERVER_KEYS: [&str; 6] = [
+    "listen",
+    "database",
+    "redis",
+    "admin_key",
+    "limits",
+    "access",
+];
 
 /// The stand-in API key used to validate a provider whose stored key is kept.
 const STORED_KEY: &str = "(stored)";
@@ -67,7 +75,11 @@ pub(crate) struct FileEntries {
 
 impl FileEntries {
     fn provider_names(&self) -> BTreeSet<&str> {
-        self.layer.providers.iter().map(|(n, _)| n.as_str()).collect()
+        self.layer
+            .providers
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect()
     }
 
     fn model_names(&self) -> BTreeSet<&str> {
@@ -85,7 +97,7 @@ impl ServerFile {
                 self.name
             ))
         };
-        let text = expand(&self.text, &env, Escapes::Resolve)
+        let text = expand_text(&self.text, &env, Escapes::Resolve)
             .map_err(|p| unreadable(format!("{} expansion problem(s)", p.len())))?;
         let top = parse_top(&text).map_err(unreadable)?;
         let mut entries = FileEntries::default();
@@ -115,38 +127,64 @@ fn parse_top(text: &str) -> Result<serde_json::Map<String, Value>, String> {
 }
 
 /// Validates `doc` against the server's file and reads the state it asks for.
-/// `stored_keys` names the stored providers that have an API key: an entry without `api_key`
-/// keeps it, so the key need not be in the document even where the provider type requires one.
+/// `stored` holds what storage has now: it stands in for the sections the document leaves out
+/// (which apply leaves alone), so that references to them resolve. `stored_keys` names the
+/// stored providers that have an API key: an entry without `api_key` keeps it, so the key need
+/// not be in the document even where the provider type requires one.
 pub(crate) fn read(
     doc: &Document,
     file: &FileEntries,
     server_name: &str,
+    stored: &StoredLayer,
     stored_keys: &BTreeSet<String>,
 ) -> Result<Desired, ApplyError> {
     // The document is expanded without any environment: the server's variables are not the
     // caller's, and must never end up in stored config. `switchboard apply` expands the
     // caller's variables before sending.
     let no_env = |_: &str| None;
-    let mut problems = match config::load_layered(&doc.name, &doc.text, &no_env, &file.layer) {
-        Ok(_) => Vec::new(),
-        Err(errors) => errors.problems,
+    let top = match expand_text(&doc.text, &no_env, Escapes::Resolve) {
+        Ok(text) => parse_top(&text).ok(),
+        Err(_) => None,
     };
     let file_providers = file.provider_names();
     let file_models = file.model_names();
+    // Entries the loader gets besides the document's: the server file's, and the stored ones
+    // of sections the document leaves out. Their own problems are not the document's.
+    let mut layer = file.layer.clone();
+    if let Some(top) = &top {
+        for (section, from, to, skip) in [
+            (
+                "providers",
+                &stored.providers,
+                &mut layer.providers,
+                &file_providers,
+            ),
+            ("models", &stored.models, &mut layer.models, &file_models),
+        ] {
+            if !top.contains_key(section) {
+                let extra = from.iter().filter(|(n, _)| !skip.contains(n.as_str()));
+                to.extend(extra.cloned());
+            }
+        }
+    }
+    let mut problems = match config::load_layered(&doc.name, &doc.text, &no_env, &layer) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.problems,
+    };
     problems.retain(|p| {
-        let ours = |section: &str, names: &BTreeSet<&str>| {
-            names.iter().any(|n| under(&p.key, &format!("{section}.{n}")))
+        let from_layer = |section: &str, entries: &[(String, Value)]| {
+            entries
+                .iter()
+                .any(|(n, _)| under(&p.key, &format!("{section}.{n}")))
         };
         let keeps_stored_key = p.message.contains("missing field `api_key`")
             && p.key
                 .strip_prefix("providers.")
                 .is_some_and(|name| stored_keys.contains(name));
-        !(ours("providers", &file_providers) || ours("models", &file_models) || keeps_stored_key)
+        !(from_layer("providers", &layer.providers)
+            || from_layer("models", &layer.models)
+            || keeps_stored_key)
     });
-    let top = match expand(&doc.text, &no_env, Escapes::Resolve) {
-        Ok(text) => parse_top(&text).ok(),
-        Err(_) => None,
-    };
     let Some(top) = top else {
         // The loader has said why already.
         return Err(invalid(problems, doc));
@@ -316,7 +354,7 @@ fn key_of(line: &str) -> Option<&str> {
 /// the real key stays encrypted in storage).
 pub(crate) fn final_layer(
     providers: impl Iterator<Item = (String, Value, bool)>,
-    models: impl Iterator<Item = (String, Value)>,
+    models: impl IntoIterator<Item = (String, Value)>,
 ) -> StoredLayer {
     StoredLayer {
         providers: providers
@@ -330,24 +368,51 @@ pub(crate) fn final_layer(
                 (name, settings)
             })
             .collect(),
-        models: models.collect(),
+        models: models.into_iter().collect(),
     }
 }
 
 /// Validates the server's file with `layer` as its stored providers and models, as a reload
-/// after the apply would.
-pub(crate) fn check_final(server: &ServerFile, layer: &StoredLayer) -> Result<(), ApplyError> {
+/// after the apply would. Problems of stored entries get no position: they are not in the
+/// server's file.
+pub(crate) fn check_final(
+    server: &ServerFile,
+    file: &FileEntries,
+    layer: &StoredLayer,
+) -> Result<(), ApplyError> {
     let env = |name: &str| std::env::var(name).ok();
-    config::load_layered(&server.name, &server.text, &env, layer)
-        .map(|_| ())
-        .map_err(|errors| ApplyError::Invalid {
-            context: format!(
-                "after this apply, the server's config ({}) with the stored providers and models \
-                 would not be valid",
-                server.name
-            ),
-            problems: errors.problems,
+    let Err(errors) = config::load_layered(&server.name, &server.text, &env, layer) else {
+        return Ok(());
+    };
+    let file_providers = file.provider_names();
+    let file_models = file.model_names();
+    let problems = errors
+        .problems
+        .into_iter()
+        .map(|mut p| {
+            let stored = |section: &str, entries: &[(String, Value)], skip: &BTreeSet<&str>| {
+                entries.iter().any(|(n, _)| {
+                    !skip.contains(n.as_str()) && under(&p.key, &format!("{section}.{n}"))
+                })
+            };
+            if stored("providers", &layer.providers, &file_providers)
+                || stored("models", &layer.models, &file_models)
+            {
+                p.file = "(stored)".to_owned();
+                p.line = None;
+                p.column = None;
+            }
+            p
         })
+        .collect();
+    Err(ApplyError::Invalid {
+        context: format!(
+            "after this apply, the server's config ({}) with the stored providers and models \
+             would not be valid",
+            server.name
+        ),
+        problems,
+    })
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 use super::change::{Change, Kind};
 use super::plan::{Plan, Step};
-use super::ApplyError;
+use super::{ApplyError, PartialFailure};
 use std::collections::BTreeMap;
 use switchboard_core::config::OrgSpec;
 use switchboard_store::{
@@ -64,12 +64,12 @@ pub async fn execute(
     let mut done = Vec::with_capacity(plan.changes.len());
     for (index, (change, step)) in plan.changes.iter().zip(&plan.steps).enumerate() {
         if let Err(error) = run(store, &actor, &mut ids, step).await {
-            return Err(ApplyError::Partial {
+            return Err(ApplyError::Partial(Box::new(PartialFailure {
                 applied: done,
                 failed: change.clone(),
                 not_attempted: plan.changes.len() - index - 1,
                 error,
-            });
+            })));
         }
         progress(change);
         done.push(change.clone());
@@ -211,8 +211,9 @@ pub async fn sync_file_orgs(
                     display_name: spec.display_name.clone(),
                     managed_by: file(),
                 };
+                let org = store.create_org(&actor, new).await?;
                 changes.push(Change::create(Kind::Org, org_name.clone()));
-                store.create_org(&actor, new).await?
+                org
             }
             Err(err) => return Err(err),
         };
@@ -225,7 +226,11 @@ pub async fn sync_file_orgs(
                             managed_by: Some(file()),
                         };
                         store.update_team(&actor, &org.id, team_name, patch).await?;
-                        changes.push(Change::update(Kind::Team, path.clone(), vec!["managed".into()]));
+                        changes.push(Change::update(
+                            Kind::Team,
+                            path.clone(),
+                            vec!["managed".into()],
+                        ));
                     }
                     team
                 }
@@ -234,8 +239,9 @@ pub async fn sync_file_orgs(
                         name: team_name.clone(),
                         managed_by: file(),
                     };
+                    let team = store.create_team(&actor, &org.id, new).await?;
                     changes.push(Change::create(Kind::Team, path.clone()));
-                    store.create_team(&actor, &org.id, new).await?
+                    team
                 }
                 Err(err) => return Err(err),
             };

@@ -9,7 +9,9 @@
 //! error status before any streaming starts. The run itself is a spawned task: a client that
 //! goes away does not stop an apply half way.
 
-use super::{apply, export, summary, ApplyError, Change, Document, Outcome, Plan, ServerFile};
+use super::{
+    apply, export, summary, ApplyError, Change, Document, Outcome, PartialFailure, Plan, ServerFile,
+};
 use crate::admin::auth::Caller;
 use crate::admin::error::ApiError;
 use crate::admin::extract::Params;
@@ -122,6 +124,7 @@ pub async fn apply_config(
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains(NDJSON));
     let store = state.runtime.store.clone();
+    let runtime = state.runtime.clone();
     let dry_run = params.dry_run;
     let (tx, mut rx) = mpsc::unbounded_channel();
     // Spawned, so that a client going away does not cancel an apply between two steps.
@@ -135,8 +138,18 @@ pub async fn apply_config(
             let _ = progress_tx.send(Event::Applied(change.clone()));
         };
         let result = apply(&store, &server, &doc, dry_run, &mut on_plan, &mut progress).await;
-        if let Err(err) = &result {
-            log_failure(err);
+        let wrote = match &result {
+            Ok(outcome) => outcome.applied && !outcome.changes.is_empty(),
+            Err(err) => {
+                log_failure(err);
+                matches!(err, ApplyError::Partial(p) if !p.applied.is_empty())
+            }
+        };
+        if wrote {
+            // Live on this instance when the answer arrives (others follow the change feed).
+            if let Err(why) = runtime.reload().await {
+                tracing::warn!(%why, "Config rebuild after apply was refused.");
+            }
         }
         let _ = tx.send(Event::Finished(result));
     });
@@ -230,8 +243,8 @@ fn document(params: &ApplyParams, body: &Bytes) -> Result<Document, ApiError> {
 fn log_failure(err: &ApplyError) {
     match err {
         ApplyError::Invalid { .. } => {}
-        ApplyError::Partial { error, .. } => {
-            tracing::error!(%error, %err, "Config apply stopped part way.")
+        ApplyError::Partial(partial) => {
+            tracing::error!(error = %partial.error, %err, "Config apply stopped part way.")
         }
         other => tracing::error!(error = %other, "Config apply failed."),
     }
@@ -257,12 +270,13 @@ fn error_body(err: ApplyError) -> (StatusCode, Value) {
             let api = ApiError::from(store);
             (api.status, api_json(&api))
         }
-        ApplyError::Partial {
-            applied,
-            failed,
-            not_attempted,
-            error,
-        } => {
+        ApplyError::Partial(partial) => {
+            let PartialFailure {
+                applied,
+                failed,
+                not_attempted,
+                error,
+            } = *partial;
             let cause = ApiError::from(error);
             let message = format!(
                 "apply stopped at `{failed}`: {}. {} change(s) were applied before it and {} \
@@ -326,7 +340,10 @@ pub async fn export_config(State(state): State<AppState>, caller: Caller) -> Res
     };
     match result {
         Ok(yaml) => (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/yaml"),
+            )],
             yaml,
         )
             .into_response(),

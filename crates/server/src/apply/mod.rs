@@ -15,7 +15,6 @@
 mod change;
 mod document;
 mod execute;
-pub mod expand;
 mod http;
 mod plan;
 mod state;
@@ -32,8 +31,8 @@ use serde::Serialize;
 use state::Current;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
-use switchboard_core::config::Problem;
-use switchboard_store::{SecretCipher, Store, StoreError, SECRET_KEY_ENV};
+use switchboard_core::config::{Problem, StoredLayer};
+use switchboard_store::{Store, StoreError, SECRET_KEY_ENV};
 
 /// Why an apply (or export) did not happen, or did not finish.
 #[derive(Debug, thiserror::Error)]
@@ -49,20 +48,28 @@ pub enum ApplyError {
     Store(#[from] StoreError),
     /// A step failed after others had been committed.
     #[error(
-        "apply stopped at `{failed}`: {error}. {} change(s) were applied before it and {} were \
-         not attempted; fix the cause and apply again to finish",
-        applied.len(),
-        not_attempted
+        "apply stopped at `{}`: {}. {} change(s) were applied before it and {} were not \
+         attempted; fix the cause and apply again to finish",
+        .0.failed,
+        .0.error,
+        .0.applied.len(),
+        .0.not_attempted
     )]
-    Partial {
-        applied: Vec<Change>,
-        failed: Change,
-        not_attempted: usize,
-        error: StoreError,
-    },
+    Partial(Box<PartialFailure>),
     /// The server cannot do it (its own file cannot be read, ...).
     #[error("{0}")]
     Server(String),
+}
+
+/// What a partly applied plan did (see [`ApplyError::Partial`]).
+#[derive(Debug)]
+pub struct PartialFailure {
+    /// The changes committed before the failure.
+    pub applied: Vec<Change>,
+    pub failed: Change,
+    /// Changes after the failed one, not tried.
+    pub not_attempted: usize,
+    pub error: StoreError,
 }
 
 fn render(problems: &[Problem]) -> String {
@@ -116,7 +123,17 @@ pub async fn plan(store: &Store, server: &ServerFile, doc: &Document) -> Result<
         .filter(|p| p.has_api_key)
         .map(|p| p.name.clone())
         .collect();
-    let desired = document::read(doc, &file, &server.name, &keyed)?;
+    let now = final_layer(
+        current
+            .providers
+            .values()
+            .map(|p| (p.name.clone(), p.settings.clone(), p.has_api_key)),
+        current
+            .models
+            .values()
+            .map(|m| (m.name.clone(), m.settings.clone())),
+    );
+    let desired = document::read(doc, &file, &server.name, &now, &keyed)?;
 
     let sets_keys: Vec<&String> = desired
         .providers
@@ -127,22 +144,26 @@ pub async fn plan(store: &Store, server: &ServerFile, doc: &Document) -> Result<
         .collect();
     let mut stored_keys = BTreeMap::new();
     if !sets_keys.is_empty() {
-        require_cipher(doc, &sets_keys)?;
+        require_cipher(store, doc, &sets_keys)?;
         if sets_keys.iter().any(|name| keyed.contains(*name)) {
-            stored_keys = store.stored_providers_decrypted().await?.into_iter().filter_map(
-                |(name, settings)| {
+            stored_keys = store
+                .stored_providers_decrypted()
+                .await?
+                .into_iter()
+                .filter_map(|(name, settings)| {
                     let key = settings.get("api_key")?.as_str()?.to_owned();
                     Some((name, key))
-                },
-            ).collect();
+                })
+                .collect();
         }
     }
 
-    let layer = match &desired.providers {
-        Some(providers) => final_layer(
-            providers.iter().map(|(name, p)| {
+    // What storage will hold afterwards, checked with the server's file as a reload would.
+    let providers = match &desired.providers {
+        Some(providers) => {
+            let entries = providers.iter().map(|(name, p)| {
                 let mut settings = p.settings.clone();
-                let has_key = match &p.key {
+                let keeps = match &p.key {
                     KeyIntent::Keep => keyed.contains(name),
                     KeyIntent::Remove => false,
                     KeyIntent::Set(key) => {
@@ -152,19 +173,17 @@ pub async fn plan(store: &Store, server: &ServerFile, doc: &Document) -> Result<
                         false
                     }
                 };
-                (name.clone(), settings, has_key)
-            }),
-            models_of(&desired, &current),
-        ),
-        None => final_layer(
-            current
-                .providers
-                .values()
-                .map(|p| (p.name.clone(), p.settings.clone(), p.has_api_key)),
-            models_of(&desired, &current),
-        ),
+                (name.clone(), settings, keeps)
+            });
+            final_layer(entries, []).providers
+        }
+        None => now.providers.clone(),
     };
-    document::check_final(server, &layer)?;
+    let models = match &desired.models {
+        Some(models) => models.iter().map(|(n, v)| (n.clone(), v.clone())).collect(),
+        None => now.models.clone(),
+    };
+    document::check_final(server, &file, &StoredLayer { providers, models })?;
 
     let ctx = plan::Context {
         stored_keys: &stored_keys,
@@ -173,31 +192,15 @@ pub async fn plan(store: &Store, server: &ServerFile, doc: &Document) -> Result<
     Ok(plan::diff(&desired, &current, &ctx))
 }
 
-/// The model entries storage will hold after the apply.
-fn models_of(
-    desired: &document::Desired,
-    current: &Current,
-) -> Vec<(String, serde_json::Value)> {
-    match &desired.models {
-        Some(models) => models.iter().map(|(n, v)| (n.clone(), v.clone())).collect(),
-        None => current
-            .models
-            .values()
-            .map(|m| (m.name.clone(), m.settings.clone()))
-            .collect(),
-    }
-}
-
 /// Storing an API key needs the encryption key: say so before anything is written.
-fn require_cipher(doc: &Document, providers: &[&String]) -> Result<(), ApplyError> {
-    let why = match SecretCipher::from_env() {
-        Ok(Some(_)) => return Ok(()),
-        Ok(None) => format!(
-            "the server cannot store provider API keys: set {SECRET_KEY_ENV} on the server \
-             (base64 of 32 random bytes, e.g. `openssl rand -base64 32`)"
-        ),
-        Err(err) => format!("the server cannot store provider API keys: {err}"),
-    };
+fn require_cipher(store: &Store, doc: &Document, providers: &[&String]) -> Result<(), ApplyError> {
+    if store.has_cipher() {
+        return Ok(());
+    }
+    let why = format!(
+        "the server cannot store provider API keys: set {SECRET_KEY_ENV} on the server \
+         (base64 of 32 random bytes, e.g. `openssl rand -base64 32`) and restart it"
+    );
     let problems = providers
         .iter()
         .map(|name| {

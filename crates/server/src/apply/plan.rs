@@ -36,20 +36,61 @@ impl Plan {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Step {
     /// Create or replace; `settings` holds `api_key` when it is set or removed.
-    PutProvider { name: String, settings: Value },
-    PutModel { name: String, settings: Value },
-    CreateOrg { name: String, display_name: Option<String> },
-    UpdateOrg { name: String, display_name: Option<Option<String>> },
-    CreateTeam { org: String, name: String },
+    PutProvider {
+        name: String,
+        settings: Value,
+    },
+    PutModel {
+        name: String,
+        settings: Value,
+    },
+    CreateOrg {
+        name: String,
+        display_name: Option<String>,
+    },
+    UpdateOrg {
+        name: String,
+        display_name: Option<Option<String>>,
+    },
+    CreateTeam {
+        org: String,
+        name: String,
+    },
     /// Takes the team over (marks it managed).
-    UpdateTeam { org: String, name: String },
-    CreateApp { org: String, team: String, name: String, spec: AppSpec },
-    UpdateApp { org: String, team: String, name: String, spec: AppSpec },
-    DeleteApp { org: String, team: String, name: String },
-    DeleteTeam { org: String, name: String },
-    DeleteOrg { name: String },
-    DeleteModel { name: String },
-    DeleteProvider { name: String },
+    UpdateTeam {
+        org: String,
+        name: String,
+    },
+    CreateApp {
+        org: String,
+        team: String,
+        name: String,
+        spec: AppSpec,
+    },
+    UpdateApp {
+        org: String,
+        team: String,
+        name: String,
+        spec: AppSpec,
+    },
+    DeleteApp {
+        org: String,
+        team: String,
+        name: String,
+    },
+    DeleteTeam {
+        org: String,
+        name: String,
+    },
+    DeleteOrg {
+        name: String,
+    },
+    DeleteModel {
+        name: String,
+    },
+    DeleteProvider {
+        name: String,
+    },
 }
 
 /// Inputs of the diff besides the two states.
@@ -88,7 +129,13 @@ pub(crate) fn diff(desired: &Desired, current: &Current, ctx: &Context<'_>) -> P
     }
     if let Some(orgs) = &desired.orgs {
         for (name, want) in orgs {
-            org(&mut plan, &mut deletions, name, want, current.orgs.get(name));
+            org(
+                &mut plan,
+                &mut deletions,
+                name,
+                want,
+                current.orgs.get(name),
+            );
         }
         let gone = current
             .orgs
@@ -109,7 +156,11 @@ pub(crate) fn diff(desired: &Desired, current: &Current, ctx: &Context<'_>) -> P
         }
     }
     if let Some(providers) = &desired.providers {
-        for name in current.providers.keys().filter(|n| !providers.contains_key(*n)) {
+        for name in current
+            .providers
+            .keys()
+            .filter(|n| !providers.contains_key(*n))
+        {
             let step = Step::DeleteProvider { name: name.clone() };
             deletions.push(Change::delete(Kind::Provider, name.clone()), step);
         }
@@ -323,7 +374,10 @@ fn delete_app(deletions: &mut Plan, org: &str, team: &str, name: &str) {
         team: team.to_owned(),
         name: name.to_owned(),
     };
-    deletions.push(Change::delete(Kind::App, format!("{org}/{team}/{name}")), step);
+    deletions.push(
+        Change::delete(Kind::App, format!("{org}/{team}/{name}")),
+        step,
+    );
 }
 
 /// Deletes a team's apps, then the team (its keys and subscriptions go with the apps).

@@ -159,8 +159,14 @@ pub(crate) fn export_yaml(
     let encode = |e: serde_yaml::Error| ApplyError::Server(format!("cannot write YAML: {e}"));
     // A YAML mapping keeps insertion order: sections come in the order of the config file.
     let mut top = serde_yaml::Mapping::new();
-    top.insert("providers".into(), serde_yaml::to_value(providers).map_err(encode)?);
-    top.insert("models".into(), serde_yaml::to_value(models).map_err(encode)?);
+    top.insert(
+        "providers".into(),
+        serde_yaml::to_value(providers).map_err(encode)?,
+    );
+    top.insert(
+        "models".into(),
+        serde_yaml::to_value(models).map_err(encode)?,
+    );
     let orgs = current.org_specs(skip_orgs);
     top.insert("orgs".into(), serde_yaml::to_value(orgs).map_err(encode)?);
     let yaml = serde_yaml::to_string(&top).map_err(encode)?;

@@ -4,13 +4,13 @@
 //! server commits it; `--dry-run` prints the diff only.
 
 use super::client::{segment, ApiArgs, CliError, CliResult, Client};
-use crate::apply::expand::{expand, Escapes};
 use crate::apply::{summary, Change};
 use serde::Deserialize;
 use serde_json::Value;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use switchboard_core::config::{expand_text, Escapes};
 
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
@@ -74,7 +74,7 @@ async fn run_apply(args: &ApplyArgs) -> CliResult<()> {
     let text = std::fs::read_to_string(&args.file)
         .map_err(|e| CliError::new(format!("cannot read {shown}: {e}")))?;
     let env = |name: &str| std::env::var(name).ok();
-    let text = expand(&text, &env, Escapes::Keep).map_err(|problems| {
+    let text = expand_text(&text, &env, Escapes::Keep).map_err(|problems| {
         let lines: Vec<String> = problems
             .iter()
             .map(|p| format!("{shown}:{}:{}: {}", p.line, p.column, p.message))
@@ -87,9 +87,7 @@ async fn run_apply(args: &ApplyArgs) -> CliResult<()> {
         args.dry_run,
         segment(&shown)
     );
-    let response = client
-        .post_yaml(&path, text, crate::apply::NDJSON)
-        .await?;
+    let response = client.post_yaml(&path, text, crate::apply::NDJSON).await?;
     let streamed = response
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -100,8 +98,9 @@ async fn run_apply(args: &ApplyArgs) -> CliResult<()> {
             .text()
             .await
             .map_err(|e| CliError::new(format!("cannot read the answer: {e}")))?;
-        let outcome: Outcome = serde_json::from_str(&text)
-            .map_err(|e| CliError::new(format!("the server's answer is not what was expected: {e}")))?;
+        let outcome: Outcome = serde_json::from_str(&text).map_err(|e| {
+            CliError::new(format!("the server's answer is not what was expected: {e}"))
+        })?;
         if args.json {
             print_json(&outcome.changes, &outcome.notes, outcome.applied);
         } else {
@@ -200,7 +199,10 @@ fn print_json(changes: &[Change], notes: &[String], applied: bool) {
         "applied": applied,
         "summary": summary(changes),
     });
-    println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    );
 }
 
 pub async fn export(args: ExportArgs) -> ExitCode {

@@ -45,12 +45,16 @@ const TIMEOUT: Duration = Duration::from_secs(600);
 
 impl Client {
     pub fn new(args: &ApiArgs) -> CliResult<Client> {
-        let key = args.admin_key.clone().filter(|k| !k.is_empty()).ok_or_else(|| {
-            CliError::new(
-                "no admin key: pass --admin-key or set SWITCHBOARD_ADMIN_KEY (the server's \
+        let key = args
+            .admin_key
+            .clone()
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                CliError::new(
+                    "no admin key: pass --admin-key or set SWITCHBOARD_ADMIN_KEY (the server's \
                  `admin_key`)",
-            )
-        })?;
+                )
+            })?;
         let base = args.url.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(CliError::new(format!(
@@ -95,7 +99,9 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> CliResult<T> {
-        let mut request = self.request(method, path).header(ACCEPT, "application/json");
+        let mut request = self
+            .request(method, path)
+            .header(ACCEPT, "application/json");
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -104,8 +110,9 @@ impl Client {
             .text()
             .await
             .map_err(|e| CliError::new(format!("cannot read the answer: {e}")))?;
-        serde_json::from_str(&text)
-            .map_err(|e| CliError::new(format!("the server's answer is not what was expected: {e}")))
+        serde_json::from_str(&text).map_err(|e| {
+            CliError::new(format!("the server's answer is not what was expected: {e}"))
+        })
     }
 
     /// A text answer (YAML export).
@@ -118,7 +125,12 @@ impl Client {
     }
 
     /// Posts a YAML document, asking for a streamed answer.
-    pub async fn post_yaml(&self, path: &str, yaml: String, accept: &str) -> CliResult<reqwest::Response> {
+    pub async fn post_yaml(
+        &self,
+        path: &str,
+        yaml: String,
+        accept: &str,
+    ) -> CliResult<reqwest::Response> {
         let request = self
             .request(Method::POST, path)
             .header(CONTENT_TYPE, "application/yaml")
@@ -143,12 +155,9 @@ impl Client {
 
 /// The message of an admin API error answer (`{"error":{"message":...}}`), or the status.
 pub fn api_message(status: StatusCode, text: &str) -> String {
-    let message = serde_json::from_str::<Value>(text).ok().and_then(|v| {
-        v.get("error")?
-            .get("message")?
-            .as_str()
-            .map(str::to_owned)
-    });
+    let message = serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| v.get("error")?.get("message")?.as_str().map(str::to_owned));
     match message {
         Some(message) => message,
         None if text.trim().is_empty() => format!("the server answered {status}"),
@@ -176,7 +185,10 @@ mod tests {
     #[test]
     fn error_messages_come_from_the_body() {
         let body = r#"{"error":{"message":"key `x` not found","type":"not_found_error"}}"#;
-        assert_eq!(api_message(StatusCode::NOT_FOUND, body), "key `x` not found");
+        assert_eq!(
+            api_message(StatusCode::NOT_FOUND, body),
+            "key `x` not found"
+        );
         assert_eq!(
             api_message(StatusCode::BAD_GATEWAY, ""),
             "the server answered 502 Bad Gateway"

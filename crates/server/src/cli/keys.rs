@@ -37,19 +37,24 @@ pub struct CreateArgs {
     #[arg(long)]
     pub team: Option<String>,
     /// App the key belongs to (needs --team).
-    #[arg(long, requires = "team", conflicts_with = "user", required_unless_present = "user")]
+    #[arg(
+        long,
+        requires = "team",
+        conflicts_with = "user",
+        required_unless_present = "user"
+    )]
     pub app: Option<String>,
     /// User id for a personal key.
-    #[arg(long)]
+    #[arg(long, value_name = "USER_ID")]
     pub user: Option<String>,
     /// A name to recognise the key by (default: the app's or the user's).
     #[arg(long)]
     pub name: Option<String>,
     /// A model alias the key may call (repeat for several; default: whatever the app may call).
-    #[arg(long = "model")]
+    #[arg(long = "model", value_name = "ALIAS")]
     pub models: Vec<String>,
     /// Expiry from now, e.g. 30d, 12h, 1w, 90m.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub expires_in: Option<std::time::Duration>,
     /// Print the API's JSON answer.
     #[arg(long)]
@@ -97,7 +102,7 @@ pub struct RotateArgs {
     pub id: String,
     /// How long the old key keeps working, e.g. 1h (default: the server's
     /// `access.rotation_grace_ms`).
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub grace: Option<std::time::Duration>,
     #[arg(long)]
     pub json: bool,
@@ -111,7 +116,6 @@ struct Key {
     id: String,
     name: String,
     prefix: String,
-    team_id: Option<String>,
     app_id: Option<String>,
     user_id: Option<String>,
     models: Option<Vec<String>>,
@@ -280,7 +284,6 @@ async fn app_names(client: &Client, org: &str) -> BTreeMap<String, String> {
                 names.insert(app.id, format!("{}/{}", team.name, app.name));
             }
         }
-        let _ = team.id;
     }
     names
 }
@@ -355,12 +358,14 @@ async fn rotate(args: &RotateArgs) -> CliResult<()> {
     // The old key's new deadline, for the message.
     let old_path = format!("/orgs/{}/keys/{}", segment(&args.org), segment(&args.id));
     let old: Option<Key> = client.json(Method::GET, &old_path, None).await.ok();
-    println!("rotated key {} -> new key {} ({})", args.id, key.id, key.name);
+    println!(
+        "rotated key {} -> new key {} ({})",
+        args.id, key.id, key.name
+    );
     if let Some(old) = old {
         println!("the old key works until {}", expiry(old.expires_at));
     }
     print_secret(key.secret.as_deref());
-    let _ = key.team_id;
     Ok(())
 }
 
@@ -370,7 +375,10 @@ fn decode<T: serde::de::DeserializeOwned>(value: Value) -> CliResult<T> {
 }
 
 fn print_json(value: &Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
 fn now_ms() -> i64 {

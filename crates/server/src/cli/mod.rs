@@ -1,0 +1,23 @@
+//! The client and maintenance subcommands of `switchboard`: `apply`/`export` (config as code),
+//! `keys` (virtual keys), which talk to a running server's admin API, and `migrate` and
+//! `audit verify`, which open the database directly. `main.rs` only parses and dispatches.
+//! Every failure prints `error: <message>` on stderr and exits 1.
+
+pub mod apply;
+pub mod client;
+pub mod db;
+pub mod keys;
+pub mod table;
+
+use std::process::ExitCode;
+
+/// The exit of a command: success, or `error: <message>` and 1.
+pub fn report(result: client::CliResult<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
