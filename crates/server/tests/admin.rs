@@ -15,6 +15,7 @@ mod admin {
     mod cli;
     mod cluster;
     mod config_kit;
+    mod data_plane;
     mod input;
     mod isolation;
     mod kit;

@@ -103,6 +103,18 @@ impl Db {
         })
     }
 
+    /// Postgres only: the base URL and this test's schema.
+    pub fn postgres_parts(&self) -> Option<(&str, &str)> {
+        self.pg
+            .as_ref()
+            .map(|(base, schema)| (base.as_str(), schema.as_str()))
+    }
+
+    /// Runs raw SQL on `url` (tests that break or tamper with storage).
+    pub async fn execute(&self, sql: &str, url: &str) {
+        raw(url, sql).await.unwrap();
+    }
+
     pub async fn drop(&self) {
         if let Some((base, schema)) = &self.pg {
             let _ = raw(base, &format!("DROP SCHEMA {schema} CASCADE")).await;
