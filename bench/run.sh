@@ -21,7 +21,9 @@ TTFB_REQUESTS="${TTFB_REQUESTS:-200}"   # sequential streamed requests per targe
 STREAM_CHUNKS="${STREAM_CHUNKS:-20}"    # content chunks per streamed answer
 CHUNK_DELAY_MS="${CHUNK_DELAY_MS:-1}"   # pause between streamed chunks
 ROUNDS="${ROUNDS:-1}"                   # repeat the wrk phases; the median is reported
-TARGETS="${TARGETS:-mock nginx gateway}"
+# `vkey` is the same gateway process called with a virtual key of an app instead of the admin
+# key: the key check (hash, cache, allow-list) is the only difference.
+TARGETS="${TARGETS:-mock nginx gateway vkey}"
 SKIP_BUILD="${SKIP_BUILD:-0}"
 SWITCHBOARD_BIN="${SWITCHBOARD_BIN:-$ROOT/target/release/switchboard}"
 MOCK_CMD="${MOCK_CMD:-$SWITCHBOARD_BIN mock-upstream}"
@@ -224,20 +226,41 @@ EOF
   PID[gateway]=$pid
 }
 
+# A virtual key of an app allowed to call `bench`, made through the admin API.
+make_virtual_key() {
+  local base=${URL[gateway]}/admin/v1 out
+  admin_post() {
+    curl -s --max-time 10 -H "Authorization: Bearer $ADMIN_KEY" -H 'Content-Type: application/json' \
+      -d "$2" "$base$1"
+  }
+  admin_post /orgs '{"name":"bench"}' >/dev/null
+  admin_post /orgs/bench/teams '{"name":"load"}' >/dev/null
+  admin_post /orgs/bench/teams/load/apps '{"name":"wrk","models":["bench"]}' >/dev/null
+  out=$(admin_post /orgs/bench/keys '{"team":"load","app":"wrk","name":"bench"}')
+  VKEY=$(printf '%s' "$out" | sed -n 's/.*"secret":"\(sk-sb-[A-Za-z0-9_-]*\)".*/\1/p')
+  [ -n "$VKEY" ] || die "could not create a virtual key: $out"
+  URL[vkey]=${URL[gateway]}
+  PID[vkey]=${PID[gateway]}
+  TOKEN[vkey]=$VKEY
+}
+
 # ---------------------------------------------------------------- measurements
-declare -A URL PID R
+declare -A URL PID R TOKEN
+
+# token NAME: the credential requests to NAME carry.
+token() { echo "${TOKEN[$1]:-$ADMIN_KEY}"; }
 
 # check_target NAME: one request of each kind must succeed before load is worth measuring.
 check_target() {
   local name=$1 out
-  out=$(curl -s --max-time 10 -H "Authorization: Bearer $ADMIN_KEY" \
+  out=$(curl -s --max-time 10 -H "Authorization: Bearer $(token "$name")" \
     -H 'Content-Type: application/json' -d "$CHAT_BODY" "${URL[$name]}/v1/chat/completions" \
     -w '\n%{http_code}') || die "$name: request failed"
   if [ "${out##*$'\n'}" != 200 ] || [[ "$out" != *'"chat.completion"'* ]]; then
     die "$name: /v1/chat/completions did not answer 200 with a chat.completion:
 $out"
   fi
-  out=$(curl -s --max-time 10 -H "Authorization: Bearer $ADMIN_KEY" \
+  out=$(curl -s --max-time 10 -H "Authorization: Bearer $(token "$name")" \
     -H 'Content-Type: application/json' -d "$STREAM_BODY" "${URL[$name]}/v1/chat/completions")
   [[ "$out" == *'data: [DONE]'* ]] || die "$name: the stream did not end with [DONE]:
 $out"
@@ -246,7 +269,7 @@ $out"
 # wrk_phase NAME PHASE CONNS SECONDS: run wrk and store its RESULT fields in R[NAME.PHASE.*].
 wrk_phase() {
   local name=$1 phase=$2 conns=$3 secs=$4 line kv
-  line=$(BENCH_TOKEN="$ADMIN_KEY" BENCH_BODY="$CHAT_BODY" "${PIN_LOAD[@]}" wrk -t1 -c"$conns" \
+  line=$(BENCH_TOKEN="$(token "$name")" BENCH_BODY="$CHAT_BODY" "${PIN_LOAD[@]}" wrk -t1 -c"$conns" \
     -d"${secs}s" --timeout 5s -s "$BENCH/wrk-post.lua" "${URL[$name]}/v1/chat/completions" \
     | grep '^RESULT ') || die "$name: wrk produced no result"
   for kv in ${line#RESULT }; do R[$name.$phase.${kv%%=*}]=${kv#*=}; done
@@ -257,7 +280,7 @@ wrk_phase() {
 ttfb_phase() {
   local name=$1 args=() i
   for i in $(seq 1 "$TTFB_REQUESTS"); do args+=(-o /dev/null "${URL[$name]}/v1/chat/completions"); done
-  "${PIN_LOAD[@]}" curl -s -H "Authorization: Bearer $ADMIN_KEY" -H 'Content-Type: application/json' \
+  "${PIN_LOAD[@]}" curl -s -H "Authorization: Bearer $(token "$name")" -H 'Content-Type: application/json' \
     -d "$STREAM_BODY" -w '%{http_code} %{time_starttransfer} %{time_total}\n' "${args[@]}" \
     >"$WORK/ttfb-$name.txt" || die "$name: curl failed during the TTFB phase"
   R[$name.ttfb.errors]=$(awk '$1 != 200' "$WORK/ttfb-$name.txt" | wc -l)
@@ -333,7 +356,7 @@ calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
 # ---------------------------------------------------------------- run
 main() {
   ensure_tools
-  case " $TARGETS " in *" gateway "*) NEED_GATEWAY=1 ;; *) NEED_GATEWAY=0 ;; esac
+  case " $TARGETS " in *" gateway "*|*" vkey "*) NEED_GATEWAY=1 ;; *) NEED_GATEWAY=0 ;; esac
   if [ "$NEED_GATEWAY" -eq 1 ] || [ "$MOCK_CMD" = "$SWITCHBOARD_BIN mock-upstream" ]; then
     if [ "$SKIP_BUILD" != 1 ]; then
       log "cargo build --release -p switchboard"
@@ -350,6 +373,7 @@ main() {
   start_mock
   case " $TARGETS " in *" nginx "*) start_nginx ;; esac
   [ "$NEED_GATEWAY" -eq 1 ] && start_gateway
+  case " $TARGETS " in *" vkey "*) make_virtual_key ;; esac
   measure_all
   if [ "$NEED_GATEWAY" -eq 1 ]; then
     R[gateway.rss_kib]=$(awk '/^VmHWM:/ {print $2}' "/proc/${PID[gateway]}/status")
@@ -391,6 +415,12 @@ report() {
         "at concurrency $LAT_CONNS; p50 ${R[$name.added_one_p50_us]} µs unloaded (concurrency 1);" \
         "stream TTFB p50 +${R[$name.added_ttfb_p50_us]} µs."
     done
+    if [ -n "${R[vkey.rps.rps]:-}" ] && [ -n "${R[gateway.rps.rps]:-}" ]; then
+      R[vkey_rps_ratio]=$(calc "${R[vkey.rps.rps]} / ${R[gateway.rps.rps]}")
+      R[vkey_p50_ratio]=$(calc "${R[vkey.lat.p50_us]} / ${R[gateway.lat.p50_us]}")
+      echo "- virtual key vs admin key (same gateway): throughput ${R[vkey_rps_ratio]}x," \
+        "p50 @$LAT_CONNS ${R[vkey_p50_ratio]}x (issue 3 allows at most 5% worse: >= 0.95x and <= 1.05x)."
+    fi
     if [ -n "${R[gateway.rss_kib]:-}" ]; then
       echo "- gateway peak RSS (VmHWM): $(( ${R[gateway.rss_kib]} / 1024 )) MiB."
     fi
