@@ -32,6 +32,10 @@
 //! - `Host` from the URI unless the provider's headers set one; the request line carries the
 //!   path and query only; `content-length` from the body.
 //!
+//! One difference: the whole request is written before the answer is read, so a server that
+//! answers early and closes without reading the rest (a 413 to a huge body) is seen as a
+//! closed connection rather than as its status (hyper reads while it writes).
+//!
 //! Response headers are only turned into a header map for non-success statuses (whose error
 //! handling reads `retry-after`): nothing reads a success answer's headers, and building the
 //! map was a measurable share of a request.
@@ -51,6 +55,7 @@ use parking_lot::{Mutex, RwLock};
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::mem::MaybeUninit;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -330,22 +335,17 @@ impl Conn {
     }
 
     /// Reads what the socket has into the buffer: the count, 0 at the end of stream.
+    ///
+    /// Through `AsyncRead` rather than `try_read`: tokio then waits for readiness before the
+    /// system call (no read that can only fail with `WouldBlock` right after a request was
+    /// written), and clears the readiness itself after a read that did not fill the buffer
+    /// (the socket is drained), so that the next checkout's liveness check needs no system
+    /// call either. `try_read` did both with an extra `recvfrom` per request.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
         if self.buf.capacity() - self.buf.len() < READ_RESERVE / 2 {
             self.buf.reserve(READ_RESERVE);
         }
-        loop {
-            match self.io.try_read_buf(&mut self.buf) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    match self.io.poll_read_ready(cx) {
-                        Poll::Ready(Ok(())) => continue,
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
-                result => return Poll::Ready(result),
-            }
-        }
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf)
     }
 
     async fn read(&mut self) -> std::io::Result<usize> {
