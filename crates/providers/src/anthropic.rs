@@ -4,9 +4,7 @@
 
 use crate::openai::BadHeader;
 use crate::stream;
-use crate::transport::{
-    secret_header, with_common_headers, FixedHeaders, PostJson, Secret, Transport,
-};
+use crate::transport::{secret_header, with_common_headers, PostJson, Secret, Transport};
 use crate::{with_stream, ChatEventStream, Provider, ProviderError, Upstream};
 use async_trait::async_trait;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -24,7 +22,7 @@ pub(crate) struct Anthropic {
     transport: Arc<Transport>,
     /// `{base_url}/v1/messages`.
     messages_uri: Uri,
-    headers: FixedHeaders,
+    headers: HeaderMap,
     secret: Secret,
 }
 

@@ -8,7 +8,7 @@
 
 use crate::openai::{self, BadHeader, Target};
 use crate::transport::{
-    encode_component, endpoint, secret_header, with_common_headers, FixedHeaders, Secret, Transport,
+    encode_component, endpoint, secret_header, with_common_headers, Secret, Transport,
 };
 use crate::{ChatEventStream, Provider, ProviderError, Upstream};
 use async_trait::async_trait;
@@ -26,7 +26,7 @@ pub(crate) struct Azure {
     base_url: String,
     /// Already encoded for the query string.
     api_version: String,
-    headers: FixedHeaders,
+    headers: HeaderMap,
     secret: Secret,
 }
 

@@ -6,8 +6,7 @@
 use crate::openai::BadHeader;
 use crate::stream;
 use crate::transport::{
-    encode_component, endpoint, secret_header, with_common_headers, FixedHeaders, PostJson, Secret,
-    Transport,
+    encode_component, endpoint, secret_header, with_common_headers, PostJson, Secret, Transport,
 };
 use crate::{with_stream, ChatEventStream, Provider, ProviderError, Upstream};
 use async_trait::async_trait;
@@ -25,7 +24,7 @@ pub(crate) struct Gemini {
     transport: Arc<Transport>,
     /// `{base_url}/v1beta/models/`.
     models_url: String,
-    headers: FixedHeaders,
+    headers: HeaderMap,
     secret: Secret,
 }
 

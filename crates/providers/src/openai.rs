@@ -6,9 +6,7 @@
 //! header, reuses them.
 
 use crate::stream;
-use crate::transport::{
-    secret_header, with_common_headers, FixedHeaders, PostJson, Secret, Transport,
-};
+use crate::transport::{secret_header, with_common_headers, PostJson, Secret, Transport};
 use crate::{with_stream, ChatEventStream, Provider, ProviderError, Upstream};
 use async_trait::async_trait;
 use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
@@ -26,7 +24,7 @@ pub(crate) const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub(crate) struct Target<'a> {
     pub transport: &'a Transport,
     pub uri: Uri,
-    pub headers: &'a FixedHeaders,
+    pub headers: &'a HeaderMap,
     pub secret: Option<&'a Secret>,
 }
 
@@ -95,7 +93,7 @@ pub(crate) struct OpenAi {
     transport: Arc<Transport>,
     chat_uri: Uri,
     embeddings_uri: Uri,
-    headers: FixedHeaders,
+    headers: HeaderMap,
     secret: Option<Secret>,
 }
 

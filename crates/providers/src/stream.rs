@@ -7,10 +7,11 @@
 //! provider's terminal event is [`ProviderError::Closed`]: a truncated answer must not pass for a
 //! complete one (nor be billed or cached as one). After the first error the stream ends.
 
-use crate::transport::{map_body_error, Answer, Body};
+use crate::transport::{map_body_error, Answer};
 use crate::{ChatEventStream, ProviderError, TimeoutKind};
 use futures::{FutureExt, StreamExt};
 use http_body_util::{BodyDataStream, BodyExt};
+use hyper::body::Incoming;
 use std::collections::VecDeque;
 use std::time::Duration;
 use switchboard_protocols::{SseParser, StreamDecoder};
@@ -22,7 +23,7 @@ use tokio::time::Instant;
 const DRAIN_CHUNKS: usize = 4;
 
 struct State<D> {
-    body: Option<BodyDataStream<Body>>,
+    body: Option<BodyDataStream<Incoming>>,
     parser: SseParser,
     decoder: D,
     pending: VecDeque<Result<ChatEvent, ProviderError>>,
@@ -36,7 +37,7 @@ where
     D: StreamDecoder + 'static,
 {
     let state = State {
-        body: Some(answer.body.into_data_stream()),
+        body: Some(answer.response.into_body().into_data_stream()),
         parser: SseParser::new(),
         decoder,
         pending: VecDeque::new(),

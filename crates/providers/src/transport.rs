@@ -1,31 +1,25 @@
-//! The HTTP transport every remote provider shares: pooled connections (TCP_NODELAY; for https
-//! rustls with HTTP/1.1 or HTTP/2 as ALPN negotiates), one JSON POST with the attempt's time
-//! limits, and the mapping of transport failures and non-success answers to [`ProviderError`].
+//! The HTTP transport every remote provider shares: pooled hyper clients (rustls, TCP_NODELAY,
+//! HTTP/1.1 or HTTP/2 as ALPN negotiates), one JSON POST with the attempt's time limits, and the
+//! mapping of transport failures and non-success answers to [`ProviderError`].
 //!
-//! Plain-HTTP upstreams go through a small HTTP/1.1 client of our own (`plain`): it is the
-//! gateway's per-request hot path when the model server sits next to it, and hyper's general
-//! client costs several times more per request there (see `plain`'s docs).
+//! The client is hyper-util's pooled client directly rather than a higher-level wrapper: the
+//! wrappers' per-request layers (URL re-parsing, proxy matching, their own request types) cost
+//! several percent of the gateway's CPU per request, and providers already hold their endpoints
+//! as parsed [`Uri`]s and their fixed headers as a built [`HeaderMap`].
 //!
-//! HTTPS upstreams use hyper-util's pooled client directly rather than a higher-level wrapper:
-//! the wrappers' per-request layers (URL re-parsing, proxy matching, their own request types)
-//! cost several percent of the gateway's CPU per request, and providers already hold their
-//! endpoints as parsed [`Uri`]s and their fixed headers as a built [`HeaderMap`]. Connect
-//! timeouts are a connector setting there, not a request setting, while ours come per model
-//! (`Timeouts::connect`). The transport therefore keeps a small map of those clients keyed by
-//! connect timeout, built lazily and shared by every provider: configs use a handful of
-//! distinct values, so there are a handful of pools, and two providers on the same host with
-//! the same connect timeout share warm connections.
-//!
-//! The other limits (first byte, total, idle) are applied here with tokio timers so that one
-//! pool serves them all. A non-streamed attempt usually arms one timer only: its body has
-//! normally arrived with the headers, and is then read without arming the total limit's timer.
+//! Connect timeouts are a connector setting, not a request setting, while ours come per model
+//! (`Timeouts::connect`). The transport therefore keeps a small map of clients keyed by connect
+//! timeout, built lazily and shared by every provider: configs use a handful of distinct values,
+//! so there are a handful of pools, and two providers on the same host with the same connect
+//! timeout share warm connections. The other limits (first byte, total, idle) are applied here
+//! with tokio timers so that one pool serves them all.
 
 use crate::{ProviderError, TimeoutKind, Upstream};
 use bytes::Bytes;
 use http::header::{
     HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER, USER_AGENT,
 };
-use http::{Method, Request, StatusCode, Uri};
+use http::{Method, Request, Response, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
@@ -35,7 +29,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
@@ -59,12 +53,9 @@ pub(crate) type ErrorMessageFn = fn(&[u8]) -> Option<String>;
 /// The pooled client: TCP (TLS when https) with a connect limit, HTTP/1.1 or HTTP/2.
 type HttpClient = Client<TimedConnector, Full<Bytes>>;
 
-mod plain;
-
-/// Pooled connections: plain-HTTP ones per origin, HTTPS clients per distinct connect timeout.
+/// Pooled HTTP clients, one per distinct connect timeout.
 #[derive(Default)]
 pub(crate) struct Transport {
-    plain: plain::Pools,
     clients: RwLock<HashMap<Duration, HttpClient>>,
 }
 
@@ -72,8 +63,7 @@ impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // A client's own Debug lists its whole configuration; the pool count is what matters.
         f.debug_struct("Transport")
-            .field("plain_origins", &self.plain.len())
-            .field("tls_pools", &self.clients.read().len())
+            .field("pools", &self.clients.read().len())
             .finish()
     }
 }
@@ -90,7 +80,7 @@ pub(crate) fn secret_header(value: &str) -> Result<HeaderValue, http::header::In
 /// Completes a provider's fixed headers with those every request carries, once when the provider
 /// is built rather than on every request. The provider's own headers win for `user-agent` and
 /// `accept`; the body is always JSON.
-pub(crate) fn with_common_headers(mut headers: HeaderMap) -> FixedHeaders {
+pub(crate) fn with_common_headers(mut headers: HeaderMap) -> HeaderMap {
     headers
         .entry(USER_AGENT)
         .or_insert(HeaderValue::from_static(USER_AGENT_VALUE));
@@ -98,39 +88,7 @@ pub(crate) fn with_common_headers(mut headers: HeaderMap) -> FixedHeaders {
         .entry(ACCEPT)
         .or_insert(HeaderValue::from_static("*/*"));
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    FixedHeaders::new(headers)
-}
-
-/// A provider's fixed headers, also written out once as HTTP/1.1 header lines for the
-/// plain-HTTP client, which then copies them into each request in one go instead of writing
-/// every name and value again.
-#[derive(Clone)]
-pub(crate) struct FixedHeaders {
-    map: HeaderMap,
-    /// `name: value\r\n` for each header but the body's framing (the client's to write).
-    /// `None` when a per-request header name is among them (then the client merges them per
-    /// request, as the map is merged for HTTPS).
-    h1: Option<Vec<u8>>,
-}
-
-impl FixedHeaders {
-    fn new(map: HeaderMap) -> FixedHeaders {
-        let per_request = map.contains_key(X_REQUEST_ID) || map.contains_key(TRACEPARENT);
-        let h1 = (!per_request).then(|| plain::header_lines(&map));
-        FixedHeaders { map, h1 }
-    }
-
-    pub(crate) fn map(&self) -> &HeaderMap {
-        &self.map
-    }
-}
-
-impl std::fmt::Debug for FixedHeaders {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Not the written-out lines: they hold credentials in clear, the map marks them
-        // sensitive.
-        self.map.fmt(f)
-    }
+    headers
 }
 
 /// Percent-encodes one URL path segment or query value (a deployment or model name), keeping the
@@ -153,7 +111,7 @@ pub(crate) struct PostJson<'a> {
     pub uri: Uri,
     /// The provider's fixed headers (auth, version, extra headers, and those of
     /// [`with_common_headers`]), built once.
-    pub headers: &'a FixedHeaders,
+    pub headers: &'a HeaderMap,
     pub body: Vec<u8>,
     pub call: &'a Upstream<'a>,
     pub error_message: ErrorMessageFn,
@@ -161,81 +119,14 @@ pub(crate) struct PostJson<'a> {
     pub secret: Option<&'a str>,
 }
 
-/// A success answer whose headers arrived; the body is still to be read. Its headers are not
-/// kept: nothing reads them (and for plain HTTP they are not even decoded).
+/// A success answer whose headers arrived; the body is still to be read.
 #[derive(Debug)]
 pub(crate) struct Answer {
-    pub body: Body,
+    pub response: Response<Incoming>,
     /// End of the whole attempt (`Timeouts::total` from the start).
     pub deadline: Instant,
     /// Longest wait between two body chunks (streams).
     pub idle: Duration,
-}
-
-/// A response body from either client. Reading a plain-HTTP body to its end hands its
-/// connection back to the pool; dropping it before closes the connection.
-#[derive(Debug)]
-pub(crate) enum Body {
-    Tls(Incoming),
-    Plain(plain::PlainBody),
-}
-
-/// Why a response body could not be read.
-#[derive(Debug)]
-pub(crate) enum BodyError {
-    Tls(hyper::Error),
-    Plain(plain::PlainBodyError),
-}
-
-impl std::fmt::Display for BodyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BodyError::Tls(e) => e.fmt(f),
-            BodyError::Plain(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for BodyError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            BodyError::Tls(e) => Some(e),
-            BodyError::Plain(e) => Some(e),
-        }
-    }
-}
-
-impl hyper::body::Body for Body {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, BodyError>>> {
-        match self.get_mut() {
-            Body::Tls(body) => Pin::new(body)
-                .poll_frame(cx)
-                .map(|frame| frame.map(|f| f.map_err(BodyError::Tls))),
-            Body::Plain(body) => body
-                .poll_frame(cx)
-                .map(|frame| frame.map(|f| f.map_err(BodyError::Plain))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            Body::Tls(body) => body.is_end_stream(),
-            Body::Plain(body) => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        match self {
-            Body::Tls(body) => body.size_hint(),
-            Body::Plain(body) => body.size_hint(),
-        }
-    }
 }
 
 impl Transport {
@@ -269,63 +160,31 @@ impl Transport {
         let deadline = start + timeouts.total;
         let first_byte = start + timeouts.first_byte;
 
-        let headers_by = first_byte.min(deadline);
-        let sent = if req.uri.scheme() == Some(&http::uri::Scheme::HTTP) {
-            let out = plain::Outgoing {
-                uri: &req.uri,
-                headers: req.headers,
-                extra: [
-                    (X_REQUEST_ID, Some(req.call.request_id)),
-                    (TRACEPARENT, req.call.traceparent),
-                ],
-                body: &req.body,
-            };
-            let send = self.plain.send(&out, timeouts.connect, start);
-            tokio::time::timeout_at(headers_by, async {
-                let answer = send.await?;
-                Ok((answer.status, answer.headers, Body::Plain(answer.body)))
-            })
-            .await
-        } else {
-            let mut headers = req.headers.map.clone();
-            insert_optional(&mut headers, X_REQUEST_ID, Some(req.call.request_id));
-            insert_optional(&mut headers, TRACEPARENT, req.call.traceparent);
-            let mut request = Request::new(Full::new(Bytes::from(req.body)));
-            *request.method_mut() = Method::POST;
-            *request.uri_mut() = req.uri;
-            *request.headers_mut() = headers;
-            let send = self.send(timeouts.connect, request)?;
-            tokio::time::timeout_at(headers_by, async {
-                let response = send.await.map_err(|e| map_send_error(&e))?;
-                let (parts, body) = response.into_parts();
-                Ok((parts.status, parts.headers, Body::Tls(body)))
-            })
-            .await
-        };
-        let (status, headers, body) = match sent {
+        let mut headers = req.headers.clone();
+        insert_optional(&mut headers, X_REQUEST_ID, Some(req.call.request_id));
+        insert_optional(&mut headers, TRACEPARENT, req.call.traceparent);
+        let mut request = Request::new(Full::new(Bytes::from(req.body)));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = req.uri;
+        *request.headers_mut() = headers;
+
+        let send = self.send(timeouts.connect, request)?;
+        let response = match tokio::time::timeout_at(first_byte.min(deadline), send).await {
             Err(_) if first_byte <= deadline => {
                 return Err(ProviderError::Timeout(TimeoutKind::FirstByte))
             }
             Err(_) => return Err(ProviderError::Timeout(TimeoutKind::Total)),
-            Ok(Err(e)) => return Err(e),
-            Ok(Ok(sent)) => sent,
+            Ok(Err(e)) => return Err(map_send_error(&e)),
+            Ok(Ok(response)) => response,
         };
-        if status.is_success() {
+        if response.status().is_success() {
             return Ok(Answer {
-                body,
+                response,
                 deadline,
                 idle: timeouts.idle,
             });
         }
-        Err(status_error(
-            status,
-            &headers,
-            body,
-            deadline,
-            req.error_message,
-            req.secret,
-        )
-        .await)
+        Err(status_error(response, deadline, req.error_message, req.secret).await)
     }
 }
 
@@ -404,44 +263,13 @@ impl tower_service::Service<Uri> for TimedConnector {
 impl Answer {
     /// Reads the whole body within the attempt's total limit.
     pub(crate) async fn bytes(self) -> Result<Bytes, ProviderError> {
-        let Answer {
-            mut body, deadline, ..
-        } = self;
-        let mut read = pin!(read_all(&mut body));
-        // A small body has usually arrived with the headers: read it without arming a timer
-        // (registering and cancelling one is a measurable share of a request's CPU).
-        let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
-        let read = match first {
-            Poll::Ready(read) => read,
-            Poll::Pending => match tokio::time::timeout_at(deadline, read).await {
-                Err(_) => return Err(ProviderError::Timeout(TimeoutKind::Total)),
-                Ok(read) => read,
-            },
-        };
-        read.map_err(|e| map_body_error(&e))
-    }
-}
-
-/// The whole body. A body that came in one piece (the usual case for a completion) is returned
-/// as that piece, without a copy.
-async fn read_all(body: &mut Body) -> Result<Bytes, BodyError> {
-    let mut first: Option<Bytes> = None;
-    let mut joined = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let Ok(data) = frame?.into_data() else {
-            continue; // trailers
-        };
-        match first.take() {
-            None if joined.is_empty() => first = Some(data),
-            earlier => {
-                if let Some(earlier) = earlier {
-                    joined.extend_from_slice(&earlier);
-                }
-                joined.extend_from_slice(&data);
-            }
+        let body = self.response.into_body().collect();
+        match tokio::time::timeout_at(self.deadline, body).await {
+            Err(_) => Err(ProviderError::Timeout(TimeoutKind::Total)),
+            Ok(Err(e)) => Err(map_body_error(&e)),
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
         }
     }
-    Ok(first.unwrap_or_else(|| Bytes::from(joined)))
 }
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -460,17 +288,17 @@ fn insert_optional(headers: &mut HeaderMap, name: HeaderName, value: Option<&str
 /// Builds [`ProviderError::Status`] from a non-success answer: the provider's own message
 /// (summarised, secrets redacted) and the wait it asked for.
 async fn status_error(
-    status: StatusCode,
-    headers: &HeaderMap,
-    body: Body,
+    response: Response<Incoming>,
     deadline: Instant,
     error_message: ErrorMessageFn,
     secret: Option<&str>,
 ) -> ProviderError {
-    let retry_after = retry_after(headers, SystemTime::now());
-    let body = tokio::time::timeout_at(deadline, read_limited(body, MAX_ERROR_BODY))
-        .await
-        .unwrap_or_default();
+    let status = response.status();
+    let retry_after = retry_after(response.headers(), SystemTime::now());
+    let body =
+        tokio::time::timeout_at(deadline, read_limited(response.into_body(), MAX_ERROR_BODY))
+            .await
+            .unwrap_or_default();
     let message = error_message(&body)
         .map(|m| summarise(&m, secret))
         .filter(|m| !m.is_empty())
@@ -487,10 +315,8 @@ async fn status_error(
     }
 }
 
-/// Reads at most `limit` bytes of a body; a broken body gives what arrived. A body read to its
-/// end gives its plain-HTTP connection back to the pool, so that a burst of 429s does not cost
-/// a new connection each.
-async fn read_limited(mut body: Body, limit: usize) -> Vec<u8> {
+/// Reads at most `limit` bytes of a body; a broken body gives what arrived.
+async fn read_limited(mut body: Incoming, limit: usize) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(Ok(frame)) = body.frame().await {
         let Ok(chunk) = frame.into_data() else {
@@ -570,7 +396,7 @@ fn map_send_error(err: &hyper_util::client::legacy::Error) -> ProviderError {
 }
 
 /// Maps a failure while reading a success body.
-pub(crate) fn map_body_error(err: &BodyError) -> ProviderError {
+pub(crate) fn map_body_error(err: &hyper::Error) -> ProviderError {
     if is_timeout(err) {
         return ProviderError::Timeout(TimeoutKind::Total);
     }
