@@ -3,27 +3,48 @@
 //! invalidation), unknown keys are cached too (a flood of wrong keys cannot reach storage), and
 //! any change to access data anywhere in the cluster clears the cache through the store's
 //! change feed, so a revoke takes effect on every instance within the feed's delay.
+//!
+//! Built on `quick_cache` (sharded, bounded, a read lock per hit, single-flight loads) rather
+//! than `moka`: a hit must cost well under a microsecond, because the issue allows a virtual key
+//! at most 5% of the admin key's throughput, and moka's per-read bookkeeping measured several
+//! times that. Expiry is checked on read from the entry's load time.
 
 use super::grant::{KeyGrant, KeyLookup, LookupError};
 use super::keys::KeyHash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Default time a grant (or an unknown key) stays cached without an invalidation: the upper
 /// bound on staleness if the change feed is down.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
 
+/// Most entries kept (known and unknown keys together).
+const CAPACITY: usize = 100_000;
+
+/// One cached answer: the grant, or `None` for an unknown or revoked key.
+#[derive(Clone)]
+struct Entry {
+    grant: Option<Arc<KeyGrant>>,
+    loaded: Instant,
+}
+
 /// Cached key lookups.
 #[derive(Clone)]
 pub struct KeyCache {
     lookup: Arc<dyn KeyLookup>,
-    entries: moka::future::Cache<KeyHash, Option<Arc<KeyGrant>>>,
+    entries: Arc<quick_cache::sync::Cache<KeyHash, Entry>>,
+    ttl: Duration,
+    /// Bumped by every invalidation. A lookup that started before one does not store its
+    /// answer: it may have read the database before the change that caused the invalidation.
+    generation: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for KeyCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyCache")
-            .field("entries", &self.entries.entry_count())
+            .field("entries", &self.entries.len())
+            .field("ttl", &self.ttl)
             .finish_non_exhaustive()
     }
 }
@@ -32,30 +53,43 @@ impl KeyCache {
     pub fn new(lookup: Arc<dyn KeyLookup>, ttl: Duration) -> KeyCache {
         KeyCache {
             lookup,
-            entries: moka::future::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(ttl)
-                .build(),
+            entries: Arc::new(quick_cache::sync::Cache::new(CAPACITY)),
+            ttl,
+            generation: Arc::new(AtomicU64::new(0)),
         }
     }
 
     /// The grant of the key with this hash, `None` for an unknown or revoked key.
     pub async fn get(&self, hash: &KeyHash) -> Result<Option<Arc<KeyGrant>>, LookupError> {
-        if let Some(hit) = self.entries.get(hash).await {
-            return Ok(hit);
+        if let Some(entry) = self.entries.get(hash) {
+            if entry.loaded.elapsed() < self.ttl {
+                return Ok(entry.grant);
+            }
+            self.entries.remove(hash);
         }
-        let lookup = &self.lookup;
-        self.entries
-            .try_get_with_by_ref(hash, async move {
-                lookup.find_key(hash).await.map(|grant| grant.map(Arc::new))
-            })
-            .await
-            .map_err(|err: Arc<LookupError>| LookupError::clone(&err))
+        match self.entries.get_value_or_guard_async(hash).await {
+            // Another task loaded it while this one waited.
+            Ok(entry) => Ok(entry.grant),
+            Err(guard) => {
+                let generation = self.generation.load(Ordering::Acquire);
+                // On error the guard is dropped unfilled: the next caller looks up again.
+                let grant = self.lookup.find_key(hash).await?.map(Arc::new);
+                if self.generation.load(Ordering::Acquire) == generation {
+                    let entry = Entry {
+                        grant: grant.clone(),
+                        loaded: Instant::now(),
+                    };
+                    let _ = guard.insert(entry);
+                }
+                Ok(grant)
+            }
+        }
     }
 
     /// Forgets every cached grant (access data changed somewhere).
     pub fn invalidate_all(&self) {
-        self.entries.invalidate_all();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.entries.clear();
     }
 }
 
@@ -124,5 +158,51 @@ mod tests {
         assert!(cache.get(&down).await.is_err());
         assert!(cache.get(&down).await.is_err());
         assert_eq!(store.calls.load(Ordering::SeqCst), 3, "errors are retried");
+    }
+
+    /// Answers only once released, so a test can invalidate while a lookup is in flight.
+    #[derive(Debug, Default)]
+    struct Gated {
+        calls: AtomicUsize,
+        release: tokio::sync::Notify,
+    }
+
+    #[async_trait::async_trait]
+    impl KeyLookup for Gated {
+        async fn find_key(&self, hash: &KeyHash) -> Result<Option<KeyGrant>, LookupError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.release.notified().await;
+            Counting::default().find_key(hash).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lookup_overtaken_by_an_invalidation_is_not_cached() {
+        let store = Arc::new(Gated::default());
+        let cache = KeyCache::new(store.clone(), DEFAULT_TTL);
+        let known = KeyHash("known".into());
+        let in_flight = tokio::spawn({
+            let cache = cache.clone();
+            let known = known.clone();
+            async move { cache.get(&known).await }
+        });
+        while store.calls.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // The key changes (say, it is revoked) while the first lookup is in flight.
+        cache.invalidate_all();
+        store.release.notify_one();
+        assert!(in_flight.await.unwrap().unwrap().is_some());
+        // Its possibly stale answer was not kept: the next request looks up again.
+        let again = tokio::spawn({
+            let cache = cache.clone();
+            async move { cache.get(&known).await }
+        });
+        while store.calls.load(Ordering::SeqCst) == 1 {
+            tokio::task::yield_now().await;
+        }
+        store.release.notify_one();
+        assert!(again.await.unwrap().unwrap().is_some());
+        assert_eq!(store.calls.load(Ordering::SeqCst), 2);
     }
 }
