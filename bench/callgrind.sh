@@ -90,8 +90,25 @@ GW_PID=$!
 PIDS+=("$GW_PID")
 wait_ready "http://127.0.0.1:$GW_PORT/healthz"
 
+# VKEY=1: call with a virtual key of an app (made through the admin API before instrumentation
+# starts) instead of the admin key, to measure the key check's cost.
+TOKEN=$KEY
+if [ "${VKEY:-0}" = 1 ]; then
+  admin_post() {
+    curl -s --max-time 30 -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+      -d "$2" "http://127.0.0.1:$GW_PORT/admin/v1$1"
+  }
+  admin_post /orgs '{"name":"bench"}' >/dev/null
+  admin_post /orgs/bench/teams '{"name":"load"}' >/dev/null
+  admin_post /orgs/bench/teams/load/apps '{"name":"wrk","models":["bench"]}' >/dev/null
+  OUT_KEY=$(admin_post /orgs/bench/keys '{"team":"load","app":"wrk","name":"bench"}')
+  TOKEN=$(printf '%s' "$OUT_KEY" | sed -n 's/.*"secret":"\(sk-sb-[A-Za-z0-9_-]*\)".*/\1/p')
+  [ -n "$TOKEN" ] || die "could not create a virtual key: $OUT_KEY"
+  log "using a virtual key"
+fi
+
 run_wrk() {
-  BENCH_TOKEN="$KEY" wrk -t1 -c"$CONNS" -d"${1}s" --timeout 10s -s "$BENCH/wrk-post.lua" \
+  BENCH_TOKEN="$TOKEN" wrk -t1 -c"$CONNS" -d"${1}s" --timeout 10s -s "$BENCH/wrk-post.lua" \
     "http://127.0.0.1:$GW_PORT/v1/chat/completions" | grep '^RESULT '
 }
 
