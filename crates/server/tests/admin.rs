@@ -14,7 +14,6 @@ mod admin {
     mod approval;
     mod cli;
     mod cluster;
-    mod config_kit;
     mod data_plane;
     mod input;
     mod isolation;

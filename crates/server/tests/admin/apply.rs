@@ -4,7 +4,7 @@
 //! removals delete child first, managed objects are read-only in the admin API, and an invalid
 //! document changes nothing and says where it is wrong.
 
-use super::config_kit::{both, diff_lines, eventually, Db, Gw, ADMIN};
+use super::kit::{both, diff_lines, eventually, Db, Env, ADMIN};
 use reqwest::Method;
 use serde_json::json;
 
@@ -56,7 +56,7 @@ both!(
 );
 
 async fn apply_creates_everything(db: Db) {
-    let gw = Gw::start(db, "").await;
+    let gw = Env::config(db, "").await;
     assert_eq!(gw.apply_ok(DOC).await, DOC_CREATES);
 
     let provider = gw.admin(Method::GET, "/providers/keyed", None).await;
@@ -76,7 +76,7 @@ async fn apply_creates_everything(db: Db) {
 
     // The new aliases are live: the answer came after this instance rebuilt its config.
     eventually("m1 and m2 are served", || async {
-        let ids = gw.model_ids().await;
+        let ids = gw.admin_model_ids().await;
         ids.contains(&"m1".to_owned()) && ids.contains(&"m2".to_owned())
     })
     .await;
@@ -93,7 +93,7 @@ async fn apply_creates_everything(db: Db) {
 }
 
 async fn second_apply_changes_nothing(db: Db) {
-    let gw = Gw::start(db, "").await;
+    let gw = Env::config(db, "").await;
     gw.apply_ok(DOC).await;
     let audit = gw.audit_count().await;
     assert!(audit >= DOC_CREATES.len(), "{audit}");
@@ -107,7 +107,7 @@ async fn second_apply_changes_nothing(db: Db) {
 }
 
 async fn dry_run_changes_nothing(db: Db) {
-    let gw = Gw::start(db, "").await;
+    let gw = Env::config(db, "").await;
     let reply = gw.apply_named("doc.yaml", DOC, true).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let json = reply.json();
@@ -123,7 +123,7 @@ async fn dry_run_changes_nothing(db: Db) {
 }
 
 async fn export_applies_back_unchanged(db: Db) {
-    let gw = Gw::start(db, "").await;
+    let gw = Env::config(db, "").await;
     gw.apply_ok(DOC).await;
     // Objects made through the admin API are exported too; applying the export takes them over.
     let made = gw
@@ -149,7 +149,7 @@ async fn export_applies_back_unchanged(db: Db) {
 }
 
 async fn removals_delete_child_first(db: Db) {
-    let gw = Gw::start(db, "").await;
+    let gw = Env::config(db, "").await;
     gw.apply_ok(DOC).await;
     let smaller = "\
 providers:
@@ -204,7 +204,7 @@ orgs:
 }
 
 async fn sections_left_out_are_kept(db: Db) {
-    let gw = Gw::start(db, "").await;
+    let gw = Env::config(db, "").await;
     gw.apply_ok(DOC).await;
     let models_only = "models:\n  m1: { targets: [ { provider: up, model: echo } ] }\n";
     assert_eq!(gw.apply_ok(models_only).await, ["- model m2"]);
@@ -222,7 +222,7 @@ fn with_provider(entry: &str) -> String {
 }
 
 async fn api_keys_are_kept_changed_and_never_exported(db: Db) {
-    let gw = Gw::start(db, "").await;
+    let gw = Env::config(db, "").await;
     gw.apply_ok(DOC).await;
     // Without api_key the stored key stays, even for provider types that require one.
     let keyless = DOC.replace(", api_key: sk-upstream-1", "");
@@ -257,7 +257,7 @@ async fn api_keys_are_kept_changed_and_never_exported(db: Db) {
 }
 
 async fn managed_objects_are_read_only(db: Db) {
-    let gw = Gw::start(db, "").await;
+    let gw = Env::config(db, "").await;
     gw.apply_ok(DOC).await;
     let attempts = [
         (
@@ -309,7 +309,7 @@ async fn managed_objects_are_read_only(db: Db) {
 }
 
 async fn invalid_documents_change_nothing(db: Db) {
-    let gw = Gw::start(db, "").await;
+    let gw = Env::config(db, "").await;
     let typo = "\
 providers:
   up: { type: mock }
@@ -363,7 +363,7 @@ models:
 }
 
 async fn only_the_platform_admin_may_apply(db: Db) {
-    let gw = Gw::start(db, "").await;
+    let gw = Env::config(db, "").await;
     gw.apply_ok(DOC).await;
     let key = gw
         .admin(
@@ -392,7 +392,7 @@ async fn only_the_platform_admin_may_apply(db: Db) {
 }
 
 async fn progress_streams_as_ndjson(db: Db) {
-    let gw = Gw::start(db, "").await;
+    let gw = Env::config(db, "").await;
     let reply = gw
         .send(
             gw.client
@@ -435,7 +435,7 @@ async fn progress_streams_as_ndjson(db: Db) {
 
 async fn server_file_orgs_are_synced_and_protected(db: Db) {
     let file_orgs = "orgs:\n  filed:\n    teams:\n      t1:\n        apps:\n          a1: { models: [base-model] }\n";
-    let gw = Gw::start(db, file_orgs).await;
+    let gw = Env::config(db, file_orgs).await;
     let config = gw.server.gateway.snapshot().config.clone();
     let store = &gw.server.runtime.store;
     let changes = switchboard::apply::sync_file_orgs(store, &config.orgs)
@@ -476,7 +476,7 @@ async fn server_file_orgs_are_synced_and_protected(db: Db) {
 
 async fn a_failed_step_reports_what_was_done(db: Db) {
     use switchboard::apply::{self, ApplyError, Document, ServerFile};
-    let gw = Gw::start(db, "").await;
+    let gw = Env::config(db, "").await;
     let store = &gw.server.runtime.store;
     let server = ServerFile::from_source(&gw.server.runtime.source).unwrap();
     let doc = Document {

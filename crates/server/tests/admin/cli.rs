@@ -4,7 +4,7 @@
 //! `audit verify` (intact, then tampered with by raw SQL), on SQLite and Postgres.
 
 use super::apply::DOC;
-use super::config_kit::{both, path_str, run_cli, write_file, Db, Gw, ADMIN};
+use super::kit::{both, path_str, run_cli, write_file, Db, Env, ADMIN};
 use serde_json::Value;
 
 both!(
@@ -15,7 +15,7 @@ both!(
 );
 
 async fn cli_applies_and_exports(db: Db) {
-    let gw = Gw::start(db, "").await;
+    let gw = Env::config(db, "").await;
     let doc = DOC.replace("sk-upstream-1", "${UPSTREAM_KEY}");
     let file = write_file(&gw.db, "switchboard-config.yaml", &doc);
     let file = path_str(&file);
@@ -104,7 +104,7 @@ fn row<'a>(table: &'a str, needle: &str) -> &'a str {
 }
 
 async fn cli_manages_keys(db: Db) {
-    let gw = Gw::start(db, "").await;
+    let gw = Env::config(db, "").await;
     gw.apply_ok(DOC).await;
     let create = [
         "keys",
@@ -287,7 +287,7 @@ async fn cli_migrate_is_idempotent(db: Db) {
         assert!(run.stdout.contains("up to date"), "{run:?}");
     }
     // The server (which migrates too) starts on it, and the audit log is empty and intact.
-    let gw = Gw::start(db, "").await;
+    let gw = Env::config(db, "").await;
     let db = gw.stop().await;
     let run = run_cli(None, &["audit", "verify", "--database", &db.url], &[]).await;
     assert_eq!(run.code, 0, "{run:?}");
@@ -295,7 +295,7 @@ async fn cli_migrate_is_idempotent(db: Db) {
 }
 
 async fn cli_audit_verify_finds_tampering(db: Db) {
-    let gw = Gw::start(db, "").await;
+    let gw = Env::config(db, "").await;
     gw.apply_ok(DOC).await;
     let entries = gw.audit_count().await;
     let db = gw.stop().await;
@@ -313,11 +313,13 @@ async fn cli_audit_verify_finds_tampering(db: Db) {
     assert_eq!(run.code, 0, "{run:?}");
 
     for sql in db.lift_audit_protection() {
-        db.execute(sql).await.unwrap();
+        db.execute(sql, &db.url).await;
     }
-    db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
-        .await
-        .unwrap();
+    db.execute(
+        "UPDATE audit_log SET actor = 'mallory' WHERE seq = 3",
+        &db.url,
+    )
+    .await;
     let run = run_cli(None, &by_config, &[("TEST_DB_URL", &db.url)]).await;
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(

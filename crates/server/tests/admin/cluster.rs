@@ -62,9 +62,16 @@ async fn chat(client: &reqwest::Client, server: &Server, key: &str) -> Reply {
         .send()
         .await
         .unwrap();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     Reply {
         status: resp.status().as_u16(),
         text: resp.text().await.unwrap(),
+        content_type,
     }
 }
 

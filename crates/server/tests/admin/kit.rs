@@ -1,7 +1,9 @@
-//! The harness of the admin API tests: a gateway on port 0 with a database of its own (a SQLite
-//! file, or a fresh schema of the Postgres named by `SWITCHBOARD_TEST_POSTGRES`), a local "side"
-//! server that plays the OIDC issuer (a JWKS) and the approval webhook's receiver, tokens signed
-//! with an Ed25519 test key, and helpers for calls and fixtures.
+//! The harness of the admin API, config-as-code and CLI tests: a gateway on port 0 with a
+//! database of its own (a SQLite file, or a fresh schema of the Postgres named by
+//! `SWITCHBOARD_TEST_POSTGRES`), a local "side" server that plays the OIDC issuer (a JWKS) and
+//! the approval webhook's receiver, tokens signed with an Ed25519 test key, helpers for calls
+//! and fixtures, raw SQL for tampering, and a way to run the `switchboard` binary against the
+//! server.
 
 #![allow(dead_code, reason = "each helper is used by some tests only")]
 
@@ -13,7 +15,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use parking_lot::Mutex;
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 use switchboard::runtime::ConfigSource;
 use switchboard::serve::{self, Server};
@@ -45,8 +47,7 @@ macro_rules! both {
 }
 pub(crate) use both;
 
-/// base64 of 32 bytes of 42: the key stored provider API keys are encrypted with (the same
-/// value the config-as-code tests in this binary use).
+/// base64 of 32 bytes of 42: the key stored provider API keys are encrypted with.
 pub const SECRET_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
 
 /// The server reads `SWITCHBOARD_SECRET_KEY` from its environment: set once, before the first
@@ -101,6 +102,21 @@ impl Db {
             dir: None,
             pg: Some((base, schema)),
         })
+    }
+
+    /// Statements that lift the audit log's append-only protection.
+    pub fn lift_audit_protection(&self) -> [&'static str; 2] {
+        if self.pg.is_some() {
+            [
+                "DROP RULE audit_log_no_update ON audit_log",
+                "DROP RULE audit_log_no_delete ON audit_log",
+            ]
+        } else {
+            [
+                "DROP TRIGGER audit_log_no_update",
+                "DROP TRIGGER audit_log_no_delete",
+            ]
+        }
     }
 
     /// Postgres only: the base URL and this test's schema.
@@ -246,19 +262,26 @@ models:
   other: { targets: [ { provider: mock, model: echo } ] }
 ";
 
+/// A provider and a model in the server's own file for the config-as-code tests: documents may
+/// use them, not define them.
+pub const CONFIG_ENTRIES: &str = "providers:\n  base: { type: mock }\nmodels:\n  base-model: { targets: [ { provider: base, model: echo } ] }\n";
+
 /// A running gateway, its side server and a client.
 pub struct Env {
     pub server: Server,
     pub side: Side,
     pub db: Db,
     pub client: reqwest::Client,
+    /// The server's config text.
+    pub yaml: String,
 }
 
-/// An answer: status and body.
+/// An answer: status, body and content type.
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     pub text: String,
+    pub content_type: String,
 }
 
 impl Reply {
@@ -307,6 +330,22 @@ impl Env {
             db.url,
             url = side.url
         );
+        Env::launch(db, side, yaml).await
+    }
+
+    /// A gateway on `db` for the config-as-code and CLI tests: [`CONFIG_ENTRIES`] plus `extra`
+    /// (top-level YAML), no `access:` section.
+    pub async fn config(db: Db, extra: &str) -> Env {
+        secret_key_env();
+        let side = Side::start().await;
+        let yaml = format!(
+            "listen: 127.0.0.1:0\nadmin_key: {ADMIN}\ndatabase: \"{}\"\n{CONFIG_ENTRIES}{extra}",
+            db.url
+        );
+        Env::launch(db, side, yaml).await
+    }
+
+    async fn launch(db: Db, side: Side, yaml: String) -> Env {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let source = ConfigSource::Text {
             name: "server.yaml".into(),
@@ -320,7 +359,12 @@ impl Env {
             side,
             db,
             client: reqwest::Client::new(),
+            yaml,
         }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.server.addr)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -330,8 +374,18 @@ impl Env {
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
         let resp = req.send().await.expect("request to the gateway");
         let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
         let text = resp.text().await.expect("body");
-        Reply { status, text }
+        Reply {
+            status,
+            text,
+            content_type,
+        }
     }
 
     /// An admin call (`path` below `/admin/v1`) with `cred` as the Bearer credential.
@@ -449,7 +503,180 @@ impl Env {
         )
     }
 
-    pub async fn stop(self) {
-        self.server.shutdown().await;
+    /// `POST /admin/v1/config/apply` with the document `doc` named `name`.
+    pub async fn apply_named(&self, name: &str, doc: &str, dry_run: bool) -> Reply {
+        let req = self
+            .client
+            .post(self.url(&format!(
+                "/admin/v1/config/apply?dry_run={dry_run}&name={name}"
+            )))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/yaml")
+            .body(doc.to_owned());
+        self.send(req).await
     }
+
+    pub async fn apply(&self, doc: &str) -> Reply {
+        self.apply_named("doc.yaml", doc, false).await
+    }
+
+    /// Applies `doc` and returns the changes as their diff lines; panics unless it succeeded.
+    pub async fn apply_ok(&self, doc: &str) -> Vec<String> {
+        let reply = self.apply(doc).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let json = reply.json();
+        assert_eq!(json["applied"], true, "{json}");
+        diff_lines(&json)
+    }
+
+    pub async fn export(&self) -> String {
+        let reply = self
+            .send(
+                self.client
+                    .get(self.url("/admin/v1/config/export"))
+                    .bearer_auth(ADMIN),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert!(
+            reply.content_type.starts_with("application/yaml"),
+            "{reply:?}"
+        );
+        reply.text
+    }
+
+    /// The model aliases `GET /v1/models` lists for the admin key (no status check).
+    pub async fn admin_model_ids(&self) -> Vec<String> {
+        let reply = self
+            .send(self.client.get(self.url("/v1/models")).bearer_auth(ADMIN))
+            .await;
+        reply.json()["data"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The number of audit rows, through the admin API.
+    pub async fn audit_count(&self) -> usize {
+        let mut count = 0;
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = "/audit?limit=500".to_owned();
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let reply = self.admin(Method::GET, &path, None).await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            let json = reply.json();
+            count += json["data"].as_array().map_or(0, Vec::len);
+            match json["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return count,
+            }
+        }
+    }
+
+    /// Stops the gateway and hands back its database.
+    pub async fn stop(self) -> Db {
+        self.server.shutdown().await;
+        self.db
+    }
+}
+
+// ---------------------------------------------------------------- config-as-code and the CLI
+
+/// The `changes` of an apply answer as diff lines (`+ provider up`).
+pub fn diff_lines(json: &Value) -> Vec<String> {
+    json["changes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no changes in {json}"))
+        .iter()
+        .map(|c| {
+            let mut line = format!(
+                "{} {} {}",
+                match c["op"].as_str() {
+                    Some("create") => "+",
+                    Some("update") => "~",
+                    _ => "-",
+                },
+                c["kind"].as_str().unwrap(),
+                c["name"].as_str().unwrap()
+            );
+            if let Some(fields) = c["fields"].as_array() {
+                let fields: Vec<&str> = fields.iter().filter_map(Value::as_str).collect();
+                line.push_str(&format!(" ({})", fields.join(", ")));
+            }
+            line
+        })
+        .collect()
+}
+
+/// A file in the test's folder (SQLite) or the temp dir.
+pub fn write_file(db: &Db, name: &str, text: &str) -> PathBuf {
+    let dir = db.dir.clone().unwrap_or_else(|| {
+        let dir = std::env::temp_dir().join(format!("sb-admin-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    });
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+pub fn path_str(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// The output of one run of the `switchboard` binary.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `switchboard ARGS` with `env` (plus the server's URL and admin key when `gw` is given)
+/// and waits for it.
+pub async fn run_cli(gw: Option<&Env>, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    cmd.args(args)
+        .env_remove("SWITCHBOARD_URL")
+        .env_remove("SWITCHBOARD_ADMIN_KEY")
+        .env("RUST_LOG", "error")
+        .kill_on_drop(true);
+    if let Some(gw) = gw {
+        cmd.env("SWITCHBOARD_URL", gw.base_url())
+            .env("SWITCHBOARD_ADMIN_KEY", ADMIN);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), cmd.output())
+        .await
+        .expect("the CLI finished within 60 s")
+        .expect("the CLI runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Waits until `check` holds (the config rebuild after a stored change is asynchronous).
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
 }
