@@ -57,8 +57,30 @@ pub enum GatewayError {
     RouteNotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
-    #[error("rate limit reached")]
-    RateLimited { retry_after: Option<Duration> },
+    /// A rate limit rule is full. `what` describes it for the client, e.g. "600 requests per
+    /// minute for team acme/research".
+    #[error("rate limit `{rule}` reached: {what}")]
+    RateLimited {
+        rule: String,
+        what: String,
+        retry_after: Option<Duration>,
+    },
+    /// A hard budget is spent. `what` names it ("$500 per month for team acme/research") and
+    /// `resets` says when it starts afresh ("2026-12-01T00:00:00Z", or None for `total`).
+    #[error("budget `{rule}` exceeded: {what}")]
+    BudgetExceeded {
+        rule: String,
+        what: String,
+        resets: Option<String>,
+        retry_after: Option<Duration>,
+    },
+    /// Shared limit counters (Redis) cannot answer and `limits.on_redis_error` is `reject`.
+    #[error("limit counters are unavailable")]
+    LimitsUnavailable,
+    /// The usage queue is full (storage is behind): new requests are shed so that no billing
+    /// record is lost.
+    #[error("the usage queue is full")]
+    Overloaded,
     /// The target rejected the request as invalid (a non-retryable 4xx other than auth).
     #[error("the provider rejected the request: {message}")]
     UpstreamRejected { status: u16, message: String },
@@ -95,11 +117,14 @@ impl GatewayError {
             | RouteNotFound
             | MethodNotAllowed
             | RateLimited { .. }
+            | BudgetExceeded { .. }
             | UpstreamRejected { .. } => Fault::Client,
             AllTargetsFailed { .. } | AllCircuitsOpen { .. } | UpstreamTimeout(_) => {
                 Fault::Upstream
             }
-            ShuttingDown | AuthUnavailable | Internal(_) => Fault::Internal,
+            ShuttingDown | AuthUnavailable | LimitsUnavailable | Overloaded | Internal(_) => {
+                Fault::Internal
+            }
         }
     }
 
@@ -118,9 +143,13 @@ impl GatewayError {
             UnknownModel(_) | RouteNotFound => 404,
             MethodNotAllowed => 405,
             BodyTooLarge { .. } => 413,
-            RateLimited { .. } => 429,
+            RateLimited { .. } | BudgetExceeded { .. } => 429,
             AllTargetsFailed { .. } => 502,
-            AllCircuitsOpen { .. } | ShuttingDown | AuthUnavailable => 503,
+            AllCircuitsOpen { .. }
+            | ShuttingDown
+            | AuthUnavailable
+            | LimitsUnavailable
+            | Overloaded => 503,
             UpstreamTimeout(_) => 504,
             Internal(_) => 500,
         }
@@ -148,6 +177,9 @@ impl GatewayError {
             RouteNotFound => "route_not_found",
             MethodNotAllowed => "method_not_allowed",
             RateLimited { .. } => "rate_limit_exceeded",
+            BudgetExceeded { .. } => "budget_exceeded",
+            LimitsUnavailable => "limits_unavailable",
+            Overloaded => "overloaded",
             UpstreamRejected { .. } => "upstream_rejected_request",
             AllTargetsFailed { .. } => "upstream_error",
             AllCircuitsOpen { .. } => "circuit_open",
@@ -175,7 +207,8 @@ impl GatewayError {
     /// How long the client should wait before trying again, for `retry-after`.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            GatewayError::RateLimited { retry_after }
+            GatewayError::RateLimited { retry_after, .. }
+            | GatewayError::BudgetExceeded { retry_after, .. }
             | GatewayError::AllCircuitsOpen { retry_after } => *retry_after,
             GatewayError::AllTargetsFailed { last, .. } => last.retry_after(),
             _ => None,
@@ -224,7 +257,16 @@ impl GatewayError {
             BodyTooLarge { limit } => format!("The request body is larger than the limit of {limit} bytes."),
             RouteNotFound => "There is no such route. See the API documentation for the endpoints.".into(),
             MethodNotAllowed => "This route does not accept that HTTP method.".into(),
-            RateLimited { .. } => "Rate limit reached. Wait and try again (see the retry-after header).".into(),
+            RateLimited { rule, what, retry_after } => match retry_after {
+                Some(wait) => format!("Rate limit `{rule}` reached: {what}. Retry in {} s (see the retry-after header).", wait.as_secs_f64().ceil()),
+                None => format!("Rate limit `{rule}` reached: {what}. Retry when a request in flight has finished."),
+            },
+            BudgetExceeded { rule, what, resets, .. } => match resets {
+                Some(at) => format!("Budget `{rule}` is spent: {what}. It resets at {at}; ask an admin to raise it."),
+                None => format!("Budget `{rule}` is spent: {what}. It does not reset; ask an admin to raise it."),
+            },
+            LimitsUnavailable => "Rate limits cannot be checked right now (the shared counter store is unreachable). Retry shortly.".into(),
+            Overloaded => "The gateway is overloaded (usage records are not being written fast enough). Retry shortly.".into(),
             UpstreamRejected { status, message } => format!("The provider rejected the request ({status}): {message}"),
             AllTargetsFailed { attempts, last } => format!(
                 "Every provider for this model failed ({attempts} attempts). Last error: {}. Try again later.",

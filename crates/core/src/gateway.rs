@@ -8,7 +8,9 @@ use crate::auth::grant::KeyLookup;
 use crate::auth::jwt::JwtVerifier;
 use crate::auth::Authenticator;
 use crate::config::{CircuitPolicy, Config};
+use crate::limits::{LimitBackend, LimitState, Limiter, SpendSource};
 use crate::routing::{Router, TargetStates};
+use crate::usage::UsageQueue;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +22,9 @@ pub struct Snapshot {
     pub config: Arc<Config>,
     pub router: Router,
     pub auth: Authenticator,
+    pub limiter: Limiter,
+    /// Where usage records go; `None` when no store is attached (records are not kept).
+    pub usage: Option<UsageQueue>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +72,8 @@ impl Snapshot {
         Ok(Snapshot {
             auth: Authenticator::new(config.admin_key.clone(), shared.keys.clone(), jwt),
             router,
+            limiter: Limiter::new(&config, shared.limits.clone()),
+            usage: shared.usage.clone(),
             config: Arc::new(config),
         })
     }
@@ -90,8 +97,25 @@ struct Shared {
     states: Arc<TargetStates>,
     /// Virtual-key lookups, when a store is attached.
     keys: Option<KeyCache>,
-    /// For fetching an OIDC issuer's keys.
+    /// For fetching an OIDC issuer's keys and posting budget alerts.
     http: reqwest::Client,
+    /// Limit counters and the settle worker.
+    limits: Arc<LimitState>,
+    usage: Option<UsageQueue>,
+}
+
+/// What a gateway is attached to besides its config. Every part is optional: a gateway with
+/// none accepts only the admin key, keeps limits in memory and records no usage.
+#[derive(Debug, Default)]
+pub struct Attachments {
+    /// Virtual keys.
+    pub keys: Option<Arc<dyn KeyLookup>>,
+    /// Shared limit counters (Redis).
+    pub shared_limits: Option<Arc<dyn LimitBackend>>,
+    /// Recorded spend, to seed budgets after a restart.
+    pub spend: Option<Arc<dyn SpendSource>>,
+    /// The usage channel to the store's writer.
+    pub usage: Option<UsageQueue>,
 }
 
 /// The running gateway: the current snapshot and the state that outlives snapshots.
@@ -106,23 +130,34 @@ pub struct Gateway {
 impl Gateway {
     /// A gateway whose only credential is the admin key (no store attached).
     pub fn new(config: Config) -> Result<Gateway, BuildError> {
-        Self::build(config, None)
+        Self::attach(config, Attachments::default())
     }
 
     /// A gateway that also accepts the virtual keys `lookup` knows.
     pub fn with_keys(config: Config, lookup: Arc<dyn KeyLookup>) -> Result<Gateway, BuildError> {
-        Self::build(config, Some(lookup))
+        Self::attach(
+            config,
+            Attachments {
+                keys: Some(lookup),
+                ..Attachments::default()
+            },
+        )
     }
 
-    fn build(config: Config, lookup: Option<Arc<dyn KeyLookup>>) -> Result<Gateway, BuildError> {
+    /// A gateway attached to storage, shared counters and the usage writer. Call it inside a
+    /// Tokio runtime: it starts the limit settle worker.
+    pub fn attach(config: Config, parts: Attachments) -> Result<Gateway, BuildError> {
         let ttl = config.access.key_cache_ttl;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| BuildError::Http(e.to_string()))?;
         let shared = Shared {
             states: TargetStates::new(),
-            keys: lookup.map(|lookup| KeyCache::new(lookup, ttl)),
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
-                .build()
-                .map_err(|e| BuildError::Http(e.to_string()))?,
+            keys: parts.keys.map(|lookup| KeyCache::new(lookup, ttl)),
+            limits: LimitState::new(parts.shared_limits, parts.spend, http.clone()),
+            usage: parts.usage,
+            http,
         };
         let snapshot = Snapshot::build(config, &shared, None)?;
         Ok(Gateway {
@@ -168,6 +203,11 @@ impl Gateway {
 
     pub fn target_states(&self) -> &Arc<TargetStates> {
         &self.shared.states
+    }
+
+    /// Limit counters and their settle worker (flushed at shutdown).
+    pub fn limits(&self) -> &Arc<LimitState> {
+        &self.shared.limits
     }
 
     /// Forgets every cached key grant: access data changed (here or on another instance).

@@ -4,12 +4,16 @@
 //! docs/architecture.md draws the same order.
 
 pub mod auth;
+mod clock;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod limits;
 pub mod pipeline;
+pub mod pricing;
 pub mod routing;
 pub mod tokens;
+pub mod usage;
 
 pub use error::{Fault, GatewayError};
 pub use gateway::{Gateway, ReloadStatus, Snapshot};

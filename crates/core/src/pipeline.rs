@@ -6,10 +6,13 @@
 use crate::auth::Principal;
 use crate::error::GatewayError;
 use crate::gateway::Snapshot;
+use crate::limits::{Admission, Demand, Plan, Refusal, Who};
 use crate::routing::{CallInfo, RouteFailure, Routed};
 use crate::tokens;
+use crate::usage::{CallKind, Caller, Meter, MeterStart};
 use switchboard_providers::ChatEventStream;
 use switchboard_types::{ChatRequest, ChatResponse, EmbedRequest, EmbedResponse};
+use switchboard_types::{EmbedInput, MicroUsd};
 
 /// The key a client presented, from whichever header carried it.
 #[derive(Clone, Debug, Default)]
@@ -25,6 +28,8 @@ pub struct RequestContext {
     pub credentials: Credentials,
     /// Set by authentication.
     pub principal: Option<Principal>,
+    /// `x-switchboard-tags`, for the usage record and analytics.
+    pub tags: Vec<(String, String)>,
 }
 
 impl RequestContext {
@@ -46,15 +51,29 @@ impl From<GatewayError> for RouteFailure {
     }
 }
 
+/// A served call and the meter that records it: the handler reports the answer's usage (or
+/// the stream's events) to the meter and drops it when the answer is out.
+#[derive(Debug)]
+pub struct Served<T> {
+    pub routed: Routed<T>,
+    pub meter: Meter,
+}
+
 impl Snapshot {
     /// A whole chat completion.
     pub async fn chat(
         &self,
         ctx: &mut RequestContext,
         req: &ChatRequest,
-    ) -> Result<Routed<ChatResponse>, RouteFailure> {
-        self.admit_chat(ctx, req)?;
-        self.router.chat(req, &ctx.call_info()).await
+    ) -> Result<Served<ChatResponse>, RouteFailure> {
+        self.authorize(ctx, &req.model)?; // 2 may they call it
+        self.check_context_window(req)?; // 3 does it fit
+        let (mut meter, alias) = self.admit(ctx, req, CallKind::Chat).await?; // 4 limits, budgets
+        let result = self.router.chat_as(&alias, req, &ctx.call_info()).await; // 5 route
+        self.served(&mut meter, &alias, result).map(|routed| {
+            meter.usage(routed.value.usage.as_ref());
+            Served { routed, meter }
+        })
     }
 
     /// A streamed chat completion. Resolves when the first event is in hand, so that every
@@ -63,18 +82,187 @@ impl Snapshot {
         &self,
         ctx: &mut RequestContext,
         req: &ChatRequest,
-    ) -> Result<Routed<ChatEventStream>, RouteFailure> {
-        self.admit_chat(ctx, req)?;
-        self.router.chat_stream(req, &ctx.call_info()).await
+    ) -> Result<Served<ChatEventStream>, RouteFailure> {
+        self.authorize(ctx, &req.model)?;
+        self.check_context_window(req)?;
+        let (mut meter, alias) = self.admit(ctx, req, CallKind::Chat).await?;
+        let result = self
+            .router
+            .chat_stream_as(&alias, req, &ctx.call_info())
+            .await;
+        self.served(&mut meter, &alias, result)
+            .map(|routed| Served { routed, meter })
     }
 
     pub async fn embed(
         &self,
         ctx: &mut RequestContext,
         req: &EmbedRequest,
-    ) -> Result<Routed<EmbedResponse>, RouteFailure> {
+    ) -> Result<Served<EmbedResponse>, RouteFailure> {
         self.authorize(ctx, &req.model)?;
-        self.router.embed(req, &ctx.call_info()).await
+        let (mut meter, alias) = self.admit_embed(ctx, req).await?;
+        let result = self.router.embed_as(&alias, req, &ctx.call_info()).await;
+        self.served(&mut meter, &alias, result).map(|routed| {
+            meter.usage(Some(&routed.value.usage));
+            meter.finish();
+            Served { routed, meter }
+        })
+    }
+
+    /// Tells the meter how routing went. On failure the meter is dropped here, which records
+    /// the failed request.
+    fn served<T>(
+        &self,
+        meter: &mut Meter,
+        alias: &str,
+        result: Result<Routed<T>, RouteFailure>,
+    ) -> Result<Routed<T>, RouteFailure> {
+        match result {
+            Ok(routed) => {
+                let price = self.router.target_price(alias, &routed.target);
+                meter.served(&routed.target, routed.attempts, price);
+                Ok(routed)
+            }
+            Err(failure) => {
+                meter.fail(
+                    &failure.error,
+                    failure.attempts,
+                    failure.last_target.as_ref(),
+                    failure.error.status(),
+                );
+                Err(failure)
+            }
+        }
+    }
+
+    /// Step 4: a usage slot, then the limits and budgets that apply. Returns the meter and the
+    /// alias to route (a `downgrade` budget may have replaced the one asked for). A refused
+    /// request is recorded too.
+    async fn admit(
+        &self,
+        ctx: &RequestContext,
+        req: &ChatRequest,
+        kind: CallKind,
+    ) -> Result<(Meter, String), GatewayError> {
+        let estimate = |alias: &str, plan: &Plan| self.chat_demand(alias, req, plan);
+        let start = MeterStart {
+            request_id: ctx.request_id.clone(),
+            caller: caller(ctx.principal.as_ref()),
+            kind,
+            alias: req.model.clone(),
+            stream: req.stream,
+            tags: ctx.tags.clone(),
+            input_bytes: tokens::upper_bound(req),
+        };
+        self.admit_with(ctx, start, estimate).await
+    }
+
+    async fn admit_embed(
+        &self,
+        ctx: &RequestContext,
+        req: &EmbedRequest,
+    ) -> Result<(Meter, String), GatewayError> {
+        let bytes: u64 = match &req.input {
+            EmbedInput::Texts(texts) => texts.iter().map(|t| t.len() as u64).sum(),
+            // About four bytes of text per token, the estimate used everywhere else.
+            EmbedInput::Tokens(ids) => ids.iter().map(|t| t.len() as u64 * 4).sum(),
+        };
+        let estimate = |alias: &str, plan: &Plan| {
+            let tokens = bytes.div_ceil(4);
+            let cost = match (plan.needs_cost(), self.router.max_price(alias)) {
+                (true, Some(price)) => MicroUsd::for_tokens(tokens, price.input_per_mtok.0).0,
+                _ => 0,
+            };
+            (tokens, cost)
+        };
+        let start = MeterStart {
+            request_id: ctx.request_id.clone(),
+            caller: caller(ctx.principal.as_ref()),
+            kind: CallKind::Embeddings,
+            alias: req.model.clone(),
+            stream: false,
+            tags: ctx.tags.clone(),
+            input_bytes: bytes,
+        };
+        self.admit_with(ctx, start, estimate).await
+    }
+
+    async fn admit_with(
+        &self,
+        ctx: &RequestContext,
+        start: MeterStart,
+        estimate: impl Fn(&str, &Plan) -> (u64, i64),
+    ) -> Result<(Meter, String), GatewayError> {
+        let slot = match &self.usage {
+            Some(queue) => Some(queue.reserve().ok_or(GatewayError::Overloaded)?),
+            None => None,
+        };
+        let Some(who) = ctx.principal.as_ref() else {
+            return Err(GatewayError::MissingKey);
+        };
+        let who = Who::of(who);
+        let mut alias = start.alias.clone();
+        let mut downgraded = false;
+        loop {
+            let plan = self.limiter.plan(&who, &alias, downgraded).await;
+            let (tokens, cost) = if plan.needs_tokens() || plan.needs_cost() {
+                estimate(&alias, &plan)
+            } else {
+                (0, 0)
+            };
+            let demand = Demand {
+                request_id: &ctx.request_id,
+                tokens,
+                cost,
+            };
+            match self.limiter.admit(plan, &demand, downgraded).await {
+                Ok(admission) => {
+                    let mut meter = Meter::start(slot, start, admission);
+                    meter.set_served_alias(&alias);
+                    return Ok((meter, alias));
+                }
+                Err(Refusal::Downgrade(to)) if !downgraded => {
+                    alias = to;
+                    downgraded = true;
+                }
+                Err(Refusal::Downgrade(_)) => {
+                    // validation forbids a downgrade chain; refuse rather than loop
+                    let error = GatewayError::Internal("budget downgrade loop".into());
+                    Meter::start(slot, start, Admission::none()).fail(&error, 0, None, 500);
+                    return Err(error);
+                }
+                Err(Refusal::Error(error)) => {
+                    let mut meter = Meter::start(slot, start, Admission::none());
+                    meter.fail(&error, 0, None, error.status());
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// The tokens and worst-case cost a chat request may use, as far as the plan needs them:
+    /// input tokens counted for the alias's first target model, plus `max_tokens` (else the
+    /// alias's `default_max_tokens`) at the highest price any of its targets may charge.
+    fn chat_demand(&self, alias: &str, req: &ChatRequest, plan: &Plan) -> (u64, i64) {
+        let Some(model) = self.router.model(alias) else {
+            return (0, 0);
+        };
+        let upstream = model.targets.first().map_or("", |t| t.model.as_str());
+        let input = tokens::count_input_for(upstream, req).tokens;
+        if !plan.needs_cost() {
+            return (input, 0);
+        }
+        let Some(price) = self.router.max_price(alias) else {
+            return (input, 0);
+        };
+        let output = u64::from(req.max_tokens.unwrap_or(model.default_max_tokens));
+        let worst = switchboard_types::Usage {
+            input_tokens: input,
+            output_tokens: output,
+            ..Default::default()
+        };
+        let cost = crate::pricing::cost(&worst, &price).0;
+        (input, cost)
     }
 
     /// Input tokens of a request, for `/v1/messages/count_tokens`.
@@ -128,11 +316,6 @@ impl Snapshot {
         self.auth.check_model(who, alias, model.requires_approval) // 2 may they call it
     }
 
-    fn admit_chat(&self, ctx: &mut RequestContext, req: &ChatRequest) -> Result<(), GatewayError> {
-        self.authorize(ctx, &req.model)?;
-        self.check_context_window(req) // 3 does it fit
-    }
-
     /// 400 when the prompt cannot fit the alias's configured context window. Counting only
     /// happens when the cheap upper bound says it might not fit.
     fn check_context_window(&self, req: &ChatRequest) -> Result<(), GatewayError> {
@@ -153,5 +336,23 @@ impl Snapshot {
             });
         }
         Ok(())
+    }
+}
+
+/// The names of who made a call, for the usage record.
+fn caller(principal: Option<&Principal>) -> Caller {
+    match principal {
+        Some(Principal::Key(grant)) => Caller {
+            org: Some(grant.org.clone()),
+            team: grant.team.clone(),
+            app: grant.app.clone(),
+            key_id: Some(grant.key_id.clone()),
+            user: grant.user_id.clone(),
+        },
+        Some(Principal::User(user)) => Caller {
+            user: Some(user.subject.clone()),
+            ..Caller::default()
+        },
+        Some(Principal::Admin) | None => Caller::default(),
     }
 }

@@ -1,6 +1,21 @@
-//! Token counting before a call: for `/v1/messages/count_tokens` and the context-window check.
-//! Uses OpenAI's `o200k_base` encoding (tiktoken-rs) for every model: exact for current OpenAI
-//! models, and a close estimate for other families, whose tokenizers are not public.
+//! Token counting before a call: for `/v1/messages/count_tokens`, the context-window check, the
+//! token limits and budget reservations, and for estimating a reply's tokens when a provider
+//! reports no usage.
+//!
+//! Which tokenizer depends on the model family (the upstream model name, any `provider/`
+//! prefix ignored):
+//! - `cl100k_base` for `gpt-3.5*`, `gpt-4`, `gpt-4-turbo*` and `text-embedding-3*` /
+//!   `text-embedding-ada-002`: exact, these models use it.
+//! - `o200k_base` for `gpt-4o*`, `gpt-4.1*`, `gpt-4.5*`, `gpt-5*`, `o1*`, `o3*`, `o4*`: exact.
+//! - every other family (Claude, Gemini, Llama, Mistral, DeepSeek, ...): an *estimate*, the
+//!   `o200k_base` count. Those tokenizers are not published as offline vocabularies (Anthropic
+//!   and Google count only through an API call), and a modern 200k-entry BPE lands within
+//!   roughly 10-20% of them on English text and code; the provider's reported usage, not this
+//!   estimate, is what gets billed. [`TokenCount::exact`] says which case applies.
+//!
+//! The chat overheads (per message, reply primer, per image) are OpenAI's documented
+//! constants for every family; images are counted at a flat rate because their size is not
+//! known before the call. Encoders are built once, on first use.
 
 use std::sync::OnceLock;
 use switchboard_types::{ChatRequest, ContentPart, Message};
@@ -13,57 +28,144 @@ const REPLY_PRIMER: u64 = 3;
 /// Rough cost of one image; providers charge by size, which is unknown before the call.
 const PER_IMAGE: u64 = 765;
 
-fn encoder() -> Option<&'static CoreBPE> {
-    static BPE: OnceLock<Option<CoreBPE>> = OnceLock::new();
-    BPE.get_or_init(|| tiktoken_rs::o200k_base().ok()).as_ref()
+/// A token count and whether it came from the model's own tokenizer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenCount {
+    pub tokens: u64,
+    /// `true` when the model's own tokenizer was used (OpenAI families); `false` when the
+    /// count is the `o200k_base` estimate for another family.
+    pub exact: bool,
 }
 
-fn count_text(text: &str) -> u64 {
-    match encoder() {
-        Some(bpe) => bpe.encode_ordinary(text).len() as u64,
-        // The encoder's data ships inside the crate, so this only happens if it is corrupt:
-        // fall back to the usual four characters per token.
-        None => (text.chars().count() as u64).div_ceil(4),
+/// The BPE vocabularies this module knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Encoding {
+    Cl100k,
+    O200k,
+}
+
+/// Which encoding counts `model`'s tokens, and whether that is the model's own.
+fn encoding_for(model: &str) -> (Encoding, bool) {
+    let name = model
+        .rsplit('/')
+        .next()
+        .unwrap_or(model)
+        .to_ascii_lowercase();
+    let name = name.as_str();
+    // An o-series reasoning model: `o1`, `o3-mini`, `o4-mini-2025-04-16`, not `omni-...`.
+    let o_series = ["o1", "o3", "o4"].iter().any(|p| {
+        name.strip_prefix(p)
+            .is_some_and(|r| r.is_empty() || r.starts_with('-'))
+    });
+    if o_series
+        || ["gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5"]
+            .iter()
+            .any(|p| name.starts_with(p))
+    {
+        (Encoding::O200k, true)
+    } else if [
+        "gpt-4",
+        "gpt-3.5",
+        "text-embedding-3",
+        "text-embedding-ada-002",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
+    {
+        (Encoding::Cl100k, true)
+    } else {
+        (Encoding::O200k, false)
     }
 }
 
-fn count_parts(parts: &[ContentPart]) -> u64 {
-    parts
-        .iter()
-        .map(|part| match part {
-            ContentPart::Text { text } => count_text(text),
-            ContentPart::Thinking { text, .. } => count_text(text),
-            ContentPart::Image { .. } => PER_IMAGE,
-        })
-        .sum()
+fn encoder(encoding: Encoding) -> Option<&'static CoreBPE> {
+    static O200K: OnceLock<Option<CoreBPE>> = OnceLock::new();
+    static CL100K: OnceLock<Option<CoreBPE>> = OnceLock::new();
+    match encoding {
+        Encoding::O200k => O200K.get_or_init(|| tiktoken_rs::o200k_base().ok()),
+        Encoding::Cl100k => CL100K.get_or_init(|| tiktoken_rs::cl100k_base().ok()),
+    }
+    .as_ref()
 }
 
-fn count_message(message: &Message) -> u64 {
-    let calls: u64 = message
-        .tool_calls
-        .iter()
-        .map(|c| count_text(&c.name) + count_text(&c.arguments))
-        .sum();
-    PER_MESSAGE + count_parts(&message.content) + calls
+/// Counts with one encoding over a whole request.
+#[derive(Clone, Copy)]
+struct Counter(Encoding);
+
+impl Counter {
+    fn text(self, text: &str) -> u64 {
+        match encoder(self.0) {
+            Some(bpe) => bpe.encode_ordinary(text).len() as u64,
+            // The encoder's data ships inside the crate, so this only happens if it is corrupt:
+            // fall back to the usual four characters per token.
+            None => (text.chars().count() as u64).div_ceil(4),
+        }
+    }
+
+    fn parts(self, parts: &[ContentPart]) -> u64 {
+        parts
+            .iter()
+            .map(|part| match part {
+                ContentPart::Text { text } => self.text(text),
+                ContentPart::Thinking { text, .. } => self.text(text),
+                ContentPart::Image { .. } => PER_IMAGE,
+            })
+            .sum()
+    }
+
+    fn message(self, message: &Message) -> u64 {
+        let calls: u64 = message
+            .tool_calls
+            .iter()
+            .map(|c| self.text(&c.name) + self.text(&c.arguments))
+            .sum();
+        PER_MESSAGE + self.parts(&message.content) + calls
+    }
+
+    fn request(self, req: &ChatRequest) -> u64 {
+        let system = if req.system.is_empty() {
+            0
+        } else {
+            PER_MESSAGE + self.parts(&req.system)
+        };
+        let tools: u64 = req
+            .tools
+            .iter()
+            .map(|t| {
+                self.text(&t.name)
+                    + t.description.as_deref().map_or(0, |d| self.text(d))
+                    + self.text(&t.parameters.to_string())
+            })
+            .sum();
+        system + req.messages.iter().map(|m| self.message(m)).sum::<u64>() + tools + REPLY_PRIMER
+    }
 }
 
-/// Input tokens of a chat request: system, messages and tool definitions.
+/// Input tokens of a chat request to `model` (the upstream model name): system, messages and
+/// tool definitions, with the tokenizer of `model`'s family (see the module docs).
+pub fn count_input_for(model: &str, req: &ChatRequest) -> TokenCount {
+    let (encoding, exact) = encoding_for(model);
+    TokenCount {
+        tokens: Counter(encoding).request(req),
+        exact,
+    }
+}
+
+/// Tokens of a plain text for `model` (the upstream model name), without any chat overhead:
+/// for example a streamed reply whose provider reported no usage.
+pub fn count_text_for(model: &str, text: &str) -> TokenCount {
+    let (encoding, exact) = encoding_for(model);
+    TokenCount {
+        tokens: Counter(encoding).text(text),
+        exact,
+    }
+}
+
+/// Input tokens of a chat request with `o200k_base`, whatever the model: exact for current
+/// OpenAI models, an estimate for the others. Prefer [`count_input_for`] when the upstream
+/// model is known.
 pub fn count_input(req: &ChatRequest) -> u64 {
-    let system = if req.system.is_empty() {
-        0
-    } else {
-        PER_MESSAGE + count_parts(&req.system)
-    };
-    let tools: u64 = req
-        .tools
-        .iter()
-        .map(|t| {
-            count_text(&t.name)
-                + t.description.as_deref().map_or(0, count_text)
-                + count_text(&t.parameters.to_string())
-        })
-        .sum();
-    system + req.messages.iter().map(count_message).sum::<u64>() + tools + REPLY_PRIMER
+    Counter(Encoding::O200k).request(req)
 }
 
 /// An upper bound on the input tokens that costs no tokenizing: no tokenizer makes more tokens
@@ -137,6 +239,113 @@ mod tests {
         ] {
             let req = request(text);
             assert!(upper_bound(&req) >= count_input(&req), "{text}");
+            for model in ["gpt-4-turbo", "gpt-4o", "claude-sonnet-4-5"] {
+                assert!(
+                    upper_bound(&req) >= count_input_for(model, &req).tokens,
+                    "{model}"
+                );
+            }
         }
+    }
+
+    #[test]
+    fn picks_the_encoding_by_model_family() {
+        for model in [
+            "gpt-4o",
+            "gpt-4o-mini-2024-07-18",
+            "openai/gpt-4.1-nano",
+            "gpt-5-mini",
+            "o1",
+            "o3-mini",
+            "o4-mini-2025-04-16",
+            "chatgpt-4o-latest",
+        ] {
+            assert_eq!(encoding_for(model), (Encoding::O200k, true), "{model}");
+        }
+        for model in [
+            "gpt-4",
+            "gpt-4-0613",
+            "gpt-4-turbo-2024-04-09",
+            "gpt-3.5-turbo",
+            "text-embedding-3-small",
+            "text-embedding-ada-002",
+        ] {
+            assert_eq!(encoding_for(model), (Encoding::Cl100k, true), "{model}");
+        }
+        for model in [
+            "claude-sonnet-4-5",
+            "models/gemini-2.5-pro",
+            "llama-3.1-70b",
+            "mistral-large-latest",
+            "deepseek-chat",
+            "omni-moderation-latest",
+            "o10-fictional",
+        ] {
+            assert_eq!(encoding_for(model), (Encoding::O200k, false), "{model}");
+        }
+    }
+
+    #[test]
+    fn counts_with_the_family_encoder() {
+        let text = "Grüße aus Köln: 東京タワー, ünïcödé, and some code: fn main() { println!(); }";
+        let o200k = tiktoken_rs::o200k_base()
+            .unwrap()
+            .encode_ordinary(text)
+            .len() as u64;
+        let cl100k = tiktoken_rs::cl100k_base()
+            .unwrap()
+            .encode_ordinary(text)
+            .len() as u64;
+        assert_ne!(o200k, cl100k, "the sample must tell the encoders apart");
+        let overhead = PER_MESSAGE + REPLY_PRIMER;
+        assert_eq!(
+            count_input_for("gpt-4o", &request(text)),
+            TokenCount {
+                tokens: o200k + overhead,
+                exact: true
+            }
+        );
+        assert_eq!(
+            count_input_for("gpt-4-turbo", &request(text)),
+            TokenCount {
+                tokens: cl100k + overhead,
+                exact: true
+            }
+        );
+        assert_eq!(
+            count_input_for("claude-haiku-4-5", &request(text)),
+            TokenCount {
+                tokens: o200k + overhead,
+                exact: false
+            }
+        );
+        assert_eq!(count_input(&request(text)), o200k + overhead);
+        assert_eq!(
+            count_text_for("gpt-3.5-turbo", text),
+            TokenCount {
+                tokens: cl100k,
+                exact: true
+            }
+        );
+        assert_eq!(
+            count_text_for("gemini-2.5-flash", text),
+            TokenCount {
+                tokens: o200k,
+                exact: false
+            }
+        );
+        assert_eq!(count_text_for("gpt-5", "").tokens, 0);
+    }
+
+    #[test]
+    fn counts_the_system_prompt_as_a_message() {
+        let mut req = request("Hi");
+        let base = count_input_for("gpt-4o", &req).tokens;
+        req.system = vec![ContentPart::text("Be brief.")];
+        let with_system = count_input_for("gpt-4o", &req).tokens;
+        assert_eq!(
+            with_system,
+            base + PER_MESSAGE + count_text_for("gpt-4o", "Be brief.").tokens
+        );
     }
 }

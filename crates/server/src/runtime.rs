@@ -7,11 +7,18 @@ use anyhow::Context as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_core::config::{self, Config, ConfigErrors, StoredLayer};
+use switchboard_core::config::{self, Config, ConfigErrors, RedisFailure, StoredLayer};
+use switchboard_core::gateway::Attachments;
+use switchboard_core::limits::LimitBackend;
+use switchboard_core::usage::{self, UsageQueue};
 use switchboard_core::Gateway;
-use switchboard_store::{Change, ChangeListeners, SecretCipher, Store, StoreOptions};
+use switchboard_store::{
+    Change, ChangeListeners, RedisLimits, SecretCipher, Store, StoreOptions, UsageWriter,
+    WriterHandle, WriterOptions,
+};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Where the server's own config comes from.
 #[derive(Clone, Debug)]
@@ -52,6 +59,11 @@ pub struct Runtime {
     pub gateway: Arc<Gateway>,
     pub store: Store,
     pub source: ConfigSource,
+    /// The usage records' batch writer.
+    pub usage_writer: WriterHandle,
+    /// Stops the usage writer (after the last request has ended).
+    usage_stop: CancellationToken,
+    tasks: TaskTracker,
     /// The change feed's listener tasks, once [`Runtime::follow_changes`] started them.
     listeners: parking_lot::Mutex<Option<Arc<ChangeListeners>>>,
 }
@@ -77,16 +89,42 @@ impl Runtime {
                 )
             })?;
         sync_orgs(&store, &config).await;
-        let gateway = Arc::new(
-            Gateway::with_keys(config, Arc::new(store.clone()))
-                .context("cannot build the gateway")?,
+        let shared_limits = shared_limits(&config).await?;
+        let (usage, records) = UsageQueue::channel(usage::DEFAULT_CAPACITY);
+        let tasks = TaskTracker::new();
+        let usage_stop = CancellationToken::new();
+        let usage_writer = UsageWriter::spawn(
+            store.clone(),
+            records,
+            WriterOptions::default(),
+            &tasks,
+            usage_stop.clone(),
         );
+        let parts = Attachments {
+            keys: Some(Arc::new(store.clone())),
+            shared_limits,
+            spend: Some(Arc::new(store.clone())),
+            usage: Some(usage),
+        };
+        let gateway = Arc::new(Gateway::attach(config, parts).context("cannot build the gateway")?);
         Ok(Runtime {
             gateway,
             store,
             source,
+            usage_writer,
+            usage_stop,
+            tasks,
             listeners: parking_lot::Mutex::new(None),
         })
+    }
+
+    /// After the last request has ended: settles the limit counters still queued and writes
+    /// every usage record still buffered (spilling them to a file if storage is down).
+    pub async fn drain(&self) {
+        self.gateway.limits().flush().await;
+        self.usage_stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 
     /// Rebuilds the config from the source and the stored layer. On failure the running config
@@ -172,6 +210,24 @@ impl Runtime {
     }
 }
 
+/// The shared limit counters when `redis:` is configured. Redis unreachable at start is an
+/// error only with `limits.on_redis_error: reject`; otherwise limits fall back to this
+/// instance's counters until it answers.
+async fn shared_limits(config: &Config) -> anyhow::Result<Option<Arc<dyn LimitBackend>>> {
+    let Some(url) = &config.redis else {
+        return Ok(None);
+    };
+    let limits = RedisLimits::connect(url, config.limits.redis_timeout)
+        .await
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    if config.limits.on_redis_error == RedisFailure::Reject {
+        limits.ping().await.map_err(|err| {
+            anyhow::anyhow!("{err} (limits.on_redis_error is `reject`, so Redis is required)")
+        })?;
+    }
+    Ok(Some(Arc::new(limits)))
+}
+
 /// Connects to the config's database (or the default SQLite file), migrates, and attaches the
 /// secret cipher (from `SWITCHBOARD_SECRET_KEY`) and Redis for the change feed.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -219,6 +275,18 @@ async fn stored_layer(store: &Store) -> anyhow::Result<StoredLayer> {
             .await?
             .into_iter()
             .map(|m| (m.name, m.settings))
+            .collect(),
+        rate_limits: store
+            .list_rate_limits()
+            .await?
+            .into_iter()
+            .filter_map(|stored| serde_json::to_value(stored.rule).ok())
+            .collect(),
+        budgets: store
+            .list_budgets()
+            .await?
+            .into_iter()
+            .filter_map(|stored| serde_json::to_value(stored.rule).ok())
             .collect(),
     })
 }

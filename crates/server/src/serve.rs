@@ -77,12 +77,14 @@ pub struct Server {
 }
 
 impl Server {
-    /// Stops accepting connections and waits for in-flight requests to finish.
+    /// Stops accepting connections, waits for in-flight requests to finish, then settles their
+    /// limit counters and writes their usage records.
     pub async fn shutdown(self) {
         self.stop.cancel();
         if let Err(err) = self.task.await {
             tracing::error!(%err, "The server task failed.");
         }
+        self.runtime.drain().await;
     }
 }
 

@@ -4,7 +4,8 @@
 //! folder per database, and run by `serve` and `switchboard migrate`.
 //!
 //! What lives here: tenancy (orgs, teams, apps, users, memberships), virtual keys,
-//! subscriptions, stored providers and models, the hash-chained audit log, encryption of
+//! subscriptions, stored providers and models, stored rate-limit rules and budgets, the usage
+//! ledger and its batch writer, the hash-chained audit log, encryption of
 //! provider keys at rest, and the change feed that tells every instance when access data or
 //! stored config changed. Every change made through [`Store`] writes its audit row in the same
 //! transaction.
@@ -18,13 +19,17 @@ mod crypto;
 mod db;
 mod error;
 mod keys;
+mod limits;
 mod models;
 mod orgs;
 mod providers;
 mod records;
 mod rows;
+mod rules;
+mod spend;
 mod subscriptions;
 mod teams;
+mod usage;
 mod users;
 
 pub use audit::{redact, GENESIS_HASH, REDACTED};
@@ -34,8 +39,14 @@ pub use crypto::{SecretCipher, SECRET_KEY_ENV};
 pub use db::{redact_url, Backend, Store, StoreOptions};
 pub use error::StoreError;
 pub use keys::{CreatedKey, KeyFilter, KeyPatch, KeyRecord, NewKey};
+pub use limits::RedisLimits;
 pub use records::{
     App, AppPatch, AuditEntry, AuditReport, Membership, NewApp, NewOrg, NewTeam, NewUser, Org,
     OrgPatch, StoredModel, StoredProvider, Team, TeamPatch, User,
 };
+pub use rules::{StoredBudget, StoredRateLimit, StoredRule};
 pub use subscriptions::{Subscription, SubscriptionFilter, SubscriptionKind, SubscriptionStatus};
+pub use usage::{
+    UsageFilter, UsageGroup, UsageTotals, UsageWriter, WriterHandle, WriterOptions, WriterStats,
+    SPILL_PREFIX, SPILL_SUFFIX,
+};

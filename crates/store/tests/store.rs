@@ -22,11 +22,17 @@ mod changes;
 mod config;
 #[path = "store/keys.rs"]
 mod keys;
+#[path = "store/limits.rs"]
+mod limits;
 #[path = "store/migrations.rs"]
 mod migrations;
+#[path = "store/rules.rs"]
+mod rules;
 #[path = "store/subscriptions.rs"]
 mod subscriptions;
 #[path = "store/tenancy.rs"]
 mod tenancy;
+#[path = "store/usage.rs"]
+mod usage;
 #[path = "store/users.rs"]
 mod users;

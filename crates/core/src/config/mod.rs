@@ -14,6 +14,7 @@ mod locate;
 pub mod model;
 pub mod raw;
 mod validate;
+mod validate_limits;
 
 #[cfg(test)]
 mod tests;
@@ -21,6 +22,7 @@ mod tests;
 pub use interpolate::{expand_text, Escapes, ExpandProblem};
 pub use model::*;
 pub use validate::{is_slug, SLUG_RULE};
+pub use validate_limits::rule_name;
 
 use locate::{KeyPath, Pos, Positions};
 use std::fmt;
@@ -105,6 +107,19 @@ pub fn load_str(
 pub struct StoredLayer {
     pub providers: Vec<(String, serde_json::Value)>,
     pub models: Vec<(String, serde_json::Value)>,
+    /// Stored rate-limit rules (each has a `name`); appended after the file's own, except those
+    /// whose name a file entry already uses.
+    pub rate_limits: Vec<serde_json::Value>,
+    pub budgets: Vec<serde_json::Value>,
+}
+
+impl StoredLayer {
+    fn is_empty(&self) -> bool {
+        self.providers.is_empty()
+            && self.models.is_empty()
+            && self.rate_limits.is_empty()
+            && self.budgets.is_empty()
+    }
 }
 
 /// [`load_str`] with the stored layer added to the file's `providers:` and `models:`.
@@ -164,9 +179,7 @@ pub fn load_layered(
 fn add_stored(doc: serde_yaml::Value, stored: &StoredLayer) -> serde_yaml::Value {
     let mut top = match doc {
         serde_yaml::Value::Mapping(map) => map,
-        serde_yaml::Value::Null if !(stored.providers.is_empty() && stored.models.is_empty()) => {
-            serde_yaml::Mapping::new()
-        }
+        serde_yaml::Value::Null if !stored.is_empty() => serde_yaml::Mapping::new(),
         other => return other,
     };
     for (section, entries) in [("providers", &stored.providers), ("models", &stored.models)] {
@@ -192,7 +205,45 @@ fn add_stored(doc: serde_yaml::Value, stored: &StoredLayer) -> serde_yaml::Value
             }
         }
     }
+    for (section, entries) in [
+        ("rate_limits", &stored.rate_limits),
+        ("budgets", &stored.budgets),
+    ] {
+        add_stored_list(&mut top, section, entries);
+    }
     serde_yaml::Value::Mapping(top)
+}
+
+/// Appends stored list entries to a list section, skipping names the file already uses.
+fn add_stored_list(top: &mut serde_yaml::Mapping, section: &str, entries: &[serde_json::Value]) {
+    if entries.is_empty() {
+        return;
+    }
+    let slot = top
+        .entry(serde_yaml::Value::from(section))
+        .or_insert_with(|| serde_yaml::Value::Sequence(Vec::new()));
+    if slot.is_null() {
+        *slot = serde_yaml::Value::Sequence(Vec::new());
+    }
+    let serde_yaml::Value::Sequence(items) = slot else {
+        return; // not a list: the file's own problem, reported by the parser
+    };
+    let name_of = |value: &serde_yaml::Value| {
+        value
+            .get("name")
+            .and_then(serde_yaml::Value::as_str)
+            .map(str::to_owned)
+    };
+    let taken: Vec<String> = items.iter().filter_map(name_of).collect();
+    for entry in entries {
+        let Ok(value) = serde_yaml::to_value(entry) else {
+            continue;
+        };
+        if name_of(&value).is_some_and(|name| taken.contains(&name)) {
+            continue;
+        }
+        items.push(value);
+    }
 }
 
 /// Turns key paths into positioned, redacted `Problem`s.

@@ -25,6 +25,10 @@ pub struct Config {
     pub orgs: BTreeMap<String, OrgSpec>,
     pub providers: BTreeMap<String, ProviderConfig>,
     pub models: BTreeMap<String, ModelConfig>,
+    /// `rate_limits:` from the file, then the stored ones (admin API, `apply`).
+    pub rate_limits: Vec<crate::limits::RateLimitRule>,
+    /// `budgets:` from the file, then the stored ones.
+    pub budgets: Vec<crate::limits::BudgetRule>,
 }
 
 pub use switchboard_types::Secret;
@@ -70,16 +74,35 @@ impl Default for AccessConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Largest accepted request body. Default 10 MiB.
     pub max_body_bytes: usize,
+    /// What limit checks do when Redis cannot answer.
+    pub on_redis_error: RedisFailure,
+    /// How long a limit check waits for Redis. Default 250 ms.
+    pub redis_timeout: Duration,
+    /// Where budget alerts are POSTed.
+    pub alert_webhook: Option<String>,
+}
+
+/// What limit checks do when the shared counters (Redis) cannot answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RedisFailure {
+    /// Fall back to this instance's own in-memory counters (limits then hold per instance).
+    #[default]
+    Local,
+    /// Refuse the request with 503 `limits_unavailable`.
+    Reject,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_body_bytes: 10 * 1024 * 1024,
+            on_redis_error: RedisFailure::Local,
+            redis_timeout: Duration::from_millis(250),
+            alert_webhook: None,
         }
     }
 }
@@ -153,13 +176,21 @@ impl Default for CircuitPolicy {
     }
 }
 
-/// Prices in micro-dollars per million tokens (config: dollars per million tokens).
+/// Prices in micro-dollars per million tokens (config: dollars per million tokens). An absent
+/// optional price bills those tokens at the base price: cache reads and cache writes at
+/// `input_per_mtok`, reasoning at `output_per_mtok`. `crate::pricing::cost` applies it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Price {
+    /// Prompt tokens neither read from nor written to a cache.
     pub input_per_mtok: MicroUsd,
+    /// Generated tokens (reasoning included unless `reasoning_per_mtok` is set).
     pub output_per_mtok: MicroUsd,
+    /// Prompt tokens read from the provider's prompt cache.
     pub cached_input_per_mtok: Option<MicroUsd>,
+    /// Prompt tokens written to the provider's prompt cache.
     pub cache_write_per_mtok: Option<MicroUsd>,
+    /// Hidden reasoning tokens.
+    pub reasoning_per_mtok: Option<MicroUsd>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

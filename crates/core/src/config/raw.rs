@@ -7,6 +7,7 @@
 //! is deserialized on its own, and each failure is reported with its key path.
 
 use super::locate::KeyPath;
+use crate::limits::{BudgetRule, RateLimitRule};
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -32,12 +33,31 @@ pub struct RawConfig {
     pub providers: BTreeMap<String, RawProvider>,
     #[serde(default)]
     pub models: BTreeMap<String, RawModel>,
+    /// `rate_limits:`, entry by entry (see `limits::rules`).
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimitRule>,
+    #[serde(default)]
+    pub budgets: Vec<BudgetRule>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
     pub max_body_bytes: Option<u64>,
+    /// What to do when Redis (shared limit counters) cannot answer: `local` (fall back to this
+    /// instance's own counters) or `reject` (503). Default `local`.
+    pub on_redis_error: Option<RawRedisFailure>,
+    /// How long a limit check waits for Redis. Default 250.
+    pub redis_timeout_ms: Option<u64>,
+    /// Where budget alerts are POSTed (JSON).
+    pub alert_webhook: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawRedisFailure {
+    Local,
+    Reject,
 }
 
 /// One `orgs:` entry.
@@ -181,6 +201,8 @@ pub struct RawPrice {
     pub output_per_mtok: Dollars,
     pub cached_input_per_mtok: Option<Dollars>,
     pub cache_write_per_mtok: Option<Dollars>,
+    /// Default: reasoning tokens are billed as output.
+    pub reasoning_per_mtok: Option<Dollars>,
 }
 
 /// A non-negative dollar amount with at most six decimals, read exactly: a YAML number is
@@ -290,16 +312,7 @@ pub(crate) fn clean_message(message: &str) -> String {
 
 /// SPEC sections that this version does not implement yet: rejected, with a clear reason.
 fn unsupported_note(path: &KeyPath, field: &str) -> Option<String> {
-    const TOP: [&str; 8] = [
-        "rate_limits",
-        "budgets",
-        "teams",
-        "prompts",
-        "apis",
-        "guardrails",
-        "cache",
-        "keys",
-    ];
+    const TOP: [&str; 6] = ["teams", "prompts", "apis", "guardrails", "cache", "keys"];
     if path.0.len() == 1 && TOP.contains(&field) {
         Some(format!(
             "`{field}` is not supported yet in this version of Switchboard; remove it"
@@ -337,6 +350,8 @@ pub(crate) fn parse(doc: serde_yaml::Value) -> (RawConfig, Declared, Vec<RawErro
     };
     let providers = top.remove("providers");
     let models = top.remove("models");
+    let rate_limits = top.remove("rate_limits");
+    let budgets = top.remove("budgets");
 
     let mut raw =
         match serde_path_to_error::deserialize::<_, RawConfig>(serde_yaml::Value::Mapping(top)) {
@@ -367,7 +382,34 @@ pub(crate) fn parse(doc: serde_yaml::Value) -> (RawConfig, Declared, Vec<RawErro
             Err(err) => errors.push(RawError::from_serde(&path, &err)),
         }
     }
+    raw.rate_limits = list_entries(rate_limits, &root.key("rate_limits"), &mut errors);
+    raw.budgets = list_entries(budgets, &root.key("budgets"), &mut errors);
     (raw, declared, errors)
+}
+
+/// The entries of a list section (`rate_limits:`, `budgets:`), each read on its own so that one
+/// bad entry does not hide the others' problems.
+fn list_entries<T: de::DeserializeOwned>(
+    section: Option<serde_yaml::Value>,
+    path: &KeyPath,
+    errors: &mut Vec<RawError>,
+) -> Vec<T> {
+    let items = match section {
+        None | Some(serde_yaml::Value::Null) => return Vec::new(),
+        Some(serde_yaml::Value::Sequence(items)) => items,
+        Some(_) => {
+            errors.push(RawError::at(path.clone(), "expected a list of entries"));
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for (i, value) in items.into_iter().enumerate() {
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(entry) => out.push(entry),
+            Err(err) => errors.push(RawError::from_serde(&path.index(i), &err)),
+        }
+    }
+    out
 }
 
 /// The `name: value` entries of a `providers:` or `models:` section.

@@ -11,6 +11,7 @@ use super::raw::{
     Declared, RawAccess, RawCircuit, RawConfig, RawError, RawModel, RawPrice, RawStrategy,
     RawTimeout,
 };
+use super::validate_limits;
 use crate::auth::jwt::OidcSettings;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -86,6 +87,16 @@ pub(crate) fn validate(raw: &RawConfig, declared: &Declared) -> Result<Config, V
         }
     }
 
+    let mut limit_problems = Vec::new();
+    validate_limits::limit_options(raw, &mut limits, &mut limit_problems);
+    let known_models: std::collections::BTreeSet<&str> =
+        declared.models.iter().map(String::as_str).collect();
+    validate_limits::rate_limits(raw, &known_models, &mut limit_problems);
+    validate_limits::budgets(raw, &known_models, &mut limit_problems);
+    for (path, message) in limit_problems {
+        ck.problem(path, message);
+    }
+
     let access = access_config(&mut ck, raw.access.as_ref());
     let orgs = orgs(&mut ck, raw);
 
@@ -124,6 +135,8 @@ pub(crate) fn validate(raw: &RawConfig, declared: &Declared) -> Result<Config, V
             orgs,
             providers,
             models,
+            rate_limits: raw.rate_limits.clone(),
+            budgets: raw.budgets.clone(),
         })
     } else {
         Err(ck.problems)
@@ -242,11 +255,20 @@ fn model_config(ck: &mut Checker<'_>, path: &KeyPath, alias: &str, raw: &RawMode
             );
         }
         let target_price = target.price.map(self::price);
-        if strategy == Strategy::Cheapest && target_price.is_none() && price.is_none() {
+        // A target is priced by its own `price`, else the model's, else the built-in catalog.
+        if strategy == Strategy::Cheapest
+            && target_price.is_none()
+            && price.is_none()
+            && crate::pricing::builtin().lookup(&target.model).is_none()
+        {
             ck.problem(
                 tpath.clone(),
-                "strategy `cheapest` needs a price on every target: add \
-                 `price: { input_per_mtok: ..., output_per_mtok: ... }` here or on the model",
+                format!(
+                    "strategy `cheapest` needs a price on every target, and `{}` is not in the \
+                     built-in price catalog: add `price: {{ input_per_mtok: ..., \
+                     output_per_mtok: ... }}` here or on the model",
+                    target.model
+                ),
             );
         }
         targets.push(TargetConfig {
@@ -301,6 +323,7 @@ fn price(raw: RawPrice) -> Price {
         output_per_mtok: raw.output_per_mtok.0,
         cached_input_per_mtok: raw.cached_input_per_mtok.map(|d| d.0),
         cache_write_per_mtok: raw.cache_write_per_mtok.map(|d| d.0),
+        reasoning_per_mtok: raw.reasoning_per_mtok.map(|d| d.0),
     }
 }
 

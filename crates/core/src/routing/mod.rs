@@ -12,10 +12,14 @@
 //!
 //! Files: `route.rs` the loop, `strategy.rs` the choice of a target, `retry.rs` the verdict on
 //! an error and the backoff, `circuit.rs` the breaker, `state.rs` the per-target live state,
-//! `ops.rs` the three kinds of call (chat, stream, embeddings).
+//! `ops.rs` the three kinds of call (chat, stream, embeddings). Each target carries its price
+//! (its own, else its model's, else the built-in catalog's): `cheapest` ranks by it, and
+//! [`Router::target_price`] / [`Router::max_price`] answer metering and budget reservations.
 
 mod circuit;
 mod ops;
+#[cfg(test)]
+mod price_tests;
 mod retry;
 mod route;
 mod state;
@@ -27,7 +31,7 @@ pub use circuit::CircuitState;
 pub use state::TargetStates;
 pub use switchboard_types::TargetId;
 
-use crate::config::{CircuitPolicy, ModelConfig};
+use crate::config::{CircuitPolicy, ModelConfig, Price};
 use crate::error::GatewayError;
 use ops::{ChatOp, EmbedOp, StreamOp};
 use state::TargetState;
@@ -89,7 +93,9 @@ struct RouteTarget {
     circuit: CircuitPolicy,
     weight: u32,
     priority: u32,
-    /// Input plus output price per million tokens: the target's price, else the model's.
+    /// The target's price, else the model's, else the built-in catalog's for its model.
+    price: Option<Price>,
+    /// Input plus output price per million tokens, from `price` (for `cheapest`).
     cost: Option<i64>,
 }
 
@@ -132,7 +138,10 @@ impl Router {
                             provider: Arc::from(target.provider.as_str()),
                             model: Arc::from(target.model.as_str()),
                         };
-                        let price = target.price.or(config.price);
+                        let price = target
+                            .price
+                            .or(config.price)
+                            .or_else(|| crate::pricing::builtin().lookup(&target.model));
                         Some(RouteTarget {
                             state: states.resolve(&id),
                             id,
@@ -143,6 +152,7 @@ impl Router {
                                 .unwrap_or_default(),
                             weight: target.weight,
                             priority: target.priority,
+                            price,
                             cost: price.map(|p| p.input_per_mtok.0.saturating_add(p.output_per_mtok.0)),
                         })
                     })
@@ -174,6 +184,43 @@ impl Router {
         self.models.get(alias).map(|model| &model.config)
     }
 
+    /// The price of `target` as served for `alias`: the target's configured price, else its
+    /// model's, else the built-in catalog's. The target may belong to one of the alias's
+    /// fallbacks, so `alias` is searched first, then its fallbacks in order, then every alias.
+    pub fn target_price(&self, alias: &str, target: &TargetId) -> Option<Price> {
+        fn find<'a>(model: &'a RouteModel, target: &TargetId) -> Option<&'a RouteTarget> {
+            model.targets.iter().find(|t| t.id == *target)
+        }
+        let own = self.models.get(alias);
+        let fallbacks = own
+            .into_iter()
+            .flat_map(|model| model.fallbacks.iter())
+            .filter_map(|name| self.models.get(name));
+        own.into_iter()
+            .chain(fallbacks)
+            .chain(self.models.values())
+            .find_map(|model| find(model, target))
+            .and_then(|t| t.price)
+    }
+
+    /// The field-wise maximum price over every target that may serve `alias`: its own and
+    /// those of its fallbacks (see [`crate::pricing::max_of`]). A budget reserves a call's
+    /// worst case with it. `None` if the alias is unknown or no such target has a price;
+    /// targets without a price are skipped.
+    pub fn max_price(&self, alias: &str) -> Option<Price> {
+        let model = self.models.get(alias)?;
+        std::iter::once(model)
+            .chain(
+                model
+                    .fallbacks
+                    .iter()
+                    .filter_map(|name| self.models.get(name)),
+            )
+            .flat_map(|m| m.targets.iter())
+            .filter_map(|t| t.price)
+            .reduce(|worst, p| crate::pricing::max_of(&worst, &p))
+    }
+
     /// Every alias, in order.
     pub fn aliases(&self) -> impl Iterator<Item = &str> {
         self.models.keys().map(String::as_str)
@@ -185,7 +232,17 @@ impl Router {
         req: &ChatRequest,
         call: &CallInfo<'_>,
     ) -> Result<Routed<ChatResponse>, RouteFailure> {
-        self.route(&req.model, call, &ChatOp(req)).await
+        self.chat_as(&req.model, req, call).await
+    }
+
+    /// [`Router::chat`] for `alias` instead of `req.model` (a budget downgraded the call).
+    pub async fn chat_as(
+        &self,
+        alias: &str,
+        req: &ChatRequest,
+        call: &CallInfo<'_>,
+    ) -> Result<Routed<ChatResponse>, RouteFailure> {
+        self.route(alias, call, &ChatOp(req)).await
     }
 
     /// A streamed chat completion. Resolves once a target's first event is in hand; retries
@@ -196,7 +253,17 @@ impl Router {
         req: &ChatRequest,
         call: &CallInfo<'_>,
     ) -> Result<Routed<ChatEventStream>, RouteFailure> {
-        self.route(&req.model, call, &StreamOp(req)).await
+        self.chat_stream_as(&req.model, req, call).await
+    }
+
+    /// [`Router::chat_stream`] for `alias` instead of `req.model`.
+    pub async fn chat_stream_as(
+        &self,
+        alias: &str,
+        req: &ChatRequest,
+        call: &CallInfo<'_>,
+    ) -> Result<Routed<ChatEventStream>, RouteFailure> {
+        self.route(alias, call, &StreamOp(req)).await
     }
 
     /// Embeddings for `req.model` (an alias).
@@ -205,6 +272,16 @@ impl Router {
         req: &EmbedRequest,
         call: &CallInfo<'_>,
     ) -> Result<Routed<EmbedResponse>, RouteFailure> {
-        self.route(&req.model, call, &EmbedOp(req)).await
+        self.embed_as(&req.model, req, call).await
+    }
+
+    /// [`Router::embed`] for `alias` instead of `req.model`.
+    pub async fn embed_as(
+        &self,
+        alias: &str,
+        req: &EmbedRequest,
+        call: &CallInfo<'_>,
+    ) -> Result<Routed<EmbedResponse>, RouteFailure> {
+        self.route(alias, call, &EmbedOp(req)).await
     }
 }

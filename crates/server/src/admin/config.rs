@@ -104,6 +104,7 @@ async fn validate(
             .into_iter()
             .map(|m| (m.name, m.settings))
             .collect(),
+        ..StoredLayer::default()
     };
     let entries = match section {
         Section::Providers => &mut layer.providers,

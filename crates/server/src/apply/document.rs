@@ -369,6 +369,7 @@ pub(crate) fn final_layer(
             })
             .collect(),
         models: models.into_iter().collect(),
+        ..StoredLayer::default()
     }
 }
 

@@ -183,7 +183,15 @@ pub async fn plan(store: &Store, server: &ServerFile, doc: &Document) -> Result<
         Some(models) => models.iter().map(|(n, v)| (n.clone(), v.clone())).collect(),
         None => now.models.clone(),
     };
-    document::check_final(server, &file, &StoredLayer { providers, models })?;
+    document::check_final(
+        server,
+        &file,
+        &StoredLayer {
+            providers,
+            models,
+            ..StoredLayer::default()
+        },
+    )?;
 
     let ctx = plan::Context {
         stored_keys: &stored_keys,

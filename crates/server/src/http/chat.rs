@@ -2,7 +2,7 @@
 //! format, run the pipeline, render the answer (JSON or SSE) in the same format.
 
 use super::context::request_context;
-use super::format::{json_body, CallMeta, ClientFormat};
+use super::format::{apply_rate, json_body, CallMeta, ClientFormat};
 use super::{sse, AppState};
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use std::sync::Arc;
+use switchboard_core::pipeline::Served;
 use switchboard_core::{GatewayError, RequestContext, Snapshot};
 use switchboard_protocols::ConvertError;
 
@@ -72,15 +73,17 @@ pub async fn handle(
     };
 
     if req.stream {
-        let routed = match snapshot.chat_stream(&mut ctx, &req).await {
-            Ok(routed) => routed,
+        let Served { routed, meter } = match snapshot.chat_stream(&mut ctx, &req).await {
+            Ok(served) => served,
             Err(failure) => return format.failure_response(&failure, &meta),
         };
+        let rate = meter.admission().headers();
         let body = sse::body(
             routed.value,
             format.encoder(&req),
             request_id.clone(),
             routed.attempts,
+            meter,
         );
         let mut response = (StatusCode::OK, body).into_response();
         let headers = response.headers_mut();
@@ -95,10 +98,14 @@ pub async fn handle(
             ..meta
         }
         .apply(headers);
+        apply_rate(headers, &rate);
         response
     } else {
-        let mut routed = match snapshot.chat(&mut ctx, &req).await {
-            Ok(routed) => routed,
+        let Served {
+            mut routed,
+            mut meter,
+        } = match snapshot.chat(&mut ctx, &req).await {
+            Ok(served) => served,
             Err(failure) => return format.failure_response(&failure, &meta),
         };
         if routed.value.created == 0 {
@@ -106,12 +113,15 @@ pub async fn handle(
         }
         let mut response =
             (StatusCode::OK, json_body(format.render_chat(&routed.value))).into_response();
+        meter.finish();
+        let headers = response.headers_mut();
         CallMeta {
             target: Some(&routed.target),
             attempts: routed.attempts,
             ..meta
         }
-        .apply(response.headers_mut());
+        .apply(headers);
+        apply_rate(headers, &meter.admission().headers());
         response
     }
 }

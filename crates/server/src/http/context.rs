@@ -43,7 +43,32 @@ pub fn request_context(headers: &HeaderMap) -> RequestContext {
             api_key: api_key(headers),
         },
         principal: None,
+        tags: tags(headers),
     }
+}
+
+/// At most this many tags per request, each key and value at most `MAX_TAG_LEN` bytes: tags
+/// are labels for analytics, not payloads.
+const MAX_TAGS: usize = 16;
+const MAX_TAG_LEN: usize = 64;
+const X_TAGS: HeaderName = HeaderName::from_static("x-switchboard-tags");
+
+/// `x-switchboard-tags: k=v,k2=v2`. Entries without `=`, with an empty key, or over the size
+/// caps are left out (documented in docs/usage-and-limits.md).
+fn tags(headers: &HeaderMap) -> Vec<(String, String)> {
+    let Some(value) = headers.get(X_TAGS).and_then(|v| v.to_str().ok()) else {
+        return Vec::new();
+    };
+    value
+        .split(',')
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            let (key, value) = (key.trim(), value.trim());
+            let fits = !key.is_empty() && key.len() <= MAX_TAG_LEN && value.len() <= MAX_TAG_LEN;
+            fits.then(|| (key.to_owned(), value.to_owned()))
+        })
+        .take(MAX_TAGS)
+        .collect()
 }
 
 /// The W3C `traceparent` to propagate upstream: the client's own when it is well formed, else
@@ -124,6 +149,27 @@ mod tests {
         assert_eq!(
             trace_context(&headers(&[("x-switchboard-trace-id", "short")])),
             None
+        );
+    }
+
+    #[test]
+    fn tags_are_pairs_within_caps() {
+        let got = tags(&headers(&[(
+            "x-switchboard-tags",
+            "team=ml, run = 7,bad,=x,k=",
+        )]));
+        let want: Vec<(String, String)> = [("team", "ml"), ("run", "7"), ("k", "")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(got, want);
+        let many = (0..40)
+            .map(|i| format!("k{i}=v"))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert_eq!(
+            tags(&headers(&[("x-switchboard-tags", &many)])).len(),
+            MAX_TAGS
         );
     }
 

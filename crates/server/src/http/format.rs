@@ -5,6 +5,7 @@
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use switchboard_core::limits::RateHeaders;
 use switchboard_core::routing::RouteFailure;
 use switchboard_core::GatewayError;
 use switchboard_protocols::{anthropic, openai, ClientError, ConvertError, StreamEncoder};
@@ -122,6 +123,42 @@ impl CallMeta<'_> {
         }
         // Integers convert without formatting into a `String` first.
         headers.insert(X_SWITCHBOARD_ATTEMPTS, HeaderValue::from(self.attempts));
+    }
+}
+
+const RATE_HEADERS: [[HeaderName; 3]; 2] = [
+    [
+        HeaderName::from_static("x-ratelimit-limit-requests"),
+        HeaderName::from_static("x-ratelimit-remaining-requests"),
+        HeaderName::from_static("x-ratelimit-reset-requests"),
+    ],
+    [
+        HeaderName::from_static("x-ratelimit-limit-tokens"),
+        HeaderName::from_static("x-ratelimit-remaining-tokens"),
+        HeaderName::from_static("x-ratelimit-reset-tokens"),
+    ],
+];
+
+/// The `x-ratelimit-*` headers of the tightest request and token limits (OpenAI's names; the
+/// reset is a duration such as `850ms`, `12s` or `1m30s`).
+pub fn apply_rate(headers: &mut HeaderMap, rate: &RateHeaders) {
+    for (triple, [limit, remaining, reset]) in [rate.requests, rate.tokens].iter().zip(RATE_HEADERS)
+    {
+        let Some(triple) = triple else { continue };
+        headers.insert(limit, HeaderValue::from(triple.limit));
+        headers.insert(remaining, HeaderValue::from(triple.remaining));
+        set(headers, reset, &duration_text(triple.reset_ms));
+    }
+}
+
+fn duration_text(ms: u64) -> String {
+    match ms {
+        0..1000 => format!("{ms}ms"),
+        1000..60_000 if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        1000..60_000 => format!("{}.{:03}s", ms / 1000, ms % 1000)
+            .trim_end_matches('0')
+            .to_owned(),
+        _ => format!("{}m{}s", ms / 60_000, ms % 60_000 / 1000),
     }
 }
 

@@ -2,13 +2,14 @@
 
 use super::chat::{self, prepare, Prepared};
 use super::context::request_context;
-use super::format::{json_body, CallMeta, ClientFormat};
+use super::format::{apply_rate, json_body, CallMeta, ClientFormat};
 use super::AppState;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use switchboard_core::pipeline::Served;
 use switchboard_protocols::openai;
 
 pub async fn chat_completions(
@@ -41,15 +42,17 @@ pub async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body:
         attempts: 0,
     };
     match snapshot.embed(&mut ctx, &req).await {
-        Ok(routed) => {
+        Ok(Served { routed, meter }) => {
             let body = openai::render_embed_response(&routed.value);
             let mut response = (StatusCode::OK, json_body(body)).into_response();
+            let headers = response.headers_mut();
             CallMeta {
                 target: Some(&routed.target),
                 attempts: routed.attempts,
                 ..meta
             }
-            .apply(response.headers_mut());
+            .apply(headers);
+            apply_rate(headers, &meter.admission().headers());
             response
         }
         Err(failure) => format.failure_response(&failure, &meta),

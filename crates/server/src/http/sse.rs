@@ -1,12 +1,14 @@
 //! Turning a canonical event stream into the client's SSE bytes. Each event is written and
 //! flushed on its own (one body frame per event); an upstream failure after the stream began
 //! becomes one error event in the client's format, and the stream ends. Dropping the body (the
-//! client went away) drops the upstream stream, which cancels the upstream request.
+//! client went away) drops the upstream stream, which cancels the upstream request, and drops
+//! the meter, which records the request as cancelled with what was generated so far.
 
 use axum::body::Body;
 use bytes::Bytes;
 use futures::StreamExt;
 use std::convert::Infallible;
+use switchboard_core::usage::Meter;
 use switchboard_core::GatewayError;
 use switchboard_protocols::StreamEncoder;
 use switchboard_providers::{ChatEventStream, ProviderError};
@@ -19,6 +21,8 @@ struct State {
     /// Attempts made before the stream began, for the error summary.
     attempts: u32,
     now: i64,
+    /// Sees every event (usage, generated text) and records the request when dropped.
+    meter: Meter,
 }
 
 pub fn body(
@@ -26,6 +30,7 @@ pub fn body(
     encoder: Box<dyn StreamEncoder>,
     request_id: String,
     attempts: u32,
+    meter: Meter,
 ) -> Body {
     let state = State {
         upstream,
@@ -33,6 +38,7 @@ pub fn body(
         request_id,
         attempts,
         now: switchboard_protocols::unix_now(),
+        meter,
     };
     let frames = futures::stream::unfold(Some(state), |state| async move {
         let mut state = state?;
@@ -47,18 +53,23 @@ pub fn body(
                             *created = state.now;
                         }
                     }
+                    state.meter.observe(&event);
                     state.encoder.encode(&event, &mut out);
                     if !out.is_empty() {
                         return Some((Ok::<_, Infallible>(Bytes::from(out)), Some(state)));
                     }
                 }
                 Some(Err(err)) => {
-                    let client = stream_error(err, state.attempts).to_client(&state.request_id);
+                    let error = stream_error(err, state.attempts);
+                    // The client got 200 and then this error event.
+                    state.meter.fail(&error, state.attempts, None, 200);
+                    let client = error.to_client(&state.request_id);
                     tracing::warn!(request_id = %state.request_id, code = client.code, "Stream failed after it began.");
                     state.encoder.error(&client, &mut out);
                     return Some((Ok(Bytes::from(out)), None));
                 }
                 None => {
+                    state.meter.finish();
                     state.encoder.finish(&mut out);
                     return Some((Ok(Bytes::from(out)), None));
                 }

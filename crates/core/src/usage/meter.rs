@@ -1,0 +1,243 @@
+//! The meter of one request: started at admission with a reserved slot in the usage queue and
+//! the request's limit [`Admission`]; told what happened (served by which target, events of a
+//! stream, the final usage, an error); and on `Drop` it prices the usage, settles the
+//! admission with the actual tokens and cost, and sends the record. Dropping is the only way
+//! out, so a request whose client went away mid-stream is recorded (as `cancelled`, with what
+//! was generated so far) exactly like one that finished.
+
+use super::queue::UsageSlot;
+use super::record::{CallKind, Caller, Outcome, UsageRecord, UsageSource};
+use crate::config::Price;
+use crate::error::GatewayError;
+use crate::limits::Admission;
+use crate::pricing;
+use switchboard_types::{ChatEvent, MicroUsd, TargetId, Usage};
+use tokio::time::Instant;
+
+/// What is known of a request when it is admitted.
+#[derive(Debug)]
+pub struct MeterStart {
+    pub request_id: String,
+    pub caller: Caller,
+    pub kind: CallKind,
+    pub alias: String,
+    pub stream: bool,
+    pub tags: Vec<(String, String)>,
+    /// Bytes of the request's text (an input estimate when the provider reports no usage).
+    pub input_bytes: u64,
+}
+
+#[derive(Debug)]
+pub struct Meter {
+    /// `None` when no store is attached: the record is then only priced and settled.
+    slot: Option<UsageSlot>,
+    record: UsageRecord,
+    started: Instant,
+    admission: Admission,
+    price: Option<Price>,
+    input_bytes: u64,
+    /// Bytes of text the stream delivered, for an output estimate when no usage is reported.
+    streamed_bytes: u64,
+    reported: bool,
+    /// An upstream call was made (so an estimate is due even without a report).
+    called: bool,
+    finished: bool,
+    failed: bool,
+}
+
+impl Meter {
+    pub fn start(slot: Option<UsageSlot>, start: MeterStart, admission: Admission) -> Meter {
+        Meter {
+            slot,
+            record: UsageRecord {
+                request_id: start.request_id,
+                started_at_ms: crate::clock::now_ms(),
+                caller: start.caller,
+                kind: start.kind,
+                alias: start.alias,
+                served_alias: None,
+                provider: None,
+                model: None,
+                stream: start.stream,
+                usage: Usage::default(),
+                usage_source: UsageSource::None,
+                cost: MicroUsd::ZERO,
+                priced: false,
+                latency_ms: 0,
+                ttft_ms: None,
+                attempts: 0,
+                outcome: Outcome::Ok,
+                status: 200,
+                error_code: None,
+                tags: start.tags,
+            },
+            started: Instant::now(),
+            admission,
+            price: None,
+            input_bytes: start.input_bytes,
+            streamed_bytes: 0,
+            reported: false,
+            called: false,
+            finished: false,
+            failed: false,
+        }
+    }
+
+    /// The admission's `x-ratelimit-*` numbers.
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// The alias that was served when it differs from the one asked for (budget downgrade).
+    pub fn set_served_alias(&mut self, alias: &str) {
+        if alias != self.record.alias {
+            self.record.served_alias = Some(alias.to_owned());
+        }
+    }
+
+    /// A target answered (for a stream: its first event is in hand).
+    pub fn served(&mut self, target: &TargetId, attempts: u32, price: Option<Price>) {
+        self.called = true;
+        self.record.provider = Some(target.provider.to_string());
+        self.record.model = Some(target.model.to_string());
+        self.record.attempts = attempts;
+        self.price = price;
+        if self.record.stream {
+            self.record.ttft_ms = Some(elapsed_ms(self.started));
+        }
+    }
+
+    /// One event of a stream on its way to the client.
+    pub fn observe(&mut self, event: &ChatEvent) {
+        match event {
+            ChatEvent::Usage(usage) => {
+                self.record.usage.merge(usage);
+                self.reported = true;
+            }
+            ChatEvent::TextDelta { text, .. } | ChatEvent::ReasoningDelta { text, .. } => {
+                self.streamed_bytes += text.len() as u64;
+            }
+            ChatEvent::ToolCallDelta { arguments, .. } => {
+                self.streamed_bytes += arguments.len() as u64;
+            }
+            ChatEvent::ToolCallStart { name, .. } => self.streamed_bytes += name.len() as u64,
+            ChatEvent::Start { .. } | ChatEvent::Finish { .. } => {}
+        }
+    }
+
+    /// The usage of a whole (non-streamed) answer, as the provider reported it.
+    pub fn usage(&mut self, usage: Option<&Usage>) {
+        if let Some(usage) = usage {
+            self.record.usage = *usage;
+            self.reported = true;
+        }
+    }
+
+    /// The answer reached the client whole.
+    pub fn finish(&mut self) {
+        self.finished = true;
+    }
+
+    /// The request failed with `error` after `attempts` upstream attempts; `status` is what the
+    /// client got (200 when a stream had already begun).
+    pub fn fail(
+        &mut self,
+        error: &GatewayError,
+        attempts: u32,
+        last: Option<&TargetId>,
+        status: u16,
+    ) {
+        self.failed = true;
+        self.record.error_code = Some(error.code().to_owned());
+        self.record.status = status;
+        if attempts > 0 {
+            self.called = true;
+            self.record.attempts = attempts;
+        }
+        if let Some(target) = last {
+            self.record
+                .provider
+                .get_or_insert_with(|| target.provider.to_string());
+            self.record
+                .model
+                .get_or_insert_with(|| target.model.to_string());
+        }
+    }
+
+    /// The usage to bill: the provider's report, else an estimate when a call was made.
+    fn settle_usage(&mut self) {
+        if self.reported {
+            self.record.usage_source = UsageSource::Reported;
+            return;
+        }
+        if !self.called {
+            return;
+        }
+        // No report (a provider that sends none, or a stream cut short): about four bytes of
+        // text per token, in and out (docs/usage-and-limits.md).
+        self.record.usage = Usage {
+            input_tokens: self.input_bytes.div_ceil(4),
+            output_tokens: self.streamed_bytes.div_ceil(4),
+            ..Usage::default()
+        };
+        self.record.usage_source = UsageSource::Estimated;
+    }
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        self.settle_usage();
+        self.record.outcome = if self.failed {
+            Outcome::Error
+        } else if self.finished {
+            Outcome::Ok
+        } else {
+            // Gone before the end: 499 as nginx logs a client that closed the connection.
+            self.record.status = 499;
+            self.record.error_code = Some("client_closed".to_owned());
+            Outcome::Cancelled
+        };
+        self.record.latency_ms = elapsed_ms(self.started);
+        if let Some(price) = &self.price {
+            self.record.cost = pricing::cost(&self.record.usage, price);
+            self.record.priced = true;
+        }
+        self.admission
+            .record(self.record.usage.total_tokens(), self.record.cost.0);
+        // Settles the counters now (in the background), not when the record is written.
+        drop(std::mem::take(&mut self.admission));
+        if let Some(slot) = self.slot.take() {
+            let record = std::mem::replace(&mut self.record, empty_record());
+            slot.send(record);
+        }
+    }
+}
+
+fn empty_record() -> UsageRecord {
+    UsageRecord {
+        request_id: String::new(),
+        started_at_ms: 0,
+        caller: Caller::default(),
+        kind: CallKind::Chat,
+        alias: String::new(),
+        served_alias: None,
+        provider: None,
+        model: None,
+        stream: false,
+        usage: Usage::default(),
+        usage_source: UsageSource::None,
+        cost: MicroUsd::ZERO,
+        priced: false,
+        latency_ms: 0,
+        ttft_ms: None,
+        attempts: 0,
+        outcome: Outcome::Ok,
+        status: 0,
+        error_code: None,
+        tags: Vec::new(),
+    }
+}

@@ -1,0 +1,12 @@
+//! Usage accounting: a [`UsageRecord`] for every request that reached admission, built by a
+//! [`Meter`] that records on `Drop` (so a client that disconnects mid-stream is billed for what
+//! it consumed) and sent through a bounded [`UsageQueue`] to the store's batch writer.
+
+mod meter;
+mod queue;
+mod record;
+
+pub use meter::{Meter, MeterStart};
+
+pub use queue::{UsageQueue, UsageReceiver, UsageSlot, DEFAULT_CAPACITY};
+pub use record::{CallKind, Caller, Outcome, UsageRecord, UsageSource};

@@ -1,0 +1,38 @@
+-- The counters as they stand, changing nothing. Same rules as `Shard::view` in
+-- crates/core/src/limits/local.rs.
+--
+-- KEYS[i]: counter i. ARGV: two per counter: kind (as in acquire.lua), p = window ms for
+-- windows, seed for budgets (unused for leases).
+-- Returns one triple per counter: used, reset_ms, window.
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {}
+
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local kind, p = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
+  local used, reset, window = 0, 0, 0
+  if kind == 1 or kind == 2 then
+    local w = math.floor(now / p)
+    local stored = redis.call('HMGET', key, 'w', 'n')
+    if tonumber(stored[1]) == w then
+      used = tonumber(stored[2]) or 0
+    end
+    reset = (w + 1) * p - now
+    if kind == 2 then window = w end
+  elseif kind == 3 then
+    used = redis.call('ZCOUNT', key, string.format('(%d', now), '+inf')
+  else
+    local stored = redis.call('HMGET', key, 'spent', 'reserved')
+    if stored[1] then
+      used = tonumber(stored[1]) + (tonumber(stored[2]) or 0)
+    else
+      used = p
+    end
+  end
+  out[#out + 1] = used
+  out[#out + 1] = reset
+  out[#out + 1] = window
+end
+return out

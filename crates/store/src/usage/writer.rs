@@ -1,0 +1,386 @@
+//! The usage batch writer: one task that drains the gateway's usage channel into
+//! `usage_records`, off the request path (ARCHITECTURE section 6).
+//!
+//! - It takes up to `batch_size` records at once and flushes when the batch is full or
+//!   `flush_interval` has passed since its first record, one transaction per batch.
+//! - Records are billing data and are never dropped. When a flush fails it logs a warning,
+//!   keeps the batch and retries with capped exponential backoff, and takes no new records
+//!   meanwhile: the bounded channel fills and the gateway sheds new requests at admission.
+//! - On cancel it closes the channel, drains what is buffered and what outstanding slots
+//!   still send, and flushes. If the database is still down after `shutdown_grace`, the rest
+//!   goes to a spill file (see `spill.rs`), which the next writer imports at start.
+//!
+//! [`WriterHandle`] reports counters (for metrics) and lets callers wait for them, so tests
+//! need no sleeps.
+
+use super::{insert_records, spill};
+use crate::db::{now_ms, Store};
+use crate::error::StoreError;
+use std::path::PathBuf;
+use std::time::Duration;
+use switchboard_core::usage::{UsageReceiver, UsageRecord};
+use tokio::sync::watch;
+use tokio::time::{sleep, sleep_until, timeout_at, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+/// How much a shutdown drain takes from the channel per call.
+const DRAIN_CHUNK: usize = 4096;
+/// The least time one flush attempt at shutdown gets, even when draining used up the grace.
+const LAST_ATTEMPT: Duration = Duration::from_secs(1);
+
+/// How the writer batches, retries and spills.
+#[derive(Clone, Debug)]
+pub struct WriterOptions {
+    /// Most records per transaction (at least 1).
+    pub batch_size: usize,
+    /// Longest a received record waits for its batch to fill.
+    pub flush_interval: Duration,
+    /// How long shutdown keeps trying a database that is down before spilling to a file.
+    pub shutdown_grace: Duration,
+    /// Where spill files are written and, at start, imported from.
+    pub spill_dir: PathBuf,
+    /// The first wait after a failed flush; doubled after each failure up to `retry_max`.
+    pub retry_start: Duration,
+    pub retry_max: Duration,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            batch_size: 512,
+            flush_interval: Duration::from_millis(200),
+            shutdown_grace: Duration::from_secs(10),
+            spill_dir: PathBuf::from("."),
+            retry_start: Duration::from_millis(100),
+            retry_max: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The writer's counters since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Records taken from the channel.
+    pub received: u64,
+    /// Records committed, including those imported from spill files.
+    pub written: u64,
+    /// Transactions committed.
+    pub batches: u64,
+    /// Flush attempts that failed (each is retried or, at shutdown, spilled).
+    pub failed_flushes: u64,
+    /// Records imported from spill files at start (part of `written`).
+    pub imported: u64,
+    /// Records written to a spill file at shutdown.
+    pub spilled: u64,
+    /// The writer has returned.
+    pub stopped: bool,
+}
+
+/// Watches a running writer; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct WriterHandle {
+    stats: watch::Receiver<WriterStats>,
+}
+
+impl WriterHandle {
+    /// The counters as they stand.
+    pub fn stats(&self) -> WriterStats {
+        *self.stats.borrow()
+    }
+
+    /// Waits until `done` holds for the counters, or the writer has returned; gives the
+    /// counters at that moment.
+    pub async fn wait_until(&self, mut done: impl FnMut(&WriterStats) -> bool) -> WriterStats {
+        let mut stats = self.stats.clone();
+        let result = stats.wait_for(|s| s.stopped || done(s)).await.map(|s| *s);
+        result.unwrap_or_else(|_| *stats.borrow())
+    }
+
+    /// Waits until at least `records` records are committed (or the writer has returned).
+    pub async fn wait_written(&self, records: u64) -> WriterStats {
+        self.wait_until(|s| s.written >= records).await
+    }
+
+    /// Waits until the writer has returned (after a cancel, or when every sender is gone).
+    pub async fn stopped(&self) -> WriterStats {
+        self.wait_until(|_| false).await
+    }
+}
+
+/// The batch writer of usage records.
+pub struct UsageWriter {
+    store: Store,
+    options: WriterOptions,
+    cancel: CancellationToken,
+    stats: watch::Sender<WriterStats>,
+}
+
+impl UsageWriter {
+    /// Starts the writer on `tracker`: it first imports the spill files in
+    /// `options.spill_dir`, then drains `rx` until `cancel` fires (or every sender is
+    /// dropped), then drains and flushes what is left as described in the module docs.
+    pub fn spawn(
+        store: Store,
+        rx: UsageReceiver,
+        options: WriterOptions,
+        tracker: &TaskTracker,
+        cancel: CancellationToken,
+    ) -> WriterHandle {
+        let (stats, watcher) = watch::channel(WriterStats::default());
+        let writer = UsageWriter {
+            store,
+            options: WriterOptions {
+                batch_size: options.batch_size.max(1),
+                ..options
+            },
+            cancel,
+            stats,
+        };
+        tracker.spawn(writer.run(rx));
+        WriterHandle { stats: watcher }
+    }
+
+    async fn run(self, mut rx: UsageReceiver) {
+        self.import_spills().await;
+        let batch = self.options.batch_size;
+        let mut buf: Vec<UsageRecord> = Vec::with_capacity(batch);
+        'run: loop {
+            if buf.is_empty() {
+                tokio::select! {
+                    biased;
+                    () = self.cancel.cancelled() => break 'run,
+                    n = rx.recv_many(&mut buf, batch) => {
+                        if n == 0 {
+                            break 'run;
+                        }
+                        self.count(|s| s.received += n as u64);
+                    }
+                }
+            }
+            let deadline = Instant::now() + self.options.flush_interval;
+            while buf.len() < batch {
+                let room = batch - buf.len();
+                tokio::select! {
+                    biased;
+                    () = self.cancel.cancelled() => break 'run,
+                    n = rx.recv_many(&mut buf, room) => {
+                        if n == 0 {
+                            break;
+                        }
+                        self.count(|s| s.received += n as u64);
+                    }
+                    () = sleep_until(deadline) => break,
+                }
+            }
+            if !self.flush_retrying(&mut buf).await {
+                break 'run;
+            }
+            if rx.is_closed() && rx.is_empty() {
+                break 'run;
+            }
+        }
+        self.shut_down(rx, buf).await;
+    }
+
+    fn count(&self, change: impl FnOnce(&mut WriterStats)) {
+        self.stats.send_modify(change);
+    }
+
+    /// Commits `records` in one transaction.
+    async fn commit(&self, records: &[UsageRecord]) -> Result<(), StoreError> {
+        let mut tx = self.store.pool.begin().await?;
+        insert_records(&mut tx, records).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Commits `buf` (and clears it), retrying with backoff until it works; `false` when
+    /// cancelled first, with `buf` kept.
+    async fn flush_retrying(&self, buf: &mut Vec<UsageRecord>) -> bool {
+        let mut delay = self.options.retry_start;
+        loop {
+            match self.commit(buf).await {
+                Ok(()) => {
+                    let n = buf.len() as u64;
+                    self.count(|s| {
+                        s.written += n;
+                        s.batches += 1;
+                    });
+                    buf.clear();
+                    return true;
+                }
+                Err(e) => {
+                    self.count(|s| s.failed_flushes += 1);
+                    warn!(
+                        error = %e,
+                        records = buf.len(),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "Usage flush failed; keeping the batch and retrying."
+                    );
+                    tokio::select! {
+                        biased;
+                        () = self.cancel.cancelled() => return false,
+                        () = sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(self.options.retry_max);
+                }
+            }
+        }
+    }
+
+    /// Closes the channel, drains it, flushes within the grace period and spills the rest.
+    async fn shut_down(self, mut rx: UsageReceiver, mut buf: Vec<UsageRecord>) {
+        rx.close();
+        let deadline = Instant::now() + self.options.shutdown_grace;
+        // After `close`, `recv_many` returns 0 only once the buffer is empty and every
+        // outstanding slot has been used or dropped.
+        loop {
+            match timeout_at(deadline, rx.recv_many(&mut buf, DRAIN_CHUNK)).await {
+                Ok(0) => break,
+                Ok(n) => self.count(|s| s.received += n as u64),
+                Err(_) => {
+                    warn!("Usage slots still held at the end of the shutdown grace; not waiting for them.");
+                    break;
+                }
+            }
+        }
+        let batch = self.options.batch_size;
+        let mut delay = self.options.retry_start;
+        while !buf.is_empty() {
+            let take = batch.min(buf.len());
+            let attempt_deadline = deadline.max(Instant::now() + LAST_ATTEMPT);
+            let result = match timeout_at(attempt_deadline, self.commit(&buf[..take])).await {
+                Ok(result) => result,
+                Err(_) => Err(StoreError::Invalid("the flush timed out".to_owned())),
+            };
+            match result {
+                Ok(()) => {
+                    buf.drain(..take);
+                    self.count(|s| {
+                        s.written += take as u64;
+                        s.batches += 1;
+                    });
+                    delay = self.options.retry_start;
+                }
+                Err(e) => {
+                    self.count(|s| s.failed_flushes += 1);
+                    let now = Instant::now();
+                    if now >= deadline {
+                        self.spill(&buf).await;
+                        break;
+                    }
+                    warn!(error = %e, records = buf.len(), "Usage flush at shutdown failed; retrying.");
+                    sleep(delay.min(deadline - now)).await;
+                    delay = (delay * 2).min(self.options.retry_max);
+                }
+            }
+        }
+        let stats = {
+            let mut last = WriterStats::default();
+            self.stats.send_modify(|s| {
+                s.stopped = true;
+                last = *s;
+            });
+            last
+        };
+        info!(
+            written = stats.written,
+            spilled = stats.spilled,
+            "Usage writer stopped."
+        );
+    }
+
+    /// Writes `records` to a spill file; as a last resort (the file cannot be written) logs
+    /// each record so that the billing data is at least in the log.
+    async fn spill(&self, records: &[UsageRecord]) {
+        let n = records.len() as u64;
+        match spill::write(&self.options.spill_dir, records, now_ms()).await {
+            Ok(path) => {
+                self.count(|s| s.spilled += n);
+                error!(
+                    file = %path.display(),
+                    records = n,
+                    "The database is down at shutdown: usage records spilled to a file; the next start imports it."
+                );
+            }
+            Err(e) => {
+                error!(
+                    error = %e,
+                    dir = %self.options.spill_dir.display(),
+                    records = n,
+                    "Cannot write the usage spill file; logging the records instead."
+                );
+                for record in records {
+                    if let Ok(json) = serde_json::to_string(record) {
+                        error!(record = %json, "Unwritten usage record.");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Imports every spill file in the spill directory, one transaction per file, deleting
+    /// each after its rows are committed. Retries like a flush; on cancel the remaining files
+    /// stay for the next start.
+    async fn import_spills(&self) {
+        let dir = &self.options.spill_dir;
+        let files = match spill::list(dir).await {
+            Ok(files) => files,
+            Err(e) => {
+                error!(error = %e, dir = %dir.display(), "Cannot list usage spill files.");
+                return;
+            }
+        };
+        for path in files {
+            let records = match spill::read(&path).await {
+                Ok(records) => records,
+                Err(e) => {
+                    error!(
+                        error = %e,
+                        file = %path.display(),
+                        "Cannot read a usage spill file; leaving it in place."
+                    );
+                    continue;
+                }
+            };
+            let mut delay = self.options.retry_start;
+            loop {
+                match self.commit(&records).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        self.count(|s| s.failed_flushes += 1);
+                        warn!(
+                            error = %e,
+                            file = %path.display(),
+                            "Importing a usage spill file failed; retrying."
+                        );
+                        tokio::select! {
+                            biased;
+                            () = self.cancel.cancelled() => return,
+                            () = sleep(delay) => {}
+                        }
+                        delay = (delay * 2).min(self.options.retry_max);
+                    }
+                }
+            }
+            let n = records.len() as u64;
+            let removed = tokio::fs::remove_file(&path).await;
+            // Counted once the file is gone, so that a waiter sees both.
+            self.count(|s| {
+                s.written += n;
+                s.imported += n;
+                s.batches += 1;
+            });
+            match removed {
+                Ok(()) => info!(file = %path.display(), records = n, "Usage spill file imported."),
+                Err(e) => error!(
+                    error = %e,
+                    file = %path.display(),
+                    "Imported a usage spill file but cannot delete it: remove it by hand, or its records are imported again at the next start."
+                ),
+            }
+        }
+    }
+}
