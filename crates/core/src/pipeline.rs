@@ -70,7 +70,8 @@ impl Snapshot {
         self.check_context_window(req)?; // 3 does it fit
         let (mut meter, alias) = self.admit(ctx, req, CallKind::Chat).await?; // 4 limits, budgets
         let result = self.router.chat_as(&alias, req, &ctx.call_info()).await; // 5 route
-        self.served(&mut meter, &alias, result).map(|routed| {
+        self.note_route(&mut meter, &alias, &result);
+        result.map(|routed| {
             meter.usage(routed.value.usage.as_ref());
             Served { routed, meter }
         })
@@ -90,8 +91,8 @@ impl Snapshot {
             .router
             .chat_stream_as(&alias, req, &ctx.call_info())
             .await;
-        self.served(&mut meter, &alias, result)
-            .map(|routed| Served { routed, meter })
+        self.note_route(&mut meter, &alias, &result);
+        result.map(|routed| Served { routed, meter })
     }
 
     pub async fn embed(
@@ -102,36 +103,33 @@ impl Snapshot {
         self.authorize(ctx, &req.model)?;
         let (mut meter, alias) = self.admit_embed(ctx, req).await?;
         let result = self.router.embed_as(&alias, req, &ctx.call_info()).await;
-        self.served(&mut meter, &alias, result).map(|routed| {
+        self.note_route(&mut meter, &alias, &result);
+        result.map(|routed| {
             meter.usage(Some(&routed.value.usage));
             meter.finish();
             Served { routed, meter }
         })
     }
 
-    /// Tells the meter how routing went. On failure the meter is dropped here, which records
-    /// the failed request.
-    fn served<T>(
+    /// Tells the meter how routing went. On failure the handler gets the error back and the
+    /// meter is dropped, which records the failed request.
+    fn note_route<T>(
         &self,
         meter: &mut Meter,
         alias: &str,
-        result: Result<Routed<T>, RouteFailure>,
-    ) -> Result<Routed<T>, RouteFailure> {
+        result: &Result<Routed<T>, RouteFailure>,
+    ) {
         match result {
             Ok(routed) => {
                 let price = self.router.target_price(alias, &routed.target);
                 meter.served(&routed.target, routed.attempts, price);
-                Ok(routed)
             }
-            Err(failure) => {
-                meter.fail(
-                    &failure.error,
-                    failure.attempts,
-                    failure.last_target.as_ref(),
-                    failure.error.status(),
-                );
-                Err(failure)
-            }
+            Err(failure) => meter.fail(
+                &failure.error,
+                failure.attempts,
+                failure.last_target.as_ref(),
+                failure.error.status(),
+            ),
         }
     }
 
@@ -272,7 +270,12 @@ impl Snapshot {
         req: &ChatRequest,
     ) -> Result<u64, GatewayError> {
         self.authorize(ctx, &req.model)?;
-        Ok(tokens::count_input(req))
+        let upstream = self
+            .router
+            .model(&req.model)
+            .and_then(|m| m.targets.first())
+            .map_or("", |t| t.model.as_str());
+        Ok(tokens::count_input_for(upstream, req).tokens)
     }
 
     /// The aliases the caller may call, for `GET /v1/models`.

@@ -5,10 +5,9 @@
 //!
 //! What lives here: tenancy (orgs, teams, apps, users, memberships), virtual keys,
 //! subscriptions, stored providers and models, stored rate-limit rules and budgets, the usage
-//! ledger and its batch writer, the hash-chained audit log, encryption of
-//! provider keys at rest, and the change feed that tells every instance when access data or
-//! stored config changed. Every change made through [`Store`] writes its audit row in the same
-//! transaction.
+//! ledger and its batch writer, the hash-chained audit log, encryption of provider keys at
+//! rest, and the change feed that tells every instance when access data or stored config
+//! changed. Every change made through [`Store`] writes its audit row in the same transaction.
 
 mod access;
 mod apps;

@@ -154,7 +154,7 @@ pub fn apply_rate(headers: &mut HeaderMap, rate: &RateHeaders) {
 fn duration_text(ms: u64) -> String {
     match ms {
         0..1000 => format!("{ms}ms"),
-        1000..60_000 if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        1000..60_000 if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
         1000..60_000 => format!("{}.{:03}s", ms / 1000, ms % 1000)
             .trim_end_matches('0')
             .to_owned(),

@@ -7,6 +7,7 @@ mod chat;
 mod context;
 mod format;
 mod health;
+mod key;
 mod openai;
 mod sse;
 
@@ -41,6 +42,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
             "/v1/models",
             get(openai::list_models).fallback(openai_wrong_method),
         )
+        .route("/v1/key", get(key::own_key).fallback(openai_wrong_method))
         .route("/v1/messages", anthropic_post(post(anthropic::messages)))
         .route(
             "/v1/messages/count_tokens",

@@ -31,24 +31,24 @@ fn record(i: u64) -> UsageRecord {
             team: Some(["research", "ops", "web"][(i % 3) as usize].to_owned()),
             app: Some(["bot", "search"][(i % 4 / 2) as usize].to_owned()),
             key_id: Some(format!("key_{}", i % 5)),
-            user: (i % 4 == 0).then(|| format!("user_{i}")),
+            user: i.is_multiple_of(4).then(|| format!("user_{i}")),
         }
     };
     let upstream = i % 11 != 10;
-    let stream = i % 2 == 0;
+    let stream = i.is_multiple_of(2);
     let outcome = [Outcome::Ok, Outcome::Error, Outcome::Cancelled, Outcome::Ok][(i % 4) as usize];
     UsageRecord {
         request_id: format!("req-{i}"),
         // Every 7 hours: the records span several UTC days.
         started_at_ms: BASE_MS + n * 7 * 3_600_000 + n,
         caller,
-        kind: if i % 7 == 0 {
+        kind: if i.is_multiple_of(7) {
             CallKind::Embeddings
         } else {
             CallKind::Chat
         },
         alias: ["smart", "fast", "cheap"][(i % 3) as usize].to_owned(),
-        served_alias: (i % 6 == 0).then(|| "cheap".to_owned()),
+        served_alias: i.is_multiple_of(6).then(|| "cheap".to_owned()),
         provider: upstream.then(|| ["openai", "anthropic"][(i % 2) as usize].to_owned()),
         model: upstream
             .then(|| ["gpt-4o", "claude-sonnet", "gpt-4o-mini"][(i % 3) as usize].to_owned()),
@@ -73,7 +73,7 @@ fn record(i: u64) -> UsageRecord {
         status: if outcome == Outcome::Error { 502 } else { 200 },
         error_code: (outcome == Outcome::Error).then(|| "upstream_error".to_owned()),
         outcome,
-        tags: if i % 3 == 0 {
+        tags: if i.is_multiple_of(3) {
             Vec::new()
         } else {
             vec![
