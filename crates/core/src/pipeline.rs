@@ -6,8 +6,8 @@
 use crate::auth::Principal;
 use crate::error::GatewayError;
 use crate::gateway::Snapshot;
-use crate::limits::{Admission, Demand, Plan, Refusal, Who};
-use crate::routing::{CallInfo, RouteFailure, Routed};
+use crate::limits::{Admission, Demand, Plan, Refusal, RequestGate, Who};
+use crate::routing::{CallInfo, RouteFailure, Routed, TargetGate};
 use crate::tokens;
 use crate::usage::{CallKind, Caller, Meter, MeterStart};
 use switchboard_providers::ChatEventStream;
@@ -33,10 +33,11 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    fn call_info(&self) -> CallInfo<'_> {
+    fn call_info_with<'a>(&'a self, gate: Option<&'a RequestGate<'a>>) -> CallInfo<'a> {
         CallInfo {
             request_id: &self.request_id,
             traceparent: self.traceparent.as_deref(),
+            gate: gate.map(|g| g as &dyn TargetGate),
         }
     }
 }
@@ -59,6 +60,14 @@ pub struct Served<T> {
     pub meter: Meter,
 }
 
+/// An admitted call: its meter, the alias to route, and its estimated tokens (for target
+/// limits).
+struct Admitted {
+    meter: Meter,
+    alias: String,
+    tokens: u64,
+}
+
 impl Snapshot {
     /// A whole chat completion.
     pub async fn chat(
@@ -68,10 +77,19 @@ impl Snapshot {
     ) -> Result<Served<ChatResponse>, RouteFailure> {
         self.authorize(ctx, &req.model)?; // 2 may they call it
         self.check_context_window(req)?; // 3 does it fit
-        let (mut meter, alias) = self.admit(ctx, req, CallKind::Chat).await?; // 4 limits, budgets
-        let result = self.router.chat_as(&alias, req, &ctx.call_info()).await; // 5 route
+        let Admitted {
+            mut meter,
+            alias,
+            tokens,
+        } = self.admit(ctx, req, CallKind::Chat).await?; // 4 limits, budgets
+        let gate = self.gate(ctx, tokens);
+        let result = self
+            .router
+            .chat_as(&alias, req, &ctx.call_info_with(gate.as_ref()))
+            .await; // 5 route
         self.note_route(&mut meter, &alias, &result);
-        result.map(|routed| {
+        result.map(|mut routed| {
+            meter.hold(std::mem::take(&mut routed.held));
             meter.usage(routed.value.usage.as_ref());
             Served { routed, meter }
         })
@@ -86,13 +104,19 @@ impl Snapshot {
     ) -> Result<Served<ChatEventStream>, RouteFailure> {
         self.authorize(ctx, &req.model)?;
         self.check_context_window(req)?;
-        let (mut meter, alias) = self.admit(ctx, req, CallKind::Chat).await?;
-        let result = self
-            .router
-            .chat_stream_as(&alias, req, &ctx.call_info())
-            .await;
+        let Admitted {
+            mut meter,
+            alias,
+            tokens,
+        } = self.admit(ctx, req, CallKind::Chat).await?;
+        let gate = self.gate(ctx, tokens);
+        let call = ctx.call_info_with(gate.as_ref());
+        let result = self.router.chat_stream_as(&alias, req, &call).await;
         self.note_route(&mut meter, &alias, &result);
-        result.map(|routed| Served { routed, meter })
+        result.map(|mut routed| {
+            meter.hold(std::mem::take(&mut routed.held));
+            Served { routed, meter }
+        })
     }
 
     pub async fn embed(
@@ -101,13 +125,29 @@ impl Snapshot {
         req: &EmbedRequest,
     ) -> Result<Served<EmbedResponse>, RouteFailure> {
         self.authorize(ctx, &req.model)?;
-        let (mut meter, alias) = self.admit_embed(ctx, req).await?;
-        let result = self.router.embed_as(&alias, req, &ctx.call_info()).await;
+        let Admitted {
+            mut meter,
+            alias,
+            tokens,
+        } = self.admit_embed(ctx, req).await?;
+        let gate = self.gate(ctx, tokens);
+        let call = ctx.call_info_with(gate.as_ref());
+        let result = self.router.embed_as(&alias, req, &call).await;
         self.note_route(&mut meter, &alias, &result);
-        result.map(|routed| {
+        result.map(|mut routed| {
+            meter.hold(std::mem::take(&mut routed.held));
             meter.usage(Some(&routed.value.usage));
             meter.finish();
             Served { routed, meter }
+        })
+    }
+
+    /// The per-attempt target limits of a call, when some `scope: target` rule exists.
+    fn gate<'a>(&'a self, ctx: &'a RequestContext, tokens: u64) -> Option<RequestGate<'a>> {
+        self.limiter.limits_targets().then_some(RequestGate {
+            limiter: &self.limiter,
+            request_id: &ctx.request_id,
+            tokens,
         })
     }
 
@@ -141,7 +181,7 @@ impl Snapshot {
         ctx: &RequestContext,
         req: &ChatRequest,
         kind: CallKind,
-    ) -> Result<(Meter, String), GatewayError> {
+    ) -> Result<Admitted, GatewayError> {
         let estimate = |alias: &str, plan: &Plan| self.chat_demand(alias, req, plan);
         let start = MeterStart {
             request_id: ctx.request_id.clone(),
@@ -159,7 +199,7 @@ impl Snapshot {
         &self,
         ctx: &RequestContext,
         req: &EmbedRequest,
-    ) -> Result<(Meter, String), GatewayError> {
+    ) -> Result<Admitted, GatewayError> {
         let bytes: u64 = match &req.input {
             EmbedInput::Texts(texts) => texts.iter().map(|t| t.len() as u64).sum(),
             // About four bytes of text per token, the estimate used everywhere else.
@@ -190,7 +230,7 @@ impl Snapshot {
         ctx: &RequestContext,
         start: MeterStart,
         estimate: impl Fn(&str, &Plan) -> (u64, i64),
-    ) -> Result<(Meter, String), GatewayError> {
+    ) -> Result<Admitted, GatewayError> {
         let slot = match &self.usage {
             Some(queue) => Some(queue.reserve().ok_or(GatewayError::Overloaded)?),
             None => None,
@@ -203,7 +243,8 @@ impl Snapshot {
         let mut downgraded = false;
         loop {
             let plan = self.limiter.plan(&who, &alias, downgraded).await;
-            let (tokens, cost) = if plan.needs_tokens() || plan.needs_cost() {
+            let counts = plan.needs_tokens() || self.limiter.counts_target_tokens();
+            let (tokens, cost) = if counts || plan.needs_cost() {
                 estimate(&alias, &plan)
             } else {
                 (0, 0)
@@ -217,7 +258,11 @@ impl Snapshot {
                 Ok(admission) => {
                     let mut meter = Meter::start(slot, start, admission);
                     meter.set_served_alias(&alias);
-                    return Ok((meter, alias));
+                    return Ok(Admitted {
+                        meter,
+                        alias,
+                        tokens,
+                    });
                 }
                 Err(Refusal::Downgrade(to)) if !downgraded => {
                     alias = to;

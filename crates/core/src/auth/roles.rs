@@ -81,10 +81,16 @@ pub enum Action {
     ManagePrivilegedMembers,
     /// Update or delete the organisation itself.
     ManageOrg,
+    /// Read the usage totals and the standing of limits and budgets (the team's, for a team
+    /// role).
+    ReadUsage,
+    /// Create, change and delete the rate limits and budgets whose match names the
+    /// organisation.
+    ManageLimits,
 }
 
 impl Action {
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 12] = [
         Action::Read,
         Action::ManageKeys,
         Action::RequestSubscription,
@@ -95,6 +101,8 @@ impl Action {
         Action::ReadAudit,
         Action::ManagePrivilegedMembers,
         Action::ManageOrg,
+        Action::ReadUsage,
+        Action::ManageLimits,
     ];
 
     /// Whether only a role held on the whole organisation allows this action: a role on one
@@ -107,6 +115,7 @@ impl Action {
                 | Action::DecideSubscriptions
                 | Action::ReadAudit
                 | Action::ManageOrg
+                | Action::ManageLimits
         )
     }
 
@@ -132,6 +141,8 @@ impl Action {
             Action::ReadAudit => "read the audit log",
             Action::ManagePrivilegedMembers => "manage owners and admins",
             Action::ManageOrg => "update or delete the organisation",
+            Action::ReadUsage => "read usage and the standing of limits",
+            Action::ManageLimits => "manage the organisation's rate limits and budgets",
         }
     }
 }
@@ -146,13 +157,14 @@ impl fmt::Display for Action {
 /// Each role includes everything the roles below it may do.
 pub fn allows(role: Role, action: Action) -> bool {
     let least = match action {
-        Action::Read => Role::Viewer,
+        Action::Read | Action::ReadUsage => Role::Viewer,
         Action::ManageKeys | Action::RequestSubscription => Role::Developer,
         Action::ManageApps
         | Action::ManageMembers
         | Action::ManageTeams
         | Action::DecideSubscriptions
-        | Action::ReadAudit => Role::Admin,
+        | Action::ReadAudit
+        | Action::ManageLimits => Role::Admin,
         Action::ManagePrivilegedMembers | Action::ManageOrg => Role::Owner,
     };
     role.at_least(least)
@@ -188,5 +200,9 @@ mod tests {
         assert!(allows(Role::Owner, Action::ManageOrg));
         assert_eq!(Action::ManageOrg.min_role(), Role::Owner);
         assert_eq!(Action::Read.min_role(), Role::Viewer);
+        assert_eq!(Action::ReadUsage.min_role(), Role::Viewer);
+        assert_eq!(Action::ManageLimits.min_role(), Role::Admin);
+        assert!(Action::ManageLimits.org_wide());
+        assert!(!Action::ReadUsage.org_wide());
     }
 }

@@ -33,11 +33,12 @@ pub struct RawConfig {
     pub providers: BTreeMap<String, RawProvider>,
     #[serde(default)]
     pub models: BTreeMap<String, RawModel>,
-    /// `rate_limits:`, entry by entry (see `limits::rules`).
-    #[serde(default)]
-    pub rate_limits: Vec<RateLimitRule>,
-    #[serde(default)]
-    pub budgets: Vec<BudgetRule>,
+    /// `rate_limits:` entries that parsed, with their position in the list (read entry by
+    /// entry by `parse`, so that problems keep their index).
+    #[serde(skip)]
+    pub rate_limits: Vec<(usize, RateLimitRule)>,
+    #[serde(skip)]
+    pub budgets: Vec<(usize, BudgetRule)>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -393,7 +394,7 @@ fn list_entries<T: de::DeserializeOwned>(
     section: Option<serde_yaml::Value>,
     path: &KeyPath,
     errors: &mut Vec<RawError>,
-) -> Vec<T> {
+) -> Vec<(usize, T)> {
     let items = match section {
         None | Some(serde_yaml::Value::Null) => return Vec::new(),
         Some(serde_yaml::Value::Sequence(items)) => items,
@@ -405,7 +406,7 @@ fn list_entries<T: de::DeserializeOwned>(
     let mut out = Vec::new();
     for (i, value) in items.into_iter().enumerate() {
         match serde_path_to_error::deserialize::<_, T>(value) {
-            Ok(entry) => out.push(entry),
+            Ok(entry) => out.push((i, entry)),
             Err(err) => errors.push(RawError::from_serde(&path.index(i), &err)),
         }
     }

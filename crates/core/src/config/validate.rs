@@ -135,8 +135,8 @@ pub(crate) fn validate(raw: &RawConfig, declared: &Declared) -> Result<Config, V
             orgs,
             providers,
             models,
-            rate_limits: raw.rate_limits.clone(),
-            budgets: raw.budgets.clone(),
+            rate_limits: raw.rate_limits.iter().map(|(_, r)| r.clone()).collect(),
+            budgets: raw.budgets.iter().map(|(_, b)| b.clone()).collect(),
         })
     } else {
         Err(ck.problems)

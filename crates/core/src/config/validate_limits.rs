@@ -125,8 +125,8 @@ fn check_match(path: &KeyPath, matches: &Match, models: &BTreeSet<&str>, problem
 /// Checks every `rate_limits:` entry.
 pub(crate) fn rate_limits(raw: &RawConfig, models: &BTreeSet<&str>, problems: &mut Problems) {
     let mut seen = BTreeSet::new();
-    for (i, rule) in raw.rate_limits.iter().enumerate() {
-        let path = KeyPath::root().key("rate_limits").index(i);
+    for (i, rule) in &raw.rate_limits {
+        let path = KeyPath::root().key("rate_limits").index(*i);
         check_rate_limit(&path, rule, models, &mut seen, problems);
     }
 }
@@ -141,6 +141,20 @@ pub(crate) fn check_rate_limit(
     let generated = rule_name(rule.name.as_deref(), rule.scope, &rule.matches);
     check_name(path, rule.name.as_deref(), seen, generated, problems);
     check_match(path, &rule.matches, models, problems);
+    let m = &rule.matches;
+    let names_caller = m.org.is_some() || m.team.is_some() || m.app.is_some() || m.key.is_some();
+    if rule.scope == Scope::Target && names_caller {
+        problems.push((
+            path.key("match"),
+            "a `scope: target` rule protects an upstream whoever calls it: match only `target` and `alias`".into(),
+        ));
+    }
+    if rule.scope != Scope::Target && m.target.is_some() {
+        problems.push((
+            path.key("match").key("target"),
+            "`match.target` is only for `scope: target` rules (the target is chosen after admission)".into(),
+        ));
+    }
     let limits = [
         ("requests_per_second", rule.requests_per_second),
         ("requests_per_minute", rule.requests_per_minute),
@@ -166,8 +180,8 @@ pub(crate) fn check_rate_limit(
 /// Checks every `budgets:` entry.
 pub(crate) fn budgets(raw: &RawConfig, models: &BTreeSet<&str>, problems: &mut Problems) {
     let mut seen = BTreeSet::new();
-    for (i, rule) in raw.budgets.iter().enumerate() {
-        let path = KeyPath::root().key("budgets").index(i);
+    for (i, rule) in &raw.budgets {
+        let path = KeyPath::root().key("budgets").index(*i);
         check_budget(&path, rule, models, &mut seen, problems);
     }
 }
@@ -182,6 +196,12 @@ pub(crate) fn check_budget(
     let generated = rule_name(rule.name.as_deref(), rule.scope, &rule.matches);
     check_name(path, rule.name.as_deref(), seen, generated, problems);
     check_match(path, &rule.matches, models, problems);
+    if rule.matches.target.is_some() {
+        problems.push((
+            path.key("match").key("target"),
+            "budgets count a caller's spend: match on org, team, app, key or alias".into(),
+        ));
+    }
     if matches!(rule.scope, Scope::Alias | Scope::Target) {
         problems.push((
             path.key("scope"),

@@ -141,6 +141,35 @@ impl Limiter {
         self.rules.is_empty() && self.budgets.is_empty()
     }
 
+    /// Whether some `scope: target` rule exists (routing then asks before each attempt).
+    pub fn limits_targets(&self) -> bool {
+        self.rules.iter().any(|(_, r)| r.scope == Scope::Target)
+    }
+
+    /// Whether some `scope: target` rule counts tokens (admission then counts them).
+    pub fn counts_target_tokens(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|(_, r)| r.scope == Scope::Target && r.tokens_per_minute.is_some())
+    }
+
+    /// The counters of the `scope: target` rules for an attempt on `target` (`provider/model`)
+    /// serving `alias`. Such rules match on `target` and `alias` only.
+    pub fn target_plan(&self, alias: &str, target: &str) -> Plan {
+        let mut plan = Plan::default();
+        for (name, rule) in &self.rules {
+            let m = &rule.matches;
+            if rule.scope != Scope::Target
+                || m.target.as_deref().is_some_and(|t| t != target)
+                || m.alias.as_deref().is_some_and(|a| a != alias)
+            {
+                continue;
+            }
+            rate_counters(&mut plan, name, rule, target);
+        }
+        plan
+    }
+
     /// The counters of the rules that match a call of `alias` by `who`. When `downgraded`, the
     /// request already was moved to a budget's cheaper alias: downgrade budgets then only count.
     pub async fn plan(&self, who: &Who<'_>, alias: &str, downgraded: bool) -> Plan {
@@ -494,5 +523,35 @@ pub(crate) fn report_backend(state: &LimitState) -> &dyn LimitBackend {
     match &state.shared {
         Some(shared) => shared.as_ref(),
         None => state.local.as_ref(),
+    }
+}
+
+/// The target gate of one request: its id and estimated tokens, for `scope: target` rules.
+#[derive(Debug)]
+pub struct RequestGate<'a> {
+    pub limiter: &'a Limiter,
+    pub request_id: &'a str,
+    pub tokens: u64,
+}
+
+#[async_trait::async_trait]
+impl crate::routing::TargetGate for RequestGate<'_> {
+    async fn enter(
+        &self,
+        alias: &str,
+        target: &crate::routing::TargetId,
+    ) -> Result<Admission, GatewayError> {
+        let plan = self.limiter.target_plan(alias, &target.to_string());
+        let demand = Demand {
+            request_id: self.request_id,
+            tokens: self.tokens,
+            cost: 0,
+        };
+        match self.limiter.admit(plan, &demand, true).await {
+            Ok(admission) => Ok(admission),
+            Err(Refusal::Error(error)) => Err(error),
+            // Target plans hold no budgets, so nothing can ask for a downgrade.
+            Err(Refusal::Downgrade(_)) => Err(GatewayError::Internal("target downgrade".into())),
+        }
     }
 }

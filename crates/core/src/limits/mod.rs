@@ -14,6 +14,8 @@ mod local;
 pub mod period;
 pub mod rules;
 mod state;
+#[cfg(test)]
+mod tests;
 
 pub use admission::{Admission, HeaderTriple, RateHeaders};
 pub use alerts::micros_text;
@@ -21,7 +23,7 @@ pub use backend::{
     BackendError, Counter, CounterKind, CounterState, Demand, LimitBackend, Settle, SettleKind,
     SpendChange, Verdict,
 };
-pub use limiter::{subject, LimitReport, Limiter, Plan, Refusal, Who};
+pub use limiter::{subject, LimitReport, Limiter, Plan, Refusal, RequestGate, Who};
 pub use local::LocalBackend;
 pub use rules::{BudgetAction, BudgetRule, Match, Period, RateLimitRule, Scope};
 pub use state::{Crossing, LimitState, SpendSource};

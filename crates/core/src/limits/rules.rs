@@ -157,6 +157,15 @@ pub struct BudgetRule {
     pub downgrade_to: Option<String>,
 }
 
+/// A YAML/JSON number as decimal text: floats through Rust's shortest round-trip `Display`
+/// (`0.000001`, never `1e-6`), which `MicroUsd::parse_dollars` then reads exactly.
+fn number_text(n: &serde_json::Number) -> String {
+    match n.as_f64() {
+        Some(f) if n.is_f64() => format!("{f}"),
+        _ => n.to_string(),
+    }
+}
+
 /// `usd:` as a decimal number or string, exactly, to micro-dollars and back.
 mod dollars {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -179,7 +188,7 @@ mod dollars {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<MicroUsd, D::Error> {
         let value = serde_json::Value::deserialize(d)?;
         let text = match &value {
-            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Number(n) => super::number_text(n),
             serde_json::Value::String(s) => s.clone(),
             _ => {
                 return Err(serde::de::Error::custom(
@@ -202,17 +211,21 @@ mod fractions {
     use switchboard_types::MicroUsd;
 
     pub fn serialize<S: Serializer>(value: &[u32], s: S) -> Result<S::Ok, S::Error> {
-        let numbers: Vec<serde_json::Number> = value
+        let numbers = value
             .iter()
-            .filter_map(|pct| {
-                let text = if pct % 100 == 0 {
-                    format!("{}.0", pct / 100)
+            .map(|pct| {
+                // 50 -> "0.5", 100 -> "1.0", 5 -> "0.05": written back exactly as read.
+                let text = format!("{}.{:02}", pct / 100, pct % 100);
+                let trimmed = text.trim_end_matches('0');
+                let text = if trimmed.ends_with('.') {
+                    format!("{trimmed}0")
                 } else {
-                    format!("{}.{:02}", pct / 100, pct % 100)
+                    trimmed.to_owned()
                 };
-                text.trim_end_matches('0').parse().ok()
+                text.parse::<serde_json::Number>()
+                    .map_err(serde::ser::Error::custom)
             })
-            .collect();
+            .collect::<Result<Vec<_>, _>>()?;
         s.collect_seq(numbers)
     }
 
@@ -222,7 +235,7 @@ mod fractions {
             .iter()
             .map(|n| {
                 // Parsed as a decimal like money (1.0 = 100 %), never through f64 rounding.
-                let text = n.to_string();
+                let text = super::number_text(n);
                 match MicroUsd::parse_dollars(&text) {
                     Some(m) if m.0 > 0 && m.0 <= 1_000_000 && m.0 % 10_000 == 0 => {
                         u32::try_from(m.0 / 10_000).map_err(serde::de::Error::custom)

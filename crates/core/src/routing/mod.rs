@@ -33,6 +33,7 @@ pub use switchboard_types::TargetId;
 
 use crate::config::{CircuitPolicy, ModelConfig, Price};
 use crate::error::GatewayError;
+use crate::limits::Admission;
 use ops::{ChatOp, EmbedOp, StreamOp};
 use state::TargetState;
 use std::collections::{BTreeMap, HashMap};
@@ -48,6 +49,18 @@ use tracing::error;
 pub struct CallInfo<'a> {
     pub request_id: &'a str,
     pub traceparent: Option<&'a str>,
+    /// Rate limits per target, checked before each attempt (`None`: no target is limited).
+    pub gate: Option<&'a dyn TargetGate>,
+}
+
+/// Limits an upstream target has of its own (`scope: target` rules). The router asks before
+/// each attempt; a target that is full is passed over like one whose circuit is open, and
+/// when every target is full the call fails with the limit's 429.
+#[async_trait::async_trait]
+pub trait TargetGate: Send + Sync + std::fmt::Debug {
+    /// Takes the target's counters for one attempt, or says why not. The admission is held
+    /// until the call (the whole stream, for streams) ends.
+    async fn enter(&self, alias: &str, target: &TargetId) -> Result<Admission, GatewayError>;
 }
 
 /// A successful call and how it was served (for `x-switchboard-target` and
@@ -58,6 +71,8 @@ pub struct Routed<T> {
     pub target: TargetId,
     /// Upstream attempts made, fallbacks included; at least 1.
     pub attempts: u32,
+    /// The serving target's own limit counters (see [`TargetGate`]), held until the call ends.
+    pub held: Admission,
 }
 
 /// A failed call: the error for the client, and what was tried (for headers and the log).

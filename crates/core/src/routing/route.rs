@@ -9,6 +9,7 @@ use super::state::AttemptGuard;
 use super::strategy;
 use super::{CallInfo, RouteFailure, RouteModel, Routed, Router, TargetId};
 use crate::error::GatewayError;
+use crate::limits::Admission;
 use std::time::Duration;
 use switchboard_providers::{ProviderError, Upstream};
 use tokio::time::Instant;
@@ -35,6 +36,8 @@ struct Tally {
     blocked: bool,
     /// The soonest time a skipped target's circuit lets a probe through.
     reopens: Option<Instant>,
+    /// The first target rate limit that passed a target over.
+    limited: Option<GatewayError>,
 }
 
 impl Tally {
@@ -52,6 +55,10 @@ impl Tally {
         }
     }
 
+    fn note_limited(&mut self, error: GatewayError) {
+        self.limited.get_or_insert(error);
+    }
+
     fn note_error(&mut self, err: ProviderError) {
         self.only_timeouts &= matches!(err, ProviderError::Timeout(_));
         self.last_error = Some(err);
@@ -67,7 +74,9 @@ impl Tally {
 
     /// The error once every alias is exhausted: 504 if every attempt timed out, 502 if
     /// attempts failed otherwise, 503 if no attempt could be made for open circuits.
+    /// 429 when no attempt could be made because targets were over their own rate limits.
     fn exhausted(mut self) -> RouteFailure {
+        let limited = self.limited.take();
         let error = match self.last_error.take() {
             Some(ProviderError::Timeout(kind)) if self.only_timeouts => {
                 GatewayError::UpstreamTimeout(kind)
@@ -76,6 +85,9 @@ impl Tally {
                 attempts: self.attempts,
                 last,
             },
+            None if limited.is_some() && !self.blocked => {
+                limited.unwrap_or(GatewayError::Internal("no target admitted the call".into()))
+            }
             None if self.blocked => {
                 let now = Instant::now();
                 GatewayError::AllCircuitsOpen {
@@ -143,8 +155,25 @@ impl Router {
                 }
                 tokio::time::sleep(wait).await;
             }
-            let Some((index, guard)) = self.admit(model, &tried, &skipped, tally) else {
-                return Step::Exhausted;
+            // A target over its own rate limit is passed over without counting an attempt.
+            let (index, guard, held) = loop {
+                let Some((index, guard)) = self.admit(model, &tried, &skipped, tally) else {
+                    return Step::Exhausted;
+                };
+                let Some(gate) = call.gate else {
+                    break (index, guard, Admission::none());
+                };
+                match gate
+                    .enter(&model.config.alias, &model.targets[index].id)
+                    .await
+                {
+                    Ok(held) => break (index, guard, held),
+                    Err(error) => {
+                        guard.neutral();
+                        skipped[index] = true;
+                        tally.note_limited(error);
+                    }
+                }
             };
             tried[index] = true;
             let target = &model.targets[index];
@@ -165,6 +194,7 @@ impl Router {
                         value: O::settle(answer, guard),
                         target: target.id.clone(),
                         attempts: tally.attempts,
+                        held,
                     });
                 }
                 Err(err) => err,

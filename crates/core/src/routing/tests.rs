@@ -19,6 +19,7 @@ use tokio::time::Instant;
 const CALL: CallInfo<'static> = CallInfo {
     request_id: "req-1",
     traceparent: None,
+    gate: None,
 };
 
 fn target(provider: &str, model: &str) -> TargetConfig {

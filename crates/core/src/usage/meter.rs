@@ -34,6 +34,8 @@ pub struct Meter {
     record: UsageRecord,
     started: Instant,
     admission: Admission,
+    /// The serving target's own limit counters.
+    target_hold: Admission,
     price: Option<Price>,
     input_bytes: u64,
     /// Bytes of text the stream delivered, for an output estimate when no usage is reported.
@@ -73,6 +75,7 @@ impl Meter {
             },
             started: Instant::now(),
             admission,
+            target_hold: Admission::none(),
             price: None,
             input_bytes: start.input_bytes,
             streamed_bytes: 0,
@@ -86,6 +89,11 @@ impl Meter {
     /// The admission's `x-ratelimit-*` numbers.
     pub fn admission(&self) -> &Admission {
         &self.admission
+    }
+
+    /// Holds the serving target's limit counters until the call ends.
+    pub fn hold(&mut self, held: Admission) {
+        self.target_hold = held;
     }
 
     /// The alias that was served when it differs from the one asked for (budget downgrade).
@@ -206,10 +214,12 @@ impl Drop for Meter {
             self.record.cost = pricing::cost(&self.record.usage, price);
             self.record.priced = true;
         }
-        self.admission
-            .record(self.record.usage.total_tokens(), self.record.cost.0);
+        let tokens = self.record.usage.total_tokens();
+        self.admission.record(tokens, self.record.cost.0);
+        self.target_hold.record(tokens, self.record.cost.0);
         // Settles the counters now (in the background), not when the record is written.
         drop(std::mem::take(&mut self.admission));
+        drop(std::mem::take(&mut self.target_hold));
         if let Some(slot) = self.slot.take() {
             let record = std::mem::replace(&mut self.record, empty_record());
             slot.send(record);

@@ -1,5 +1,6 @@
 //! The admin API under `/admin/v1`: organisations, teams, apps, members, users, virtual keys,
-//! subscriptions, stored providers and models, and the audit log, as JSON with paged lists and
+//! subscriptions, stored providers and models, stored rate limits and budgets, usage and the
+//! standing of limits, and the audit log, as JSON with paged lists and
 //! the OpenAI error shape. Every route is registered through `utoipa-axum`, so the OpenAPI
 //! document at `/admin/v1/openapi.json` is generated from the same handlers that serve it.
 //!
@@ -14,11 +15,13 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 mod keys;
+mod limits;
 mod members;
 mod openapi;
 mod orgs;
 mod subscriptions;
 mod teams;
+mod usage;
 mod webhook;
 
 use crate::http::AppState;
@@ -102,6 +105,20 @@ fn api() -> OpenApiRouter<AppState> {
             config::put_model,
             config::delete_model
         ))
+        .routes(routes!(limits::list_rate_limits))
+        .routes(routes!(
+            limits::get_rate_limit,
+            limits::put_rate_limit,
+            limits::delete_rate_limit
+        ))
+        .routes(routes!(limits::list_budgets))
+        .routes(routes!(
+            limits::get_budget,
+            limits::put_budget,
+            limits::delete_budget
+        ))
+        .routes(routes!(usage::get_usage))
+        .routes(routes!(usage::limits_status))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::list_org_audit))
         // Config as code: `POST /config/apply`, `GET /config/export` (crate::apply).
