@@ -40,13 +40,17 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Make the stored providers, models, orgs, teams and apps equal to a file (config as
-    /// code): prints the diff, then applies it.
+    /// Make the stored providers, models, orgs, teams, apps, rate limits and budgets equal to a
+    /// file (config as code): prints the diff, then applies it.
     Apply(cli::apply::ApplyArgs),
     /// Write the stored config as YAML that `apply` accepts (provider API keys are left out).
     Export(cli::apply::ExportArgs),
     /// Create, list, revoke and rotate virtual keys through the admin API.
     Keys(cli::keys::KeysArgs),
+    /// Usage totals (requests, errors, tokens, cost), filtered and grouped, from the admin API.
+    Usage(cli::usage::UsageArgs),
+    /// The rate limits and budgets that apply to an org, team, app or key, and how they stand.
+    Limits(cli::limits::LimitsArgs),
     /// Run the storage migrations (serve runs them too); safe to repeat.
     Migrate(cli::db::DbArgs),
     /// The hash-chained audit log.
@@ -88,6 +92,8 @@ fn main() -> ExitCode {
             Command::Apply(args) => Ok(cli::apply::apply(args).await),
             Command::Export(args) => Ok(cli::apply::export(args).await),
             Command::Keys(args) => Ok(cli::keys::run(args).await),
+            Command::Usage(args) => Ok(cli::usage::run(args).await),
+            Command::Limits(args) => Ok(cli::limits::run(args).await),
             Command::Migrate(args) => Ok(cli::db::migrate(args).await),
             Command::Audit(args) => Ok(cli::db::audit(args).await),
             Command::MockUpstream {

@@ -268,25 +268,5 @@ async fn sync_orgs(store: &Store, config: &Config) {
 }
 
 async fn stored_layer(store: &Store) -> anyhow::Result<StoredLayer> {
-    Ok(StoredLayer {
-        providers: store.stored_providers_decrypted().await?,
-        models: store
-            .stored_models()
-            .await?
-            .into_iter()
-            .map(|m| (m.name, m.settings))
-            .collect(),
-        rate_limits: store
-            .list_rate_limits()
-            .await?
-            .into_iter()
-            .filter_map(|stored| serde_json::to_value(stored.rule).ok())
-            .collect(),
-        budgets: store
-            .list_budgets()
-            .await?
-            .into_iter()
-            .filter_map(|stored| serde_json::to_value(stored.rule).ok())
-            .collect(),
-    })
+    Ok(store.stored_layer().await?)
 }

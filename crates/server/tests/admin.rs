@@ -19,6 +19,7 @@ mod admin {
     mod isolation;
     mod kit;
     mod lifecycle;
+    mod limits;
     mod matrix;
     mod openapi;
 }

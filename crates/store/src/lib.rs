@@ -18,6 +18,7 @@ mod crypto;
 mod db;
 mod error;
 mod keys;
+mod layer;
 mod limits;
 mod models;
 mod orgs;

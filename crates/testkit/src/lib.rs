@@ -6,6 +6,7 @@
 //! it receives, answers with the next scripted [`Reply`] (FIFO; [`Reply::Echo`] when the queue is
 //! empty) and counts streams that the client abandoned before their terminal event.
 
+pub mod canned;
 pub mod fixtures;
 
 mod anthropic;

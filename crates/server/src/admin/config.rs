@@ -17,7 +17,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::Value;
-use switchboard_core::config::StoredLayer;
 
 /// The two sections of stored config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,16 +95,9 @@ async fn validate(
     value: Option<&Value>,
 ) -> ApiResult<()> {
     let store = &state.runtime.store;
-    let mut layer = StoredLayer {
-        providers: store.stored_providers_decrypted().await?,
-        models: store
-            .stored_models()
-            .await?
-            .into_iter()
-            .map(|m| (m.name, m.settings))
-            .collect(),
-        ..StoredLayer::default()
-    };
+    // The whole stored layer (rules too): deleting a model a stored budget downgrades to
+    // must fail here, not at the next reload.
+    let mut layer = store.stored_layer().await?;
     let entries = match section {
         Section::Providers => &mut layer.providers,
         Section::Models => &mut layer.models,

@@ -119,28 +119,7 @@ impl Rule for BudgetRule {
 
 /// Everything stored that joins the server's file: what a reload loads.
 pub(crate) async fn stored_layer(store: &Store) -> Result<StoredLayer, StoreError> {
-    let rules = |value: Result<Value, serde_json::Error>| value.ok();
-    Ok(StoredLayer {
-        providers: store.stored_providers_decrypted().await?,
-        models: store
-            .stored_models()
-            .await?
-            .into_iter()
-            .map(|m| (m.name, m.settings))
-            .collect(),
-        rate_limits: store
-            .list_rate_limits()
-            .await?
-            .into_iter()
-            .filter_map(|s| rules(serde_json::to_value(s.rule)))
-            .collect(),
-        budgets: store
-            .list_budgets()
-            .await?
-            .into_iter()
-            .filter_map(|s| rules(serde_json::to_value(s.rule)))
-            .collect(),
-    })
+    store.stored_layer().await
 }
 
 /// The server file's own entries of a list section: how many, and the names they give.
@@ -401,6 +380,7 @@ async fn put<R: Rule>(
         Err(StoreError::NotFound { .. }) => None,
         Err(err) => return Err(err.into()),
     };
+    require_manage::<R>(store, caller, rule.matches(), name).await?;
     if let Some(existing) = &existing {
         if !may_see(store, caller, existing.rule.matches()).await? {
             // Another tenant's (or a global) rule: as if the name were free, but it is not.
@@ -411,7 +391,6 @@ async fn put<R: Rule>(
         }
         require_manage::<R>(store, caller, existing.rule.matches(), name).await?;
     }
-    require_manage::<R>(store, caller, rule.matches(), name).await?;
     refuse_server_defined::<R>(state, name)?;
     if let Some(existing) = &existing {
         managed(existing, name)?;

@@ -35,6 +35,8 @@ pub enum Kind {
     Org,
     Team,
     App,
+    RateLimit,
+    Budget,
 }
 
 impl Kind {
@@ -45,6 +47,8 @@ impl Kind {
             Kind::Org => "org",
             Kind::Team => "team",
             Kind::App => "app",
+            Kind::RateLimit => "rate_limit",
+            Kind::Budget => "budget",
         }
     }
 }

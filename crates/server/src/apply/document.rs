@@ -4,6 +4,7 @@
 //! equal: a document without `orgs:` leaves the stored organisations alone, `orgs: {}` deletes
 //! them all.
 
+use super::rules::{self, FileRules};
 use super::ApplyError;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,6 +12,7 @@ use switchboard_core::config::raw::RawOrg;
 use switchboard_core::config::{
     self, expand_text, AppSpec, Escapes, OrgSpec, Problem, StoredLayer, TeamSpec,
 };
+use switchboard_core::limits::{BudgetRule, RateLimitRule};
 
 /// A document sent to apply: its YAML text and the name used in problems (the file name).
 #[derive(Clone, Debug)]
@@ -63,6 +65,9 @@ pub(crate) struct Desired {
     pub(crate) providers: Option<BTreeMap<String, DesiredProvider>>,
     pub(crate) models: Option<BTreeMap<String, Value>>,
     pub(crate) orgs: Option<BTreeMap<String, OrgSpec>>,
+    /// By name (every entry of a document has one).
+    pub(crate) rate_limits: Option<BTreeMap<String, RateLimitRule>>,
+    pub(crate) budgets: Option<BTreeMap<String, BudgetRule>>,
     pub(crate) notes: Vec<String>,
 }
 
@@ -71,6 +76,8 @@ pub(crate) struct Desired {
 pub(crate) struct FileEntries {
     pub(crate) layer: StoredLayer,
     pub(crate) orgs: BTreeSet<String>,
+    pub(crate) rate_limits: FileRules,
+    pub(crate) budgets: FileRules,
 }
 
 impl FileEntries {
@@ -84,6 +91,15 @@ impl FileEntries {
 
     fn model_names(&self) -> BTreeSet<&str> {
         self.layer.models.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// The file's entries of the list section `rate_limits` or `budgets`.
+    pub(crate) fn rules(&self, section: &str) -> &FileRules {
+        if section == "budgets" {
+            &self.budgets
+        } else {
+            &self.rate_limits
+        }
     }
 }
 
@@ -112,6 +128,8 @@ impl ServerFile {
         if let Some(Value::Object(map)) = top.get("orgs") {
             entries.orgs.extend(map.keys().cloned());
         }
+        entries.rate_limits = FileRules::of(&top, "rate_limits");
+        entries.budgets = FileRules::of(&top, "budgets");
         Ok(entries)
     }
 }
@@ -122,7 +140,11 @@ fn parse_top(text: &str) -> Result<serde_json::Map<String, Value>, String> {
     match serde_json::to_value(yaml).map_err(|e| e.to_string())? {
         Value::Object(map) => Ok(map),
         Value::Null => Ok(serde_json::Map::new()),
-        _ => Err("the document must be a mapping of sections (providers, models, orgs)".into()),
+        _ => Err(
+            "the document must be a mapping of sections (providers, models, orgs, rate_limits, \
+             budgets)"
+                .into(),
+        ),
     }
 }
 
@@ -211,6 +233,13 @@ pub(crate) fn read(
             });
         }
     }
+    problems.extend(rules::name_problems(
+        &doc.name,
+        &doc.text,
+        &top,
+        file,
+        server_name,
+    ));
     if !problems.is_empty() {
         return Err(invalid(problems, doc));
     }
@@ -282,6 +311,7 @@ fn desired(top: &serde_json::Map<String, Value>) -> Result<Desired, String> {
             .collect();
         out.orgs = Some(orgs);
     }
+    rules::desired(top, &mut out)?;
     Ok(out)
 }
 
@@ -398,6 +428,7 @@ pub(crate) fn check_final(
             };
             if stored("providers", &layer.providers, &file_providers)
                 || stored("models", &layer.models, &file_models)
+                || rules::is_stored_entry(&p.key, file)
             {
                 p.file = "(stored)".to_owned();
                 p.line = None;
@@ -408,8 +439,8 @@ pub(crate) fn check_final(
         .collect();
     Err(ApplyError::Invalid {
         context: format!(
-            "after this apply, the server's config ({}) with the stored providers and models \
-             would not be valid",
+            "after this apply, the server's config ({}) with the stored providers, models, rate \
+             limits and budgets would not be valid",
             server.name
         ),
         problems,

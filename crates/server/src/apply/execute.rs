@@ -171,6 +171,14 @@ async fn run(store: &Store, actor: &Actor, ids: &mut Ids, step: &Step) -> Result
         }
         Step::DeleteModel { name } => store.delete_model(actor, name).await?,
         Step::DeleteProvider { name } => store.delete_provider(actor, name).await?,
+        Step::PutRateLimit { rule } => {
+            store.put_rate_limit(actor, rule.clone(), managed()).await?;
+        }
+        Step::PutBudget { rule } => {
+            store.put_budget(actor, rule.clone(), managed()).await?;
+        }
+        Step::DeleteRateLimit { name } => store.delete_rate_limit(actor, name).await?,
+        Step::DeleteBudget { name } => store.delete_budget(actor, name).await?,
     }
     Ok(())
 }

@@ -85,11 +85,12 @@ enum Event {
     Finished(Result<Outcome, ApplyError>),
 }
 
-/// Makes the stored providers, models, organisations, teams and apps equal to the YAML
-/// document in the body (platform admin). Sections the document leaves out are not touched.
+/// Makes the stored providers, models, organisations, teams, apps, rate limits and budgets
+/// equal to the YAML document in the body (platform admin). Sections the document leaves out are not touched.
 #[utoipa::path(post, path = "/apply", tag = "config", params(ApplyParams),
     request_body(content = String, content_type = "application/yaml",
-        description = "A config document: `providers:`, `models:`, `orgs:`"),
+        description = "A config document: `providers:`, `models:`, `orgs:`, `rate_limits:`, \
+            `budgets:`"),
     responses(
         (status = 200, body = ApplyResponse,
             description = "The plan, and whether it was applied (also as NDJSON events)"),
@@ -322,7 +323,8 @@ fn problem_json(p: &Problem) -> Value {
     })
 }
 
-/// The stored providers, models, organisations, teams and apps as a YAML document that
+/// The stored providers, models, organisations, teams, apps, rate limits and budgets as a YAML
+/// document that
 /// `POST /config/apply` accepts (platform admin). Provider API keys are never exported.
 #[utoipa::path(get, path = "/export", tag = "config",
     responses(

@@ -1,6 +1,6 @@
-//! Config as code: make the stored providers, models, organisations, teams and apps equal to a
-//! YAML document (the config file's schema), and write the stored state back as such a
-//! document (`export`).
+//! Config as code: make the stored providers, models, organisations, teams, apps, rate limits
+//! and budgets equal to a YAML document (the config file's schema), and write the stored state
+//! back as such a document (`export`).
 //!
 //! A run: read the server's own file (its entries are not stored, so a document may not name
 //! them), validate the document with the config loader (problems name file, line, column and
@@ -17,6 +17,7 @@ mod document;
 mod execute;
 mod http;
 mod plan;
+mod rules;
 mod state;
 
 pub use change::{summary, Change, Kind, Op};
@@ -183,15 +184,13 @@ pub async fn plan(store: &Store, server: &ServerFile, doc: &Document) -> Result<
         Some(models) => models.iter().map(|(n, v)| (n.clone(), v.clone())).collect(),
         None => now.models.clone(),
     };
-    document::check_final(
-        server,
-        &file,
-        &StoredLayer {
-            providers,
-            models,
-            ..StoredLayer::default()
-        },
-    )?;
+    let mut layer = StoredLayer {
+        providers,
+        models,
+        ..StoredLayer::default()
+    };
+    rules::final_rules(&desired, &current, &mut layer);
+    document::check_final(server, &file, &layer)?;
 
     let ctx = plan::Context {
         stored_keys: &stored_keys,

@@ -1,8 +1,8 @@
 //! The diff: which stored objects to create, update or delete so that storage equals a
 //! document. Changes come in the order they must run: creations and updates parent first
-//! (providers, models, then each organisation, its teams, their apps), then deletions child
-//! first (apps, teams, organisations, then models, then providers, so that nothing is ever
-//! left pointing at a deleted object).
+//! (providers, models, then each organisation, its teams, their apps, then rate limits and
+//! budgets), then deletions child first (rate limits and budgets, apps, teams, organisations,
+//! then models, then providers, so that nothing is ever left pointing at a deleted object).
 
 use super::change::{Change, Kind};
 use super::document::{Desired, DesiredProvider, KeyIntent};
@@ -10,6 +10,7 @@ use super::state::{Current, CurrentOrg, CurrentTeam};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use switchboard_core::config::{AppSpec, OrgSpec, TeamSpec};
+use switchboard_core::limits::{BudgetRule, RateLimitRule};
 use switchboard_store::{StoredProvider, APPLY};
 
 /// What apply would do, in order. `changes[i]` describes `steps[i]`.
@@ -26,7 +27,7 @@ impl Plan {
         self.changes.is_empty()
     }
 
-    fn push(&mut self, change: Change, step: Step) {
+    pub(crate) fn push(&mut self, change: Change, step: Step) {
         self.changes.push(change);
         self.steps.push(step);
     }
@@ -91,6 +92,19 @@ pub(crate) enum Step {
     DeleteProvider {
         name: String,
     },
+    /// Create or replace (the rule carries its name).
+    PutRateLimit {
+        rule: RateLimitRule,
+    },
+    PutBudget {
+        rule: BudgetRule,
+    },
+    DeleteRateLimit {
+        name: String,
+    },
+    DeleteBudget {
+        name: String,
+    },
 }
 
 /// Inputs of the diff besides the two states.
@@ -149,6 +163,8 @@ pub(crate) fn diff(desired: &Desired, current: &Current, ctx: &Context<'_>) -> P
             deletions.push(Change::delete(Kind::Org, name.clone()), step);
         }
     }
+    let mut rule_deletions = Plan::default();
+    super::rules::diff(desired, current, &mut plan, &mut rule_deletions);
     if let Some(models) = &desired.models {
         for name in current.models.keys().filter(|n| !models.contains_key(*n)) {
             let step = Step::DeleteModel { name: name.clone() };
@@ -165,6 +181,8 @@ pub(crate) fn diff(desired: &Desired, current: &Current, ctx: &Context<'_>) -> P
             deletions.push(Change::delete(Kind::Provider, name.clone()), step);
         }
     }
+    plan.changes.extend(rule_deletions.changes);
+    plan.steps.extend(rule_deletions.steps);
     plan.changes.extend(deletions.changes);
     plan.steps.extend(deletions.steps);
     plan

@@ -1,5 +1,5 @@
 //! The stored state config as code compares against: every stored provider, model,
-//! organisation, team and app, read page by page; and `export`, which writes it as a document
+//! organisation, team, app, rate limit and budget, read page by page; and `export`, which writes it as a document
 //! that apply accepts (without provider API keys, which never leave the store).
 
 use super::ApplyError;
@@ -7,7 +7,8 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use switchboard_core::config::{AppSpec, OrgSpec, TeamSpec};
 use switchboard_store::{
-    App, Org, Page, PageRequest, Store, StoreError, StoredModel, StoredProvider, Team,
+    App, Org, Page, PageRequest, Store, StoreError, StoredBudget, StoredModel, StoredProvider,
+    StoredRateLimit, Team,
 };
 
 /// Everything stored, by name.
@@ -16,6 +17,8 @@ pub(crate) struct Current {
     pub(crate) providers: BTreeMap<String, StoredProvider>,
     pub(crate) models: BTreeMap<String, StoredModel>,
     pub(crate) orgs: BTreeMap<String, CurrentOrg>,
+    pub(crate) rate_limits: BTreeMap<String, StoredRateLimit>,
+    pub(crate) budgets: BTreeMap<String, StoredBudget>,
 }
 
 #[derive(Clone, Debug)]
@@ -61,6 +64,18 @@ impl Current {
             providers: providers.into_iter().map(|p| (p.name.clone(), p)).collect(),
             models: models.into_iter().map(|m| (m.name.clone(), m)).collect(),
             orgs: BTreeMap::new(),
+            rate_limits: store
+                .list_rate_limits()
+                .await?
+                .into_iter()
+                .map(|s| (s.rule.name.clone().unwrap_or_default(), s))
+                .collect(),
+            budgets: store
+                .list_budgets()
+                .await?
+                .into_iter()
+                .map(|s| (s.rule.name.clone().unwrap_or_default(), s))
+                .collect(),
         };
         for org in orgs {
             let org_id = org.id.clone();
@@ -169,6 +184,9 @@ pub(crate) fn export_yaml(
     );
     let orgs = current.org_specs(skip_orgs);
     top.insert("orgs".into(), serde_yaml::to_value(orgs).map_err(encode)?);
+    let (rate_limits, budgets) = super::rules::export_lists(current).map_err(encode)?;
+    top.insert("rate_limits".into(), rate_limits);
+    top.insert("budgets".into(), budgets);
     let yaml = serde_yaml::to_string(&top).map_err(encode)?;
     Ok(format!("{EXPORT_HEADER}{yaml}"))
 }

@@ -1,5 +1,6 @@
 //! The client and maintenance subcommands of `switchboard`: `apply`/`export` (config as code),
-//! `keys` (virtual keys), which talk to a running server's admin API, and `migrate` and
+//! `keys` (virtual keys), `usage` and `limits status`, which talk to a running server's admin
+//! API, and `migrate` and
 //! `audit verify`, which open the database directly. `main.rs` only parses and dispatches.
 //! Every failure prints `error: <message>` on stderr and exits 1.
 
@@ -7,7 +8,9 @@ pub mod apply;
 pub mod client;
 pub mod db;
 pub mod keys;
+pub mod limits;
 pub mod table;
+pub mod usage;
 
 use std::process::ExitCode;
 

@@ -331,8 +331,11 @@ models:
     let cases = [
         // The server's own entries are not stored.
         ("providers:\n  base: { type: mock }\n", "defined in the server's config file"),
-        // Limits are not implemented yet.
-        ("rate_limits: []\n", "not supported yet"),
+        // Rules in an apply file are named.
+        (
+            "rate_limits:\n  - { scope: key, requests_per_second: 5 }\n",
+            "needs a `name`",
+        ),
         // References are checked.
         (
             "orgs:\n  acme:\n    teams:\n      t:\n        apps:\n          a: { models: [nope] }\n",

@@ -7,6 +7,12 @@ use serde_json::Value;
 /// Every admin route (below `/admin/v1`) and its methods.
 const ROUTES: &[(&str, &[&str])] = &[
     ("/me", &["get"]),
+    ("/rate-limits", &["get"]),
+    ("/rate-limits/{name}", &["get", "put", "delete"]),
+    ("/budgets", &["get"]),
+    ("/budgets/{name}", &["get", "put", "delete"]),
+    ("/usage", &["get"]),
+    ("/limits/status", &["get"]),
     ("/orgs", &["get", "post"]),
     ("/orgs/{org}", &["get", "patch", "delete"]),
     ("/orgs/{org}/teams", &["get", "post"]),
