@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod limits;
+pub mod metrics;
 pub mod pipeline;
 pub mod pricing;
 pub mod routing;

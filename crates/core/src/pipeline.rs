@@ -232,7 +232,13 @@ impl Snapshot {
         estimate: impl Fn(&str, &Plan) -> (u64, i64),
     ) -> Result<Admitted, GatewayError> {
         let slot = match &self.usage {
-            Some(queue) => Some(queue.reserve().ok_or(GatewayError::Overloaded)?),
+            Some(queue) => match queue.reserve() {
+                Some(slot) => Some(slot),
+                None => {
+                    crate::metrics::Counter::UsageShed.increment();
+                    return Err(GatewayError::Overloaded);
+                }
+            },
             None => None,
         };
         let Some(who) = ctx.principal.as_ref() else {

@@ -97,6 +97,8 @@ pub async fn start(listener: TcpListener, source: ConfigSource) -> anyhow::Resul
 
 fn start_runtime(listener: TcpListener, runtime: Runtime) -> anyhow::Result<Server> {
     let addr = listener.local_addr()?;
+    // Installed before the first request, so that no count is lost.
+    let _ = http::metrics::handle();
     let runtime = Arc::new(runtime);
     let gateway = runtime.gateway.clone();
     let stop = CancellationToken::new();

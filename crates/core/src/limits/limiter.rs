@@ -392,9 +392,16 @@ fn rate_counters(plan: &mut Plan, name: &str, rule: &RateLimitRule, subject: &st
 }
 
 fn refusal(meta: &CounterMeta, retry_after_ms: u64, downgraded: bool) -> Refusal {
+    use crate::metrics::Counter;
     let wait = (retry_after_ms > 0).then(|| Duration::from_millis(retry_after_ms));
     match &meta.kind {
         MetaKind::Requests | MetaKind::Tokens | MetaKind::Concurrent => {
+            let kind = match meta.kind {
+                MetaKind::Tokens => "tokens",
+                MetaKind::Concurrent => "concurrent",
+                MetaKind::Requests | MetaKind::Budget { .. } => "requests",
+            };
+            Counter::RateLimited.increment_with("kind", kind);
             Refusal::Error(GatewayError::RateLimited {
                 rule: meta.rule.clone(),
                 what: meta.what.clone(),
@@ -405,8 +412,12 @@ fn refusal(meta: &CounterMeta, retry_after_ms: u64, downgraded: bool) -> Refusal
             action: BudgetAction::Downgrade,
             downgrade_to: Some(alias),
             ..
-        } if !downgraded => Refusal::Downgrade(alias.clone()),
+        } if !downgraded => {
+            Counter::BudgetDowngrades.increment();
+            Refusal::Downgrade(alias.clone())
+        }
         MetaKind::Budget { resets_ms, .. } => {
+            Counter::BudgetRejections.increment();
             let now = super::now_ms();
             Refusal::Error(GatewayError::BudgetExceeded {
                 rule: meta.rule.clone(),

@@ -147,6 +147,11 @@ impl LimitState {
     /// Counts and logs (at most once a second) a failure of the shared counters.
     pub(crate) fn shared_failed(&self, err: &BackendError, policy: RedisFailure) {
         self.shared_errors.fetch_add(1, Ordering::Relaxed);
+        let fallback = match policy {
+            RedisFailure::Local => "local",
+            RedisFailure::Reject => "reject",
+        };
+        crate::metrics::Counter::LimitBackendErrors.increment_with("fallback", fallback);
         let now = crate::limits::now_ms();
         let last = self.last_logged_ms.load(Ordering::Relaxed);
         if now - last >= 1000

@@ -8,6 +8,7 @@ mod context;
 mod format;
 mod health;
 mod key;
+pub mod metrics;
 mod openai;
 mod sse;
 
@@ -49,6 +50,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
             anthropic_post(post(anthropic::count_tokens)),
         )
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::render))
         .route("/readyz", get(health::readyz))
         .nest(crate::admin::PREFIX, crate::admin::router())
         .fallback(not_found)

@@ -257,3 +257,51 @@ async fn garbage_never_hurts() {
         .unwrap();
     assert_eq!(resp.status(), 200, "still serving");
 }
+
+#[tokio::test]
+async fn a_rate_limited_request_is_429_with_retry_after_and_counted_in_metrics() {
+    let gateway = start_yaml(&format!(
+        "listen: 127.0.0.1:0\nadmin_key: {KEY}\nproviders:\n  demo: {{ type: mock }}\nmodels:\n  demo: {{ targets: [ {{ provider: demo, model: echo }} ] }}\nrate_limits:\n  - {{ name: once, scope: alias, match: {{ alias: demo }}, requests_per_minute: 1 }}\n"
+    ))
+    .await;
+    let client = reqwest::Client::new();
+    let send = || {
+        client
+            .post(format!("http://{}/v1/chat/completions", gateway.addr))
+            .bearer_auth(KEY)
+            .json(&json!({"model": "demo", "messages": [{"role": "user", "content": "Hi"}]}))
+            .send()
+    };
+    let first = send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-ratelimit-limit-requests"], "1");
+    assert_eq!(first.headers()["x-ratelimit-remaining-requests"], "0");
+    assert!(first.headers().contains_key("x-ratelimit-reset-requests"));
+    let second = send().await.unwrap();
+    assert_eq!(second.status(), 429);
+    assert!(second.headers().contains_key("retry-after"));
+    let body: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("`once`") && message.contains("1 requests per minute for alias demo"),
+        "{message}"
+    );
+
+    let metrics = client
+        .get(format!("http://{}/metrics", gateway.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The recorder is per process and other tests add to it: at least this test's refusal.
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("switchboard_rate_limited_total{kind=\"requests\"}"))
+        .unwrap_or_else(|| panic!("no rate-limited counter in:\n{metrics}"));
+    let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(count >= 1.0, "{line}");
+    gateway.shutdown().await;
+}

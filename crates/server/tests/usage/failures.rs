@@ -3,7 +3,7 @@
 //! after its retries, and one refused by a limit, one `error` record each with the right code;
 //! and a mixed crowd of N requests leaves exactly N records.
 
-use super::kit::{Call, Db, Format, Gw, ADMIN};
+use super::kit::{clear_of_minute_boundary, Call, Db, Format, Gw, ADMIN};
 use futures::future::join_all;
 use std::time::Duration;
 use switchboard_core::usage::{Outcome, UsageSource};
@@ -11,25 +11,30 @@ use switchboard_store::UsageFilter;
 use switchboard_testkit::{MockKind, MockProvider, Reply as MockReply};
 
 /// A gateway in front of an OpenAI and an Anthropic mock: `m-openai` and `m-failing` retry
-/// twice (`m-failing` is another upstream model, so that its failures open no circuit of the
-/// others), `m-claude` does not, and `limited` allows one request a minute to anyone.
-async fn start(openai: &MockProvider, anthropic: &MockProvider, db: &Db) -> Gw {
+/// twice (`m-failing` is another upstream with a circuit that scripted failures do not open,
+/// so that they never spill onto the other aliases), `m-claude` does not, and `limited` allows one request a minute to anyone.
+async fn start(openai: &MockProvider, anthropic: &MockProvider, db: &Db) -> (Gw, MockProvider) {
+    // Its own mock, so that scripted errors left unplayed (a circuit that opened before the
+    // last retry) never reach the other aliases.
+    let failing = MockProvider::start(MockKind::OpenAi).await;
     let body = format!(
         "providers:\n\
          \x20 openai: {{ type: openai, base_url: \"{}\", api_key: sk-up }}\n\
+         \x20 failing: {{ type: openai, base_url: \"{}\", api_key: sk-up }}\n\
          \x20 anthropic: {{ type: anthropic, base_url: \"{}\", api_key: sk-ant-up }}\n\
          models:\n\
          \x20 m-openai: {{ targets: [ {{ provider: openai, model: gpt-4o }} ], retry: {{ attempts: 2, backoff_ms: 1, max_backoff_ms: 1 }}, price: {p} }}\n\
-         \x20 m-failing: {{ targets: [ {{ provider: openai, model: gpt-4o-failing }} ], retry: {{ attempts: 2, backoff_ms: 1, max_backoff_ms: 1 }}, price: {p} }}\n\
+         \x20 m-failing: {{ targets: [ {{ provider: failing, model: gpt-4o-failing }} ], retry: {{ attempts: 2, backoff_ms: 1, max_backoff_ms: 1 }}, circuit: {{ failures: 100 }}, price: {p} }}\n\
          \x20 m-claude: {{ targets: [ {{ provider: anthropic, model: claude-sonnet-4-5 }} ], price: {p} }}\n\
          \x20 limited: {{ targets: [ {{ provider: openai, model: gpt-4o }} ], price: {p} }}\n\
          rate_limits:\n\
          \x20 - {{ name: one-a-minute, scope: alias, match: {{ alias: limited }}, requests_per_minute: 1 }}\n",
         openai.base_url(),
+        failing.base_url(),
         anthropic.base_url(),
         p = super::kit::PRICE,
     );
-    Gw::start(db, &body).await
+    (Gw::start(db, &body).await, failing)
 }
 
 /// Reads a stream until `needle` has arrived, then drops it (the client goes away). Returns
@@ -59,7 +64,7 @@ async fn a_client_that_leaves_mid_stream_is_recorded_once_as_cancelled_with_an_e
     let openai = MockProvider::start(MockKind::OpenAi).await;
     let anthropic = MockProvider::start(MockKind::Anthropic).await;
     let db = Db::sqlite();
-    let gw = start(&openai, &anthropic, &db).await;
+    let (gw, _failing) = start(&openai, &anthropic, &db).await;
     // Many chunks far apart: the client has long gone before OpenAI's final usage chunk.
     openai.enqueue(MockReply::SlowStream {
         chunks: 500,
@@ -103,7 +108,7 @@ async fn a_cancelled_anthropic_stream_is_billed_for_the_text_it_generated() {
     let openai = MockProvider::start(MockKind::OpenAi).await;
     let anthropic = MockProvider::start(MockKind::Anthropic).await;
     let db = Db::sqlite();
-    let gw = start(&openai, &anthropic, &db).await;
+    let (gw, _failing) = start(&openai, &anthropic, &db).await;
     anthropic.enqueue(MockReply::SlowStream {
         chunks: 500,
         interval: Duration::from_millis(20),
@@ -154,9 +159,9 @@ async fn upstream_failures_and_limit_refusals_are_one_error_record_each() {
     let openai = MockProvider::start(MockKind::OpenAi).await;
     let anthropic = MockProvider::start(MockKind::Anthropic).await;
     let db = Db::sqlite();
-    let gw = start(&openai, &anthropic, &db).await;
+    let (gw, failing) = start(&openai, &anthropic, &db).await;
     for _ in 0..3 {
-        openai.enqueue(MockReply::Error {
+        failing.enqueue(MockReply::Error {
             status: 500,
             retry_after_secs: None,
         });
@@ -164,8 +169,9 @@ async fn upstream_failures_and_limit_refusals_are_one_error_record_each() {
     let failed = Call::new("m-failing");
     let reply = gw.call(ADMIN, &failed).await;
     assert_eq!(reply.status, 502, "{}", reply.text);
-    assert_eq!(openai.request_count(), 3, "the first try and two retries");
+    assert_eq!(failing.request_count(), 3, "the first try and two retries");
 
+    clear_of_minute_boundary().await;
     let first = Call::new("limited");
     assert_eq!(gw.call(ADMIN, &first).await.status, 200);
     let refused = Call::new("limited");
@@ -200,18 +206,18 @@ async fn n_mixed_requests_leave_exactly_n_records() {
     let openai = MockProvider::start(MockKind::OpenAi).await;
     let anthropic = MockProvider::start(MockKind::Anthropic).await;
     let db = Db::sqlite();
-    let gw = start(&openai, &anthropic, &db).await;
+    let (gw, failing) = start(&openai, &anthropic, &db).await;
     let admin = ADMIN;
     // 40 whole and streamed answers in both formats, 10 refused by `limited` (one of 11
     // passes), 3 failing upstream after retries (9 scripted errors, taken first).
     for _ in 0..9 {
-        openai.enqueue(MockReply::Error {
+        failing.enqueue(MockReply::Error {
             status: 503,
             retry_after_secs: None,
         });
     }
-    let failing: Vec<Call> = (0..3).map(|_| Call::new("m-failing")).collect();
-    let replies = join_all(failing.iter().map(|c| gw.call(admin, c))).await;
+    let failed: Vec<Call> = (0..3).map(|_| Call::new("m-failing")).collect();
+    let replies = join_all(failed.iter().map(|c| gw.call(admin, c))).await;
     assert!(replies.iter().all(|r| r.status == 502), "{replies:?}");
     let mut calls = Vec::new();
     for i in 0..40 {
@@ -228,6 +234,7 @@ async fn n_mixed_requests_leave_exactly_n_records() {
         });
     }
     calls.extend((0..11).map(|_| Call::new("limited")));
+    clear_of_minute_boundary().await;
     let replies = join_all(calls.iter().map(|c| gw.call(admin, c))).await;
     let ok = replies.iter().filter(|r| r.status == 200).count();
     let limited = replies.iter().filter(|r| r.status == 429).count();
