@@ -185,7 +185,7 @@ async fn upstream_failures_and_limit_refusals_are_one_error_record_each() {
     assert_eq!(rec.status, 502);
     assert_eq!(rec.error_code.as_deref(), Some("upstream_error"));
     assert_eq!(rec.attempts, 3);
-    assert_eq!(rec.provider.as_deref(), Some("openai"));
+    assert_eq!(rec.provider.as_deref(), Some("failing"));
     assert_eq!(rec.model.as_deref(), Some("gpt-4o-failing"));
     assert_eq!(rec.cost.0, 0, "nothing was generated: {rec:?}");
 
