@@ -2,6 +2,7 @@
 //! provider converts out of them (hub and spoke: N + M converters, not N x M). Nothing here does
 //! IO or knows about HTTP, tokio or any wire format.
 
+pub mod calendar;
 mod chat;
 mod event;
 mod ids;

@@ -1,10 +1,10 @@
 //! Budget periods on the UTC calendar: where the current one started, where it ends, and a
-//! short id that names it in counter keys. The civil-date arithmetic is Howard Hinnant's
-//! `days_from_civil` / `civil_from_days`, a few lines that spare a date-time dependency.
+//! short id that names it in counter keys (dates from `switchboard_types::calendar`).
 
 use super::rules::Period;
 
-const DAY_MS: i64 = 86_400_000;
+pub use switchboard_types::calendar::rfc3339;
+use switchboard_types::calendar::{civil_from_days, days_from_civil, DAY_MS};
 
 /// The current period of a budget.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,31 +14,6 @@ pub struct Bounds {
     pub end_ms: Option<i64>,
     /// Names the period in counter keys: `2026-11-24`, `w2026-11-23`, `2026-11`, `total`.
     pub id: String,
-}
-
-/// Days since 1970-01-01 of a civil date.
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The civil date of a day number (days since 1970-01-01).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// The period of `period` that contains `now_ms`.
@@ -82,19 +57,6 @@ pub fn bounds(period: Period, now_ms: i64) -> Bounds {
     }
 }
 
-/// RFC 3339 in UTC with second precision, e.g. `2026-12-01T00:00:00Z`.
-pub fn rfc3339(ms: i64) -> String {
-    let days = ms.div_euclid(DAY_MS);
-    let (y, mo, d) = civil_from_days(days);
-    let secs = ms.rem_euclid(DAY_MS) / 1000;
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,7 +94,6 @@ mod tests {
             rfc3339(bounds(Period::Month, feb).end_ms.unwrap()),
             "2028-03-01T00:00:00Z"
         );
-        assert_eq!(civil_from_days(days_from_civil(2028, 2, 29)), (2028, 2, 29));
         // A week that spans two months starts on its Monday.
         let sun = days_from_civil(2026, 11, 1) * DAY_MS;
         assert_eq!(bounds(Period::Week, sun).id, "w2026-10-26");

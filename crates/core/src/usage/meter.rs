@@ -176,6 +176,14 @@ impl Meter {
     fn settle_usage(&mut self) {
         if self.reported {
             self.record.usage_source = UsageSource::Reported;
+            // A stream cut short may have sent only a partial report (Anthropic's
+            // `message_start` says 1 output token; the final count comes at the end): bill at
+            // least what the client received.
+            let received = self.streamed_bytes.div_ceil(4);
+            if self.record.stream && !self.finished && received > self.record.usage.output_tokens {
+                self.record.usage.output_tokens = received;
+                self.record.usage_source = UsageSource::Estimated;
+            }
             return;
         }
         if !self.called {

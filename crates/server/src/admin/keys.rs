@@ -17,12 +17,7 @@ use axum::Json;
 use switchboard_core::auth::roles::Action;
 use switchboard_store::{KeyFilter, KeyPatch, KeyRecord, NewKey, Org, PageRequest, Store};
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+use switchboard_types::calendar::now_ms;
 
 /// Checks `action` on a key: a person's own personal key needs the action anywhere in the
 /// organisation; another person's personal key needs an admin where it applies; an app key needs

@@ -381,9 +381,4 @@ fn print_json(value: &Value) {
     );
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+use switchboard_types::calendar::now_ms;

@@ -161,8 +161,8 @@ fn parse_utc(text: &str) -> Option<i64> {
     };
     let mut parts = date.splitn(3, '-');
     let year: i64 = parts.next()?.parse().ok()?;
-    let month: i64 = parts.next()?.parse().ok()?;
-    let day: i64 = parts.next()?.parse().ok()?;
+    let month: u32 = parts.next()?.parse().ok()?;
+    let day: u32 = parts.next()?.parse().ok()?;
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return None;
     }
@@ -180,26 +180,10 @@ fn parse_utc(text: &str) -> Option<i64> {
         }
         seconds = hours * 3600 + minutes * 60 + secs;
     }
-    Some((days_from_civil(year, month, day) * 86_400 + seconds) * 1000)
+    Some((switchboard_types::calendar::days_from_civil(year, month, day) * 86_400 + seconds) * 1000)
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+use switchboard_types::calendar::now_ms;
 
 #[cfg(test)]
 mod tests {

@@ -68,9 +68,7 @@ async fn key_spend(
     state: &AppState,
     key_id: &str,
 ) -> Result<serde_json::Value, switchboard_store::StoreError> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let now = switchboard_types::calendar::now_ms();
     let mut out = serde_json::Map::new();
     for (name, period) in [
         ("today", Period::Day),
