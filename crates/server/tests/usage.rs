@@ -16,6 +16,7 @@ mod usage {
     mod failures;
     pub mod kit;
     mod limits;
+    mod processes;
     mod records;
     mod redis;
 }
