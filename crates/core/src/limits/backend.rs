@@ -135,6 +135,20 @@ pub trait LimitBackend: Send + Sync + Debug {
         entries: &[Settle],
     ) -> Result<Vec<Option<SpendChange>>, BackendError>;
 
+    /// Settles several finished requests at once (the settle worker batches what queued up).
+    /// Same results as calling [`LimitBackend::settle`] for each, in order; a backend where one
+    /// call per request is cheap keeps this default.
+    async fn settle_many(
+        &self,
+        jobs: &[(&str, &[Settle])],
+    ) -> Result<Vec<Vec<Option<SpendChange>>>, BackendError> {
+        let mut out = Vec::with_capacity(jobs.len());
+        for (request_id, entries) in jobs {
+            out.push(self.settle(request_id, entries).await?);
+        }
+        Ok(out)
+    }
+
     /// The counters as they stand, taking nothing (for `GET /v1/key` and the admin API).
     async fn peek(&self, counters: &[Counter]) -> Result<Vec<CounterState>, BackendError>;
 }

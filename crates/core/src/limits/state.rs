@@ -180,63 +180,71 @@ struct Worker {
 /// given up (its reservations then expire with their counters' TTL).
 const SETTLE_GIVE_UP: Duration = Duration::from_secs(60);
 
+/// Most settlements sent to a backend in one call.
+const SETTLE_BATCH: usize = 256;
+
 impl Worker {
+    /// Takes whatever has queued up (at most [`SETTLE_BATCH`]) and settles it in one call per
+    /// backend: under load that is one Redis script for many requests, at low load one each.
+    /// Batches run one after the other; a batch that waits on Redis lets the next ones grow.
     async fn run(self, mut rx: mpsc::UnboundedReceiver<SettleJob>) {
-        let this = Arc::new(self);
-        let mut running = tokio::task::JoinSet::new();
-        loop {
-            tokio::select! {
-                job = rx.recv() => match job {
-                    Some(job) => {
-                        let this = this.clone();
-                        running.spawn(async move {
-                            this.settle(job).await;
-                            this.done();
-                        });
-                    }
-                    None => break,
-                },
-                Some(_) = running.join_next(), if !running.is_empty() => {}
+        let mut jobs = Vec::with_capacity(SETTLE_BATCH);
+        while rx.recv_many(&mut jobs, SETTLE_BATCH).await > 0 {
+            let count = jobs.len();
+            let (shared, local): (Vec<SettleJob>, Vec<SettleJob>) = jobs
+                .drain(..)
+                .partition(|job| job.held == Held::Shared && self.shared.is_some());
+            if let Some(backend) = &self.shared {
+                self.settle_batch(backend.as_ref(), shared).await;
             }
+            self.settle_batch(self.local.as_ref(), local).await;
+            self.done(count);
         }
-        while running.join_next().await.is_some() {}
     }
 
-    fn done(&self) {
-        if self.pending.jobs.fetch_sub(1, Ordering::SeqCst) == 1 {
+    fn done(&self, count: usize) {
+        if self.pending.jobs.fetch_sub(count, Ordering::SeqCst) == count {
             self.pending.idle.notify_waiters();
         }
     }
 
-    async fn settle(&self, job: SettleJob) {
-        let backend: &dyn LimitBackend = match (job.held, &self.shared) {
-            (Held::Shared, Some(shared)) => shared.as_ref(),
-            _ => self.local.as_ref(),
-        };
+    async fn settle_batch(&self, backend: &dyn LimitBackend, jobs: Vec<SettleJob>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let batch: Vec<(&str, &[Settle])> = jobs
+            .iter()
+            .map(|job| (job.request_id.as_str(), job.entries.as_slice()))
+            .collect();
         let started = tokio::time::Instant::now();
         let mut wait = Duration::from_millis(50);
         let changes = loop {
-            match backend.settle(&job.request_id, &job.entries).await {
+            match backend.settle_many(&batch).await {
                 Ok(changes) => break changes,
                 Err(err) if started.elapsed() < SETTLE_GIVE_UP => {
-                    warn!(%err, request_id = %job.request_id, "Settling limit counters failed; retrying.");
+                    warn!(%err, requests = jobs.len(), "Settling limit counters failed; retrying.");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(5));
                 }
                 Err(err) => {
-                    error!(%err, request_id = %job.request_id, "Gave up settling limit counters; their reservations expire with the counters.");
+                    error!(%err, requests = jobs.len(), "Gave up settling limit counters; their reservations expire with the counters.");
                     return;
                 }
             }
         };
-        for alert in crossings(&job.alerting, &changes) {
-            warn!(
-                budget = %alert.budget, subject = %alert.subject, percent = alert.percent,
-                spent_micros = alert.spent, limit_micros = alert.limit,
-                "Budget threshold crossed."
-            );
-            if let Some(url) = &job.webhook {
-                super::alerts::deliver(&self.http, url, &alert).await;
+        for (job, changes) in jobs.iter().zip(changes) {
+            for alert in crossings(&job.alerting, &changes) {
+                warn!(
+                    budget = %alert.budget, subject = %alert.subject, percent = alert.percent,
+                    spent_micros = alert.spent, limit_micros = alert.limit,
+                    "Budget threshold crossed."
+                );
+                if let Some(url) = job.webhook.clone() {
+                    // Rare (once per threshold and period); off the worker so that a slow
+                    // webhook never holds up settlements.
+                    let http = self.http.clone();
+                    tokio::spawn(async move { super::alerts::deliver(&http, &url, &alert).await });
+                }
             }
         }
     }

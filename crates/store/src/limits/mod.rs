@@ -292,33 +292,46 @@ impl LimitBackend for RedisLimits {
         request_id: &str,
         entries: &[Settle],
     ) -> Result<Vec<Option<SpendChange>>, BackendError> {
-        if entries.is_empty() {
-            return Ok(Vec::new());
+        let mut all = self.settle_many(&[(request_id, entries)]).await?;
+        Ok(all.pop().unwrap_or_default())
+    }
+
+    /// One script for the whole batch: Redis's cost per script, not per request.
+    async fn settle_many(
+        &self,
+        jobs: &[(&str, &[Settle])],
+    ) -> Result<Vec<Vec<Option<SpendChange>>>, BackendError> {
+        let total: usize = jobs.iter().map(|(_, entries)| entries.len()).sum();
+        if total == 0 {
+            return Ok(jobs.iter().map(|_| Vec::new()).collect());
         }
         let mut invocation = self.settle.prepare_invoke();
-        invocation.arg(request_id);
-        for entry in entries {
-            invocation
-                .key(self.key(&entry.counter))
-                .arg(&settle_args(entry)[..]);
+        for (request_id, entries) in jobs {
+            for entry in *entries {
+                invocation
+                    .key(self.key(&entry.counter))
+                    .arg(*request_id)
+                    .arg(&settle_args(entry)[..]);
+            }
         }
         let reply: Vec<i64> = self
             .call("settle", |mut conn| async move {
                 invocation.invoke_async(&mut conn).await
             })
             .await?;
-        if reply.len() != entries.len() * 3 {
+        if reply.len() != total * 3 {
             return Err(malformed());
         }
-        Ok(reply
-            .chunks_exact(3)
-            .map(|triple| match triple {
-                [1, before, after] => Some(SpendChange {
-                    before: *before,
-                    after: *after,
-                }),
-                _ => None,
-            })
+        let mut changes = reply.chunks_exact(3).map(|triple| match triple {
+            [1, before, after] => Some(SpendChange {
+                before: *before,
+                after: *after,
+            }),
+            _ => None,
+        });
+        Ok(jobs
+            .iter()
+            .map(|(_, entries)| changes.by_ref().take(entries.len()).collect())
             .collect())
     }
 

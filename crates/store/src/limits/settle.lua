@@ -1,7 +1,9 @@
--- Settlement of a finished request's counters, atomically (one EVALSHA). The same rules as
--- crates/core/src/limits/local.rs (`Shard::settle`); keep the two in step.
+-- Settlement of finished requests' counters, atomically (one EVALSHA for a whole batch of
+-- requests: the settle worker sends what has queued up, which keeps Redis's per-script cost off
+-- each request). The same rules as crates/core/src/limits/local.rs (`Shard::settle`); keep the
+-- two in step.
 --
--- KEYS[i]: counter i. ARGV[1] request id, then five per entry: op, a, b, c, d with
+-- KEYS[i]: counter i. ARGV: six per entry: request id, op, a, b, c, d with
 --   op 0: nothing (the entry's kind does not fit its counter)
 --   op 1 tokens:  a = window ms, b = window, c = delta (may be negative)
 --   op 2 release: (unused)
@@ -14,14 +16,14 @@ end
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local rid = ARGV[1]
 local out = {}
 
 for i = 1, #KEYS do
   local key = KEYS[i]
-  local base = 1 + (i - 1) * 5
-  local op, a, b, c, d = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]),
-      tonumber(ARGV[base + 3]), tonumber(ARGV[base + 4]), tonumber(ARGV[base + 5])
+  local base = (i - 1) * 6
+  local rid = ARGV[base + 1]
+  local op, a, b, c, d = tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3]),
+      tonumber(ARGV[base + 4]), tonumber(ARGV[base + 5]), tonumber(ARGV[base + 6])
   local flag, before, after = 0, 0, 0
   if op == 1 then
     -- Only the current window still decides admissions; an ended one is left to expire.

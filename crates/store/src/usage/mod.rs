@@ -20,6 +20,7 @@ pub use writer::{UsageWriter, WriterHandle, WriterOptions, WriterStats};
 
 use crate::error::StoreError;
 use crate::rows::{from_json, to_json};
+use crate::Backend;
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, Row, Transaction};
@@ -77,8 +78,11 @@ macro_rules! select_usage {
 }
 pub(crate) use select_usage;
 
-/// `INSERT INTO usage_records (...) VALUES ($1, ..., $28), ($29, ...)` for `rows` records.
-fn insert_sql(rows: usize) -> String {
+/// `INSERT INTO usage_records (...) VALUES ($1, ..., $28), ($29, ...)` for `rows` records, with
+/// `?` placeholders for SQLite: sqlx-sqlite looks up every numbered parameter's name, and
+/// SQLite finds a name by scanning all of them, so thousands of `$N` in one statement cost
+/// quadratic time (it was half the gateway's CPU under load); anonymous `?` cost nothing.
+fn insert_sql(rows: usize, backend: Backend) -> String {
     let mut sql = format!("INSERT INTO usage_records ({}) VALUES ", COLUMNS.join(", "));
     let mut n = 0;
     for row in 0..rows {
@@ -91,8 +95,13 @@ fn insert_sql(rows: usize) -> String {
                 sql.push_str(", ");
             }
             n += 1;
-            sql.push('$');
-            sql.push_str(&n.to_string());
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&n.to_string());
+                }
+            }
         }
         sql.push(')');
     }
@@ -150,10 +159,11 @@ fn bind_record<'q>(
 pub(crate) async fn insert_records(
     tx: &mut Transaction<'static, Any>,
     records: &[UsageRecord],
+    backend: Backend,
 ) -> Result<(), StoreError> {
     for chunk in records.chunks(ROWS_PER_STATEMENT) {
         // Only placeholders are spliced in: the values travel as bound parameters.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_sql(chunk.len())));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_sql(chunk.len(), backend)));
         for record in chunk {
             query = bind_record(query, record)?;
         }
@@ -239,9 +249,12 @@ mod tests {
 
     #[test]
     fn insert_sql_numbers_every_placeholder() {
-        let sql = insert_sql(2);
+        let sql = insert_sql(2, Backend::Postgres);
         assert!(sql.contains("($1, $2, "));
         assert!(sql.contains("$28), ($29, "));
         assert!(sql.ends_with("$56)"));
+        let sql = insert_sql(2, Backend::Sqlite);
+        assert_eq!(sql.matches('?').count(), 56);
+        assert!(!sql.contains('$'));
     }
 }

@@ -191,7 +191,7 @@ impl UsageWriter {
     /// Commits `records` in one transaction.
     async fn commit(&self, records: &[UsageRecord]) -> Result<(), StoreError> {
         let mut tx = self.store.pool.begin().await?;
-        insert_records(&mut tx, records).await?;
+        insert_records(&mut tx, records, self.store.backend()).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -17,7 +17,58 @@ suite!(
     settle_ignores_entries_that_do_not_fit,
     budget_holds_under_concurrent_requests,
     requests_limit_is_exact_across_instances,
+    a_batch_settles_each_request_as_alone,
 );
+
+/// The settle worker sends many requests' settlements in one call: each is settled as if it
+/// were alone (its own lease released, its own budget change reported, in order).
+async fn a_batch_settles_each_request_as_alone(shared: &Shared) {
+    let b = shared.instance().await;
+    let k = [concurrent("bc", 3, 60_000), budget("bb", 1_000, 0)];
+    for id in ["r1", "r2", "r3"] {
+        admitted(b.acquire(&k, &demand(id, 0, 100)).await.unwrap());
+    }
+    let entries = |actual| {
+        vec![
+            settle(&k[0], SettleKind::Release),
+            settle(
+                &k[1],
+                SettleKind::Budget {
+                    reserved: 100,
+                    actual,
+                },
+            ),
+        ]
+    };
+    let (one, two) = (entries(10), entries(20));
+    let changes = b
+        .settle_many(&[("r1", one.as_slice()), ("r2", two.as_slice())])
+        .await
+        .unwrap();
+    assert_eq!(changes.len(), 2);
+    assert_eq!(
+        changes[0],
+        vec![
+            None,
+            Some(SpendChange {
+                before: 0,
+                after: 10
+            })
+        ]
+    );
+    assert_eq!(
+        changes[1],
+        vec![
+            None,
+            Some(SpendChange {
+                before: 10,
+                after: 30
+            })
+        ]
+    );
+    // r3 still holds its lease and its reservation.
+    assert_eq!(used(&*b, &k).await, vec![1, 130]);
+}
 
 async fn requests_fill_a_window(shared: &Shared) {
     let b = shared.instance().await;
