@@ -50,6 +50,9 @@ impl ConfigSource {
     }
 }
 
+/// The longest a shutdown waits for limit settlements (they retry while Redis is down).
+const LIMITS_FLUSH: Duration = Duration::from_secs(5);
+
 /// Storage URL used when the config names none: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE: &str = "sqlite://switchboard.db";
 
@@ -118,13 +121,21 @@ impl Runtime {
         })
     }
 
-    /// After the last request has ended: settles the limit counters still queued and writes
-    /// every usage record still buffered (spilling them to a file if storage is down).
+    /// After the last request has ended: writes every usage record still buffered (spilling
+    /// them to a file if storage is down), then settles the limit counters still queued. Usage
+    /// first: it is billing data, while counters left unsettled (Redis down) only expire.
     pub async fn drain(&self) {
-        self.gateway.limits().flush().await;
         self.usage_stop.cancel();
         self.tasks.close();
         self.tasks.wait().await;
+        if tokio::time::timeout(LIMITS_FLUSH, self.gateway.limits().flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "Some limit counters were not settled before exit; they expire on their own."
+            );
+        }
     }
 
     /// Rebuilds the config from the source and the stored layer. On failure the running config

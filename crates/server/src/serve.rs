@@ -13,6 +13,7 @@ use rand::RngCore as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use switchboard_core::config::{self, Secret};
 use switchboard_core::Gateway;
 use tokio::net::TcpListener;
@@ -57,12 +58,7 @@ pub async fn run(config_path: Option<PathBuf>, demo_listen: SocketAddr) -> anyho
         grace_secs = SHUTDOWN_GRACE.as_secs(),
         "Shutting down: finishing in-flight requests."
     );
-    if tokio::time::timeout(SHUTDOWN_GRACE, server.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("In-flight requests did not finish within the grace period; exiting.");
-    }
+    server.shutdown_within(SHUTDOWN_GRACE).await;
     Ok(())
 }
 
@@ -77,12 +73,26 @@ pub struct Server {
 }
 
 impl Server {
-    /// Stops accepting connections, waits for in-flight requests to finish, then settles their
-    /// limit counters and writes their usage records.
+    /// Stops accepting connections, waits for in-flight requests to finish, then writes their
+    /// usage records and settles their limit counters.
     pub async fn shutdown(self) {
+        self.shutdown_within(Duration::MAX).await;
+    }
+
+    /// [`Server::shutdown`], waiting at most `grace` for in-flight requests. The usage records
+    /// of every request that ended are written either way; the usage writer then waits its own
+    /// grace (10 s) for requests still running, and a record that comes later is lost with the
+    /// process (logged).
+    pub async fn shutdown_within(self, grace: Duration) {
         self.stop.cancel();
-        if let Err(err) = self.task.await {
-            tracing::error!(%err, "The server task failed.");
+        match tokio::time::timeout(grace, self.task).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(%err, "The server task failed."),
+            Err(_) => {
+                tracing::warn!(
+                    "In-flight requests did not finish within the grace period; cutting them off."
+                )
+            }
         }
         self.runtime.drain().await;
     }
