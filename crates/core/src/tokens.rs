@@ -17,6 +17,7 @@
 //! constants for every family; images are counted at a flat rate because their size is not
 //! known before the call. Encoders are built once, on first use.
 
+use std::hash::{BuildHasher, RandomState};
 use std::sync::OnceLock;
 use switchboard_types::{ChatRequest, ContentPart, Message};
 use tiktoken_rs::CoreBPE;
@@ -38,7 +39,7 @@ pub struct TokenCount {
 }
 
 /// The BPE vocabularies this module knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Encoding {
     Cl100k,
     O200k,
@@ -92,14 +93,40 @@ fn encoder(encoding: Encoding) -> Option<&'static CoreBPE> {
 #[derive(Clone, Copy)]
 struct Counter(Encoding);
 
+/// Texts whose count is remembered, at most. Conversations resend their whole history and
+/// system prompt on every turn, and many calls share a system prompt: each text is tokenized
+/// once (BPE with its regex pre-split costs microseconds for a short text, far more for a long
+/// one; it was a quarter of the CPU of a request under a token limit) and looked up afterwards.
+const REMEMBERED_TEXTS: usize = 16_384;
+
+/// The remembered counts, keyed by encoding and a keyed 64-bit hash of the text (random keys
+/// per process, so texts cannot be crafted to collide).
+fn remembered() -> &'static (quick_cache::sync::Cache<(Encoding, u64), u64>, RandomState) {
+    static CACHE: OnceLock<(quick_cache::sync::Cache<(Encoding, u64), u64>, RandomState)> =
+        OnceLock::new();
+    CACHE.get_or_init(|| {
+        (
+            quick_cache::sync::Cache::new(REMEMBERED_TEXTS),
+            RandomState::new(),
+        )
+    })
+}
+
 impl Counter {
     fn text(self, text: &str) -> u64 {
-        match encoder(self.0) {
+        let (cache, hasher) = remembered();
+        let key = (self.0, hasher.hash_one(text));
+        if let Some(tokens) = cache.get(&key) {
+            return tokens;
+        }
+        let tokens = match encoder(self.0) {
             Some(bpe) => bpe.encode_ordinary(text).len() as u64,
             // The encoder's data ships inside the crate, so this only happens if it is corrupt:
             // fall back to the usual four characters per token.
             None => (text.chars().count() as u64).div_ceil(4),
-        }
+        };
+        cache.insert(key, tokens);
+        tokens
     }
 
     fn parts(self, parts: &[ContentPart]) -> u64 {
@@ -217,6 +244,25 @@ mod tests {
             messages: vec![Message::new(Role::User, vec![ContentPart::text(text)])],
             ..ChatRequest::default()
         }
+    }
+
+    #[test]
+    fn remembered_counts_equal_fresh_ones_per_encoding() {
+        let text = "A system prompt that every turn of a conversation sends again.";
+        let fresh = tiktoken_rs::o200k_base()
+            .unwrap()
+            .encode_ordinary(text)
+            .len() as u64;
+        let counter = Counter(Encoding::O200k);
+        assert_eq!(counter.text(text), fresh);
+        assert_eq!(counter.text(text), fresh, "the remembered count");
+        // The same text under the other encoding is its own entry.
+        let cl100k = tiktoken_rs::cl100k_base()
+            .unwrap()
+            .encode_ordinary(text)
+            .len() as u64;
+        assert_eq!(Counter(Encoding::Cl100k).text(text), cl100k);
+        assert_eq!(counter.text("A different text."), 4);
     }
 
     #[test]
