@@ -101,9 +101,10 @@ const REMEMBERED_TEXTS: usize = 16_384;
 
 /// The remembered counts, keyed by encoding and a keyed 64-bit hash of the text (random keys
 /// per process, so texts cannot be crafted to collide).
-fn remembered() -> &'static (quick_cache::sync::Cache<(Encoding, u64), u64>, RandomState) {
-    static CACHE: OnceLock<(quick_cache::sync::Cache<(Encoding, u64), u64>, RandomState)> =
-        OnceLock::new();
+type Remembered = (quick_cache::sync::Cache<(Encoding, u64), u64>, RandomState);
+
+fn remembered() -> &'static Remembered {
+    static CACHE: OnceLock<Remembered> = OnceLock::new();
     CACHE.get_or_init(|| {
         (
             quick_cache::sync::Cache::new(REMEMBERED_TEXTS),
