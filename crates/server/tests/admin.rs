@@ -15,6 +15,8 @@ mod admin {
     mod cli;
     mod cluster;
     mod data_plane;
+    #[path = "../common/db.rs"]
+    pub mod db;
     mod input;
     mod isolation;
     mod kit;

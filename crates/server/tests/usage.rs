@@ -13,6 +13,8 @@
 
 mod usage {
     pub mod budgets;
+    #[path = "../common/db.rs"]
+    pub mod db;
     mod failures;
     pub mod kit;
     mod limits;

@@ -22,7 +22,6 @@ use switchboard::serve::{self, Server};
 
 pub const ADMIN: &str = "sk-test-admin-api";
 pub const AUDIENCE: &str = "switchboard";
-pub const POSTGRES_ENV: &str = "SWITCHBOARD_TEST_POSTGRES";
 
 /// Runs each named `async fn(Db)` on SQLite and, when configured, on Postgres. The invoking
 /// module must have `Db` in scope.
@@ -57,103 +56,7 @@ pub fn secret_key_env() {
     SET.call_once(|| std::env::set_var("SWITCHBOARD_SECRET_KEY", SECRET_KEY));
 }
 
-/// One database for one test.
-#[derive(Clone, Debug)]
-pub struct Db {
-    /// What the server's `database:` says.
-    pub url: String,
-    dir: Option<PathBuf>,
-    /// Postgres: the database URL without the schema, and the schema.
-    pg: Option<(String, String)>,
-}
-
-impl Db {
-    pub fn sqlite() -> Db {
-        let dir = std::env::temp_dir().join(format!("sb-admin-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Db {
-            url: format!("sqlite://{}", dir.join("db.sqlite").display()),
-            dir: Some(dir),
-            pg: None,
-        }
-    }
-
-    /// A new schema in the test Postgres, or None with a loud note.
-    pub async fn postgres() -> Option<Db> {
-        let Ok(base) = std::env::var(POSTGRES_ENV) else {
-            static NOTE: Once = Once::new();
-            NOTE.call_once(|| {
-                use std::io::Write as _;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "\n*** SKIPPED (postgres): set {POSTGRES_ENV} to run the admin API tests \
-                     against Postgres too, e.g. postgres://postgres@127.0.0.1:5432/test ***\n"
-                );
-            });
-            return None;
-        };
-        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-        raw(&base, &format!("CREATE SCHEMA {schema}"))
-            .await
-            .unwrap();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        Some(Db {
-            url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
-            dir: None,
-            pg: Some((base, schema)),
-        })
-    }
-
-    /// Statements that lift the audit log's append-only protection.
-    pub fn lift_audit_protection(&self) -> [&'static str; 2] {
-        if self.pg.is_some() {
-            [
-                "DROP RULE audit_log_no_update ON audit_log",
-                "DROP RULE audit_log_no_delete ON audit_log",
-            ]
-        } else {
-            [
-                "DROP TRIGGER audit_log_no_update",
-                "DROP TRIGGER audit_log_no_delete",
-            ]
-        }
-    }
-
-    /// Postgres only: the base URL and this test's schema.
-    pub fn postgres_parts(&self) -> Option<(&str, &str)> {
-        self.pg
-            .as_ref()
-            .map(|(base, schema)| (base.as_str(), schema.as_str()))
-    }
-
-    /// Runs raw SQL on `url` (tests that break or tamper with storage).
-    pub async fn execute(&self, sql: &str, url: &str) {
-        raw(url, sql).await.unwrap();
-    }
-
-    pub async fn drop(&self) {
-        if let Some((base, schema)) = &self.pg {
-            let _ = raw(base, &format!("DROP SCHEMA {schema} CASCADE")).await;
-        }
-        if let Some(dir) = &self.dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
-async fn raw(url: &str, sql: &str) -> Result<(), String> {
-    use sqlx::Connection as _;
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(url)
-        .await
-        .map_err(|e| e.to_string())?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(&mut conn)
-        .await
-        .map_err(|e| e.to_string())?;
-    let _ = conn.close().await;
-    Ok(())
-}
+pub use super::db::Db;
 
 // ---------------------------------------------------------------- the side server
 
@@ -617,7 +520,7 @@ pub fn diff_lines(json: &Value) -> Vec<String> {
 
 /// A file in the test's folder (SQLite) or the temp dir.
 pub fn write_file(db: &Db, name: &str, text: &str) -> PathBuf {
-    let dir = db.dir.clone().unwrap_or_else(|| {
+    let dir = db.folder().map(Path::to_path_buf).unwrap_or_else(|| {
         let dir = std::env::temp_dir().join(format!("sb-admin-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         dir

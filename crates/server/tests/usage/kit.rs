@@ -13,15 +13,13 @@ use axum::{Json, Router};
 use parking_lot::Mutex;
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
-use std::path::PathBuf;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 use switchboard::runtime::ConfigSource;
 use switchboard::serve::{self, Server};
 use switchboard_core::usage::UsageRecord;
 
 pub const ADMIN: &str = "sk-usage-test-admin";
-pub const POSTGRES_ENV: &str = "SWITCHBOARD_TEST_POSTGRES";
 pub const REDIS_ENV: &str = "SWITCHBOARD_TEST_REDIS";
 
 /// Prices in dollars per million tokens, every class different so that a token counted in the
@@ -36,90 +34,22 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", &id[..12])
 }
 
-fn note_skipped(what: &str, env: &str) {
-    use std::io::Write as _;
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED ({what}): set {env} to run it, e.g. {} ***\n",
-        if env == REDIS_ENV {
-            "redis://127.0.0.1:6379"
-        } else {
-            "postgres://postgres@127.0.0.1:5432/test"
-        }
-    );
-}
-
 /// The test Redis, or `None` after a loud note naming the skipped test.
 pub fn redis_url(test: &str) -> Option<String> {
     match std::env::var(REDIS_ENV) {
         Ok(url) if !url.trim().is_empty() => Some(url),
         _ => {
-            note_skipped(test, REDIS_ENV);
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPED ({test}): set {REDIS_ENV} to run it, e.g. redis://127.0.0.1:6379 ***\n"
+            );
             None
         }
     }
 }
 
-/// One database for one test, which every gateway of the test shares.
-#[derive(Clone, Debug)]
-pub struct Db {
-    /// What the servers' `database:` says.
-    pub url: String,
-    dir: Option<PathBuf>,
-    /// Postgres: the database URL without the schema, and the schema.
-    pg: Option<(String, String)>,
-}
-
-impl Db {
-    /// A SQLite file in a fresh folder (a file, not `:memory:`, so that gateways share it).
-    pub fn sqlite() -> Db {
-        let dir = std::env::temp_dir().join(format!("sb-usage-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Db {
-            url: format!("sqlite://{}", dir.join("db.sqlite").display()),
-            dir: Some(dir),
-            pg: None,
-        }
-    }
-
-    /// A fresh schema of the test Postgres when it is configured, else a SQLite file (the
-    /// multi-instance tests run on either).
-    pub async fn shared() -> Db {
-        let Ok(base) = std::env::var(POSTGRES_ENV) else {
-            static NOTE: Once = Once::new();
-            NOTE.call_once(|| note_skipped("postgres: shared databases use SQLite", POSTGRES_ENV));
-            return Db::sqlite();
-        };
-        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-        raw(&base, &format!("CREATE SCHEMA {schema}")).await;
-        let sep = if base.contains('?') { '&' } else { '?' };
-        Db {
-            url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
-            dir: None,
-            pg: Some((base, schema)),
-        }
-    }
-
-    pub async fn drop(&self) {
-        if let Some((base, schema)) = &self.pg {
-            raw(base, &format!("DROP SCHEMA {schema} CASCADE")).await;
-        }
-        if let Some(dir) = &self.dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
-async fn raw(url: &str, sql: &str) {
-    use sqlx::Connection as _;
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let _ = conn.close().await;
-}
+pub use super::db::Db;
 
 /// The full config of a gateway on `db`: listen on port 0, the admin key, then `body`.
 pub fn config(db: &Db, body: &str) -> String {
