@@ -6,7 +6,7 @@
 //! was generated so far) exactly like one that finished.
 
 use super::queue::UsageSlot;
-use super::record::{CallKind, Caller, Outcome, UsageRecord, UsageSource};
+use super::record::{CallDetails, CallKind, Caller, Outcome, UsageRecord, UsageSource};
 use crate::config::Price;
 use crate::error::GatewayError;
 use crate::limits::Admission;
@@ -72,6 +72,7 @@ impl Meter {
                 status: 200,
                 error_code: None,
                 tags: start.tags,
+                details: CallDetails::default(),
             },
             started: Instant::now(),
             admission,
@@ -257,5 +258,6 @@ fn empty_record() -> UsageRecord {
         status: 0,
         error_code: None,
         tags: Vec::new(),
+        details: CallDetails::default(),
     }
 }

@@ -5,8 +5,10 @@
 mod meter;
 mod queue;
 mod record;
+mod rollup;
 
 pub use meter::{Meter, MeterStart};
 
 pub use queue::{UsageQueue, UsageReceiver, UsageSlot, DEFAULT_CAPACITY};
-pub use record::{CallKind, Caller, Outcome, UsageRecord, UsageSource};
+pub use record::{AttemptLog, CallDetails, CallKind, Caller, Outcome, UsageRecord, UsageSource};
+pub use rollup::{bucket_index, LATENCY_BUCKETS_MS};

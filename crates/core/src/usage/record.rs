@@ -139,4 +139,39 @@ pub struct UsageRecord {
     pub error_code: Option<String>,
     /// `x-switchboard-tags`, in the order given.
     pub tags: Vec<(String, String)>,
+    /// What the call log keeps beyond billing: where the call came from and how it was routed.
+    #[serde(default)]
+    pub details: CallDetails,
+}
+
+/// The call log's part of a record (docs/observability.md): who sent the request, over which
+/// route, and each upstream attempt. Empty fields cost nothing to store.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallDetails {
+    /// The client's address (the TCP peer; `x-forwarded-for` is not trusted by default).
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The path the client called, e.g. `/v1/chat/completions`.
+    pub route: Option<String>,
+    /// Every upstream attempt in order, fallbacks included.
+    pub attempts: Vec<AttemptLog>,
+    /// `hit` | `miss` | `bypass` once a response cache exists; `None` until then.
+    pub cache: Option<String>,
+    /// What the guardrails decided (`pass`, `blocked:<rule>`...) once they exist.
+    pub guardrail: Option<String>,
+    /// The W3C trace id of the request's span (32 hex digits), to find its trace.
+    pub trace_id: Option<String>,
+}
+
+/// One upstream attempt of a call.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptLog {
+    /// `provider/model` from the config.
+    pub target: String,
+    /// The upstream's HTTP status; 0 when no answer came (connect error, timeout).
+    pub status: u16,
+    /// From sending the request to the answer's head (or the error), milliseconds.
+    pub latency_ms: u64,
+    /// The gateway's error code for a failed attempt.
+    pub error_code: Option<String>,
 }

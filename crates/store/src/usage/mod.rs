@@ -240,6 +240,7 @@ pub(crate) fn record_from_row(row: &AnyRow) -> Result<UsageRecord, StoreError> {
         status: unsigned(row, "status")?,
         error_code: row.try_get("error_code")?,
         tags: from_json("tags", &row.try_get::<String, _>("tags")?)?,
+        details: Default::default(),
     })
 }
 

@@ -81,6 +81,7 @@ fn record(i: u64) -> UsageRecord {
                 ("ticket".to_owned(), format!("T-{i} ünïcode \"quoted\"")),
             ]
         },
+        details: Default::default(),
     }
 }
 
