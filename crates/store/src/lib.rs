@@ -12,6 +12,7 @@
 mod access;
 mod apps;
 pub(crate) mod audit;
+mod calllog;
 mod changes;
 mod common;
 mod crypto;
@@ -33,6 +34,10 @@ mod usage;
 mod users;
 
 pub use audit::{redact, GENESIS_HASH, REDACTED};
+pub use calllog::{
+    percentile_ms, CallBodies, CallLogEntry, Dimension, Interval, LogCursor, LogFilter, LogPage,
+    RollupPoint, RollupQuery, RollupStats, TopOrder, LATENCY_BUCKETS, MAX_PAGE,
+};
 pub use changes::{Change, ChangeListeners, PG_CHANNEL, REDIS_CHANNEL};
 pub use common::{Actor, Page, PageRequest, APPLY};
 pub use crypto::{SecretCipher, SECRET_KEY_ENV};
