@@ -16,6 +16,8 @@ mod common;
 mod access;
 #[path = "store/audit.rs"]
 mod audit;
+#[path = "store/calllog.rs"]
+mod calllog;
 #[path = "store/changes.rs"]
 mod changes;
 #[path = "store/config.rs"]

@@ -1,0 +1,216 @@
+//! The call log's store side: per-minute rollups written with the usage records (checked
+//! against sums computed here from the records, after many batches and with two writers on
+//! one database). The details' round trip is checked by the usage tests (`record(i)` carries
+//! them).
+
+use crate::common::TestDb;
+use crate::usage::{options, record, Running, BASE_MS};
+use sqlx::Row;
+use std::collections::BTreeMap;
+use switchboard_core::usage::{bucket_index, Outcome, UsageQueue, UsageRecord};
+use switchboard_store::{UsageFilter, UsageWriter, WriterOptions, ROLLUP_BUCKET_MS};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// requests, errors, cancelled, 5 token counts, cost, latency sum, ttft sum, ttft count, and
+/// the latency histogram.
+type Sums = ([i64; 12], [i64; 30]);
+type Groups = BTreeMap<(String, String, String, i64), Sums>;
+
+/// `record(i)` moved into one of `minutes` minutes, so batches add to the same rollup rows.
+fn clustered(i: u64, minutes: i64) -> UsageRecord {
+    let mut r = record(i);
+    r.started_at_ms = BASE_MS + (i as i64 % minutes) * ROLLUP_BUCKET_MS + (i as i64 % 59_000);
+    r
+}
+
+/// The rollups the records should give, computed independently of the writer.
+fn expected(records: &[UsageRecord]) -> Groups {
+    let mut out = Groups::new();
+    for r in records {
+        let c = &r.caller;
+        let org = c.org.clone().unwrap_or_default();
+        let part = |p: &Option<String>| p.clone().unwrap_or_default();
+        let mut dims = vec![("all", String::new()), ("alias", r.alias.clone())];
+        if let (Some(p), Some(m)) = (&r.provider, &r.model) {
+            dims.push(("target", format!("{p}/{m}")));
+        }
+        if c.team.is_some() {
+            dims.push(("team", format!("{org}/{}", part(&c.team))));
+        }
+        if c.app.is_some() {
+            dims.push(("app", format!("{org}/{}/{}", part(&c.team), part(&c.app))));
+        }
+        if let Some(key) = &c.key_id {
+            dims.push(("key", key.clone()));
+        }
+        let mut tags: Vec<String> = r.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        tags.sort();
+        tags.dedup();
+        dims.extend(tags.into_iter().map(|t| ("tag", t)));
+        let bucket = r.started_at_ms - r.started_at_ms.rem_euclid(60_000);
+        for (dim, value) in dims {
+            let e = out
+                .entry((dim.to_owned(), value, org.clone(), bucket))
+                .or_default();
+            let u = &r.usage;
+            let add = [
+                1,
+                i64::from(r.outcome == Outcome::Error),
+                i64::from(r.outcome == Outcome::Cancelled),
+                u.input_tokens as i64,
+                u.output_tokens as i64,
+                u.cached_input_tokens as i64,
+                u.cache_write_tokens as i64,
+                u.reasoning_tokens as i64,
+                r.cost.0,
+                r.latency_ms as i64,
+                r.ttft_ms.unwrap_or(0) as i64,
+                i64::from(r.ttft_ms.is_some()),
+            ];
+            for (sum, n) in e.0.iter_mut().zip(add) {
+                *sum += n;
+            }
+            e.1[bucket_index(r.latency_ms)] += 1;
+        }
+    }
+    out
+}
+
+const SUM_COLUMNS: [&str; 12] = [
+    "requests",
+    "errors",
+    "cancelled",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_micros",
+    "latency_ms_sum",
+    "ttft_ms_sum",
+    "ttft_count",
+];
+
+async fn stored(db: &TestDb) -> Groups {
+    let lat: Vec<String> = (0..30).map(|i| format!("lat_{i:02}")).collect();
+    let sql = format!(
+        "SELECT dimension, value, org, bucket_ms, {}, {} FROM usage_rollups",
+        SUM_COLUMNS.join(", "),
+        lat.join(", ")
+    );
+    let mut out = Groups::new();
+    for row in db.query_raw(&sql).await {
+        let mut sums: Sums = Default::default();
+        for (i, c) in SUM_COLUMNS.iter().enumerate() {
+            sums.0[i] = row.get::<i64, _>(*c);
+        }
+        for (i, c) in lat.iter().enumerate() {
+            sums.1[i] = row.get::<i64, _>(c.as_str());
+        }
+        let key = (
+            row.get::<String, _>("dimension"),
+            row.get::<String, _>("value"),
+            row.get::<String, _>("org"),
+            row.get::<i64, _>("bucket_ms"),
+        );
+        assert!(out.insert(key, sums).is_none(), "one row per key");
+    }
+    out
+}
+
+/// Rollups equal the raw rows' sums, also per dimension `all` against the ledger's totals.
+async fn assert_rollups_match(db: &TestDb, records: &[UsageRecord]) {
+    let got = stored(db).await;
+    let want = expected(records);
+    assert_eq!(got.len(), want.len());
+    for (key, sums) in &want {
+        assert_eq!(got.get(key), Some(sums), "{key:?}");
+    }
+    let totals = db
+        .store
+        .usage_totals(&UsageFilter::default(), None)
+        .await
+        .unwrap();
+    let all = got
+        .iter()
+        .filter(|(k, _)| k.0 == "all")
+        .fold([0i64; 12], |mut acc, (_, s)| {
+            for (a, n) in acc.iter_mut().zip(s.0) {
+                *a += n;
+            }
+            acc
+        });
+    let t = &totals[0];
+    assert_eq!(all[0], t.requests);
+    assert_eq!(all[1] + all[2], t.errors);
+    assert_eq!(all[3], t.input_tokens);
+    assert_eq!(all[8], t.cost_micros);
+}
+
+async fn rollups_equal_the_raw_rows(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let running = Running::start(db, 1024, options(dir.path()));
+    let records: Vec<_> = (0..500).map(|i| clustered(i, 4)).collect();
+    for r in &records {
+        running.send(r.clone());
+    }
+    let stats = running.handle.wait_written(500).await;
+    assert!(stats.batches >= 500 / 64, "{stats:?}");
+    assert_rollups_match(db, &records).await;
+    running.stop().await;
+}
+
+async fn two_writers_add_to_the_same_rollups(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let writer_options = WriterOptions {
+        batch_size: 16,
+        ..options(dir.path())
+    };
+    let tracker = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    let mut queues = Vec::new();
+    let mut handles = Vec::new();
+    for _ in 0..2 {
+        let (queue, rx) = UsageQueue::channel(1024);
+        let store = db.open().await;
+        handles.push(UsageWriter::spawn(
+            store,
+            rx,
+            writer_options.clone(),
+            &tracker,
+            cancel.clone(),
+        ));
+        queues.push(queue);
+    }
+    let records: Vec<_> = (0..600).map(|i| clustered(i, 3)).collect();
+    let senders: Vec<_> = queues
+        .iter()
+        .enumerate()
+        .map(|(w, queue)| {
+            let queue = queue.clone();
+            let mine: Vec<_> = records.iter().skip(w).step_by(2).cloned().collect();
+            tokio::spawn(async move {
+                for r in mine {
+                    queue.reserve().expect("a free usage slot").send(r);
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        s.await.unwrap();
+    }
+    for h in &handles {
+        h.wait_written(300).await;
+    }
+    assert_rollups_match(db, &records).await;
+    cancel.cancel();
+    tracker.close();
+    tracker.wait().await;
+}
+
+both!(
+    rollups_equal_the_raw_rows,
+    two_writers_add_to_the_same_rollups
+);
