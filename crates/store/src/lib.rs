@@ -53,5 +53,5 @@ pub use rules::{StoredBudget, StoredRateLimit, StoredRule};
 pub use subscriptions::{Subscription, SubscriptionFilter, SubscriptionKind, SubscriptionStatus};
 pub use usage::{
     UsageFilter, UsageGroup, UsageTotals, UsageWriter, WriterHandle, WriterOptions, WriterStats,
-    SPILL_PREFIX, SPILL_SUFFIX,
+    ROLLUP_BUCKET_MS, SPILL_PREFIX, SPILL_SUFFIX,
 };

@@ -26,6 +26,8 @@ mod config;
 mod keys;
 #[path = "store/limits.rs"]
 mod limits;
+#[path = "store/log_reads.rs"]
+mod log_reads;
 #[path = "store/migrations.rs"]
 mod migrations;
 #[path = "store/rules.rs"]

@@ -126,6 +126,27 @@ impl TestDb {
         try_raw_execute(&self.url, self.schema.as_deref(), sql).await
     }
 
+    /// Rows of a query run outside the store (to read tables the store has no read for).
+    pub async fn query_raw(&self, sql: &str) -> Vec<sqlx::any::AnyRow> {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.url)
+            .await
+            .expect("connect");
+        if let Some(schema) = &self.schema {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET search_path TO {schema}")))
+                .execute(&mut conn)
+                .await
+                .expect("search_path");
+        }
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("raw SQL `{sql}` failed: {e}"));
+        let _ = conn.close().await;
+        rows
+    }
+
     /// The database URL (for Postgres, of the whole database: combine with [`TestDb::schema`]).
     pub fn url(&self) -> &str {
         &self.url

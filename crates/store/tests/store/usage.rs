@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 use switchboard_core::limits::Scope;
-use switchboard_core::usage::{CallKind, Caller, Outcome, UsageQueue, UsageRecord, UsageSource};
+use switchboard_core::usage::{
+    AttemptLog, CallDetails, CallKind, Caller, Outcome, UsageQueue, UsageRecord, UsageSource,
+};
 use switchboard_store::{
     StoreError, UsageFilter, UsageGroup, UsageTotals, UsageWriter, WriterHandle, WriterOptions,
     SPILL_PREFIX,
@@ -17,11 +19,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// 2024-01-01T00:00:00Z.
-const BASE_MS: i64 = 1_704_067_200_000;
+pub(crate) const BASE_MS: i64 = 1_704_067_200_000;
 
 /// A record whose every field depends on `i`, so round trips and sums catch mix-ups. Every
 /// tenth record has no caller at all; every eleventh never reached a provider.
-fn record(i: u64) -> UsageRecord {
+pub(crate) fn record(i: u64) -> UsageRecord {
     let n = i as i64;
     let caller = if i % 10 == 9 {
         Caller::default()
@@ -81,11 +83,31 @@ fn record(i: u64) -> UsageRecord {
                 ("ticket".to_owned(), format!("T-{i} ünïcode \"quoted\"")),
             ]
         },
-        details: Default::default(),
+        // Every other record carries the call log's details (the rest keep the defaults).
+        details: if i.is_multiple_of(2) {
+            CallDetails {
+                client_ip: Some(format!("10.0.0.{}", i % 250)),
+                user_agent: Some(format!("curl/8.{i} \"quoted\"")),
+                route: Some("/v1/chat/completions".to_owned()),
+                attempts: (0..(i % 3))
+                    .map(|a| AttemptLog {
+                        target: format!("openai/gpt-{a}"),
+                        status: if a == 0 { 0 } else { 502 },
+                        latency_ms: 5 + a,
+                        error_code: (a == 0).then(|| "upstream_timeout".to_owned()),
+                    })
+                    .collect(),
+                cache: i.is_multiple_of(4).then(|| "miss".to_owned()),
+                guardrail: i.is_multiple_of(8).then(|| "pass".to_owned()),
+                trace_id: Some(format!("{i:032x}")),
+            }
+        } else {
+            CallDetails::default()
+        },
     }
 }
 
-fn options(spill_dir: &Path) -> WriterOptions {
+pub(crate) fn options(spill_dir: &Path) -> WriterOptions {
     WriterOptions {
         batch_size: 64,
         flush_interval: Duration::from_millis(20),
@@ -97,15 +119,15 @@ fn options(spill_dir: &Path) -> WriterOptions {
 }
 
 /// A running writer with its queue.
-struct Running {
-    queue: UsageQueue,
-    handle: WriterHandle,
+pub(crate) struct Running {
+    pub(crate) queue: UsageQueue,
+    pub(crate) handle: WriterHandle,
     tracker: TaskTracker,
     cancel: CancellationToken,
 }
 
 impl Running {
-    fn start(db: &TestDb, capacity: usize, options: WriterOptions) -> Running {
+    pub(crate) fn start(db: &TestDb, capacity: usize, options: WriterOptions) -> Running {
         let (queue, rx) = UsageQueue::channel(capacity);
         let tracker = TaskTracker::new();
         let cancel = CancellationToken::new();
@@ -118,7 +140,7 @@ impl Running {
         }
     }
 
-    fn send(&self, record: UsageRecord) {
+    pub(crate) fn send(&self, record: UsageRecord) {
         self.queue
             .reserve()
             .expect("a free usage slot")
@@ -126,7 +148,7 @@ impl Running {
     }
 
     /// Cancels the writer and waits for its task to end.
-    async fn stop(self) -> switchboard_store::WriterStats {
+    pub(crate) async fn stop(self) -> switchboard_store::WriterStats {
         self.cancel.cancel();
         self.tracker.close();
         self.tracker.wait().await;

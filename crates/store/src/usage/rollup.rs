@@ -1,0 +1,317 @@
+//! Per-minute analytics rollups (`usage_rollups`), added to in the transaction that inserts a
+//! batch of usage records, so rollups and raw rows never disagree.
+//!
+//! A batch is first summed in memory per (dimension, value, org, minute): one upsert row per
+//! group, because one `INSERT ... ON CONFLICT DO UPDATE` may touch a row only once (Postgres
+//! refuses otherwise) and because a batch of a busy minute folds into a few dozen rows. Rows
+//! go out sorted by the primary key, so two writers on one Postgres database lock shared rows
+//! in the same order and cannot deadlock each other.
+//!
+//! Dimensions (docs/observability.md): `all` (value ''), `alias` (the alias asked for),
+//! `target` (`provider/model`), `team` (`org/team`), `app` (`org/team/app`), `key` (key id)
+//! and `tag` (`k=v`, one row per distinct tag). A dimension whose value is missing (no key, no
+//! upstream) is skipped. Composite values leave missing leading parts empty (`/team`), like
+//! the usage totals do.
+
+use super::{count, Placeholders};
+use crate::error::StoreError;
+use crate::Backend;
+use sqlx::{Any, Transaction};
+use std::collections::BTreeMap;
+use switchboard_core::usage::{bucket_index, Outcome, UsageRecord, LATENCY_BUCKETS_MS};
+
+/// A rollup bucket's width: one minute.
+pub const BUCKET_MS: i64 = 60_000;
+
+/// Latency histogram buckets: the bounded ones plus the open last one.
+const LAT_BUCKETS: usize = LATENCY_BUCKETS_MS.len() + 1;
+
+/// The summed columns after the key columns, in bind order (then `lat_00..lat_29`).
+const SUMS: [&str; 12] = [
+    "requests",
+    "errors",
+    "cancelled",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_micros",
+    "latency_ms_sum",
+    "ttft_ms_sum",
+    "ttft_count",
+];
+
+/// Key columns + sums + latency buckets.
+const COLUMNS: usize = 4 + SUMS.len() + LAT_BUCKETS;
+
+/// Groups per statement: 256 × 46 parameters stays far below both databases' limits.
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// One group: sorted like the primary key `(dimension, value, org, bucket_ms)`.
+type Key = (&'static str, String, String, i64);
+
+/// The sums of one group.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Sums {
+    pub requests: i64,
+    pub errors: i64,
+    pub cancelled: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cached_input_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub cost_micros: i64,
+    pub latency_ms_sum: i64,
+    pub ttft_ms_sum: i64,
+    pub ttft_count: i64,
+    pub lat: [i64; LAT_BUCKETS],
+}
+
+impl Sums {
+    fn of_record(r: &UsageRecord) -> Sums {
+        let mut lat = [0; LAT_BUCKETS];
+        lat[bucket_index(r.latency_ms).min(LAT_BUCKETS - 1)] = 1;
+        Sums {
+            requests: 1,
+            errors: i64::from(r.outcome == Outcome::Error),
+            cancelled: i64::from(r.outcome == Outcome::Cancelled),
+            input_tokens: count(r.usage.input_tokens),
+            output_tokens: count(r.usage.output_tokens),
+            cached_input_tokens: count(r.usage.cached_input_tokens),
+            cache_write_tokens: count(r.usage.cache_write_tokens),
+            reasoning_tokens: count(r.usage.reasoning_tokens),
+            cost_micros: r.cost.0,
+            latency_ms_sum: count(r.latency_ms),
+            ttft_ms_sum: r.ttft_ms.map_or(0, count),
+            ttft_count: i64::from(r.ttft_ms.is_some()),
+            lat,
+        }
+    }
+
+    fn add(&mut self, o: &Sums) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.cancelled += o.cancelled;
+        self.input_tokens = self.input_tokens.saturating_add(o.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(o.output_tokens);
+        self.cached_input_tokens = self
+            .cached_input_tokens
+            .saturating_add(o.cached_input_tokens);
+        self.cache_write_tokens = self.cache_write_tokens.saturating_add(o.cache_write_tokens);
+        self.reasoning_tokens = self.reasoning_tokens.saturating_add(o.reasoning_tokens);
+        self.cost_micros = self.cost_micros.saturating_add(o.cost_micros);
+        self.latency_ms_sum = self.latency_ms_sum.saturating_add(o.latency_ms_sum);
+        self.ttft_ms_sum = self.ttft_ms_sum.saturating_add(o.ttft_ms_sum);
+        self.ttft_count += o.ttft_count;
+        for (mine, theirs) in self.lat.iter_mut().zip(o.lat.iter()) {
+            *mine += theirs;
+        }
+    }
+}
+
+/// `a/b/c` with missing leading parts empty; `None` when the last part is missing.
+fn path(parts: &[Option<&str>]) -> Option<String> {
+    parts.last().copied().flatten()?;
+    Some(
+        parts
+            .iter()
+            .map(|p| p.unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("/"),
+    )
+}
+
+/// The (dimension, value) pairs one record adds to.
+fn dimensions(r: &UsageRecord) -> Vec<(&'static str, String)> {
+    let c = &r.caller;
+    let mut out = Vec::with_capacity(6 + r.tags.len());
+    out.push(("all", String::new()));
+    out.push(("alias", r.alias.clone()));
+    if let (Some(provider), Some(model)) = (&r.provider, &r.model) {
+        out.push(("target", format!("{provider}/{model}")));
+    }
+    let (org, team, app) = (c.org.as_deref(), c.team.as_deref(), c.app.as_deref());
+    if let Some(team) = path(&[org, team]) {
+        out.push(("team", team));
+    }
+    if let Some(app) = path(&[org, team, app]) {
+        out.push(("app", app));
+    }
+    if let Some(key) = &c.key_id {
+        out.push(("key", key.clone()));
+    }
+    for (i, (k, v)) in r.tags.iter().enumerate() {
+        // A tag given twice counts the request once.
+        if r.tags[..i].iter().any(|(k2, v2)| k2 == k && v2 == v) {
+            continue;
+        }
+        out.push(("tag", format!("{k}={v}")));
+    }
+    out
+}
+
+/// The batch's groups, in primary-key order.
+pub(crate) fn aggregate(records: &[UsageRecord]) -> BTreeMap<Key, Sums> {
+    let mut groups: BTreeMap<Key, Sums> = BTreeMap::new();
+    for r in records {
+        let sums = Sums::of_record(r);
+        let bucket = r.started_at_ms.div_euclid(BUCKET_MS) * BUCKET_MS;
+        let org = r.caller.org.clone().unwrap_or_default();
+        for (dimension, value) in dimensions(r) {
+            groups
+                .entry((dimension, value, org.clone(), bucket))
+                .or_default()
+                .add(&sums);
+        }
+    }
+    groups
+}
+
+/// `INSERT INTO usage_rollups (...) VALUES ... ON CONFLICT (...) DO UPDATE SET c = old + new`.
+fn upsert_sql(rows: usize, backend: Backend) -> String {
+    let mut columns = vec![
+        "bucket_ms".to_owned(),
+        "org".to_owned(),
+        "dimension".to_owned(),
+        "value".to_owned(),
+    ];
+    let mut summed: Vec<String> = SUMS.iter().map(|s| (*s).to_owned()).collect();
+    summed.extend((0..LAT_BUCKETS).map(|i| format!("lat_{i:02}")));
+    columns.extend(summed.iter().cloned());
+    let mut sql = format!("INSERT INTO usage_rollups ({}) VALUES ", columns.join(", "));
+    Placeholders::new(backend).rows(&mut sql, rows, COLUMNS);
+    sql.push_str(" ON CONFLICT (dimension, value, org, bucket_ms) DO UPDATE SET ");
+    let sets: Vec<String> = summed
+        .iter()
+        .map(|c| format!("{c} = usage_rollups.{c} + excluded.{c}"))
+        .collect();
+    sql.push_str(&sets.join(", "));
+    sql
+}
+
+/// Adds `records` to the rollups inside the caller's transaction.
+pub(crate) async fn upsert_rollups(
+    tx: &mut Transaction<'static, Any>,
+    records: &[UsageRecord],
+    backend: Backend,
+) -> Result<(), StoreError> {
+    let groups: Vec<(Key, Sums)> = aggregate(records).into_iter().collect();
+    for chunk in groups.chunks(ROWS_PER_STATEMENT) {
+        // Only placeholders are spliced in: the values travel as bound parameters.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(upsert_sql(chunk.len(), backend)));
+        for ((dimension, value, org, bucket), s) in chunk {
+            query = query
+                .bind(*bucket)
+                .bind(org.clone())
+                .bind(*dimension)
+                .bind(value.clone())
+                .bind(s.requests)
+                .bind(s.errors)
+                .bind(s.cancelled)
+                .bind(s.input_tokens)
+                .bind(s.output_tokens)
+                .bind(s.cached_input_tokens)
+                .bind(s.cache_write_tokens)
+                .bind(s.reasoning_tokens)
+                .bind(s.cost_micros)
+                .bind(s.latency_ms_sum)
+                .bind(s.ttft_ms_sum)
+                .bind(s.ttft_count);
+            for n in s.lat {
+                query = query.bind(n);
+            }
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_core::usage::{CallKind, Caller, UsageSource};
+    use switchboard_types::{MicroUsd, Usage};
+
+    fn rec(minute: i64, org: Option<&str>, key: Option<&str>, latency_ms: u64) -> UsageRecord {
+        UsageRecord {
+            request_id: "r".to_owned(),
+            started_at_ms: minute * BUCKET_MS + 59_999,
+            caller: Caller {
+                org: org.map(str::to_owned),
+                team: Some("web".to_owned()),
+                app: None,
+                key_id: key.map(str::to_owned),
+                user: None,
+            },
+            kind: CallKind::Chat,
+            alias: "fast".to_owned(),
+            served_alias: None,
+            provider: Some("openai".to_owned()),
+            model: Some("org/model".to_owned()),
+            stream: true,
+            usage: Usage {
+                input_tokens: 10,
+                ..Usage::default()
+            },
+            usage_source: UsageSource::Reported,
+            cost: MicroUsd(5),
+            priced: true,
+            latency_ms,
+            ttft_ms: Some(3),
+            attempts: 1,
+            outcome: Outcome::Cancelled,
+            status: 499,
+            error_code: None,
+            tags: vec![
+                ("env".to_owned(), "prod".to_owned()),
+                ("env".to_owned(), "prod".to_owned()),
+            ],
+            details: Default::default(),
+        }
+    }
+
+    #[test]
+    fn groups_by_minute_org_and_dimension() {
+        let records = [
+            rec(1, Some("acme"), Some("k1"), 1),
+            rec(1, Some("acme"), None, 200_000),
+            rec(2, None, Some("k1"), 7),
+        ];
+        let groups = aggregate(&records);
+        let all = &groups[&("all", String::new(), "acme".to_owned(), BUCKET_MS)];
+        assert_eq!(all.requests, 2);
+        assert_eq!(all.cancelled, 2);
+        assert_eq!(all.input_tokens, 20);
+        assert_eq!(all.ttft_count, 2);
+        assert_eq!(all.lat[0], 1);
+        assert_eq!(all.lat[LAT_BUCKETS - 1], 1);
+        assert_eq!(
+            groups[&("key", "k1".to_owned(), "acme".to_owned(), BUCKET_MS)].requests,
+            1
+        );
+        // No org: the team is `/web` under org ''; no app: no app row.
+        assert!(groups.contains_key(&("team", "/web".to_owned(), String::new(), 2 * BUCKET_MS)));
+        assert!(!groups.keys().any(|k| k.0 == "app"));
+        // The duplicate tag counts once per request.
+        let tag = &groups[&("tag", "env=prod".to_owned(), "acme".to_owned(), BUCKET_MS)];
+        assert_eq!(tag.requests, 2);
+        assert!(groups.contains_key(&(
+            "target",
+            "openai/org/model".to_owned(),
+            String::new(),
+            2 * BUCKET_MS
+        )));
+    }
+
+    #[test]
+    fn upsert_adds_to_existing_rows() {
+        let sql = upsert_sql(2, Backend::Sqlite);
+        assert_eq!(sql.matches('?').count(), 2 * COLUMNS);
+        assert!(sql.contains("lat_29 = usage_rollups.lat_29 + excluded.lat_29"));
+        let sql = upsert_sql(2, Backend::Postgres);
+        assert!(sql.contains(&format!("${}", 2 * COLUMNS)));
+        assert!(!sql.contains(&format!("${}", 2 * COLUMNS + 1)));
+    }
+}

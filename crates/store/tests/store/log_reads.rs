@@ -1,0 +1,431 @@
+//! The call log's reads (filters, newest-first paging that never repeats or skips a row,
+//! export, one request with its bodies) and the analytics over the rollups (series, top-N,
+//! organisation filter), each checked against values computed here from the inputs.
+
+use crate::common::TestDb;
+use futures::StreamExt;
+use std::collections::BTreeSet;
+use std::time::Duration;
+use switchboard_core::usage::{
+    bucket_index, CallKind, Caller, Outcome, UsageQueue, UsageRecord, UsageSource,
+};
+use switchboard_store::{
+    CallLogEntry, Dimension, Interval, LogCursor, LogFilter, RollupQuery, TopOrder, UsageWriter,
+    WriterOptions,
+};
+use switchboard_types::{MicroUsd, Usage};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// 2024-01-01T00:00:00Z.
+const BASE_MS: i64 = 1_704_067_200_000;
+
+/// Records that share start times in threes, so paging must order ties by id.
+pub fn record(i: u64) -> UsageRecord {
+    let n = i as i64;
+    let outcome = [Outcome::Ok, Outcome::Error, Outcome::Cancelled, Outcome::Ok][(i % 4) as usize];
+    UsageRecord {
+        request_id: format!("req-{i}"),
+        started_at_ms: BASE_MS + (n / 3) * 1_000,
+        caller: Caller {
+            org: Some(["acme", "globex"][(i % 2) as usize].to_owned()),
+            team: Some(["research", "ops", "web"][(i % 3) as usize].to_owned()),
+            app: Some("bot".to_owned()),
+            key_id: Some(format!("key_{}", i % 5)),
+            user: None,
+        },
+        kind: CallKind::Chat,
+        alias: ["smart", "fast"][(i % 2) as usize].to_owned(),
+        served_alias: None,
+        provider: Some(["openai", "anthropic", "gemini"][(i % 3) as usize].to_owned()),
+        model: Some("m-1".to_owned()),
+        stream: false,
+        usage: Usage {
+            input_tokens: 10 + i,
+            output_tokens: 5,
+            ..Usage::default()
+        },
+        usage_source: UsageSource::Reported,
+        cost: MicroUsd(100 + n),
+        priced: true,
+        latency_ms: 20 + i,
+        ttft_ms: None,
+        attempts: 1,
+        status: if outcome == Outcome::Error { 502 } else { 200 },
+        error_code: (outcome == Outcome::Error).then(|| "upstream_error".to_owned()),
+        outcome,
+        tags: if i.is_multiple_of(4) {
+            vec![("env".to_owned(), "prod_1%".to_owned())]
+        } else {
+            vec![("env".to_owned(), "prodX1%".to_owned())]
+        },
+        details: Default::default(),
+    }
+}
+
+/// Writes `records` through the usage writer (the path the gateway uses) and waits for them.
+pub async fn write(db: &TestDb, records: Vec<UsageRecord>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, rx) = UsageQueue::channel(records.len() + 1);
+    let tracker = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    let options = WriterOptions {
+        batch_size: 128,
+        flush_interval: Duration::from_millis(10),
+        shutdown_grace: Duration::from_secs(10),
+        spill_dir: dir.path().to_path_buf(),
+        retry_start: Duration::from_millis(10),
+        retry_max: Duration::from_millis(50),
+    };
+    let handle = UsageWriter::spawn(db.store.clone(), rx, options, &tracker, cancel.clone());
+    let n = records.len() as u64;
+    for r in records {
+        queue.reserve().unwrap().send(r);
+    }
+    handle.wait_written(n).await;
+    cancel.cancel();
+    tracker.close();
+    tracker.wait().await;
+}
+
+async fn all_pages(db: &TestDb, filter: &LogFilter, limit: usize) -> Vec<CallLogEntry> {
+    let mut out = Vec::new();
+    let mut cursor: Option<LogCursor> = None;
+    loop {
+        let page = db.store.list_calls(filter, cursor, limit).await.unwrap();
+        assert!(page.entries.len() <= limit);
+        out.extend(page.entries);
+        match page.next {
+            // The cursor crosses the API as text.
+            Some(next) => cursor = Some(LogCursor::decode(&next.encode()).unwrap()),
+            None => return out,
+        }
+    }
+}
+
+async fn paging_returns_every_row_once_newest_first(db: &TestDb) {
+    write(db, (0..250).map(record).collect()).await;
+    let rows = all_pages(db, &LogFilter::default(), 7).await;
+    assert_eq!(rows.len(), 250);
+    let ids: BTreeSet<i64> = rows.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), 250, "no row twice");
+    for pair in rows.windows(2) {
+        let a = (pair[0].record.started_at_ms, pair[0].id);
+        let b = (pair[1].record.started_at_ms, pair[1].id);
+        assert!(a > b, "newest first: {a:?} then {b:?}");
+    }
+    let mut got: Vec<String> = rows.iter().map(|e| e.record.request_id.clone()).collect();
+    got.sort();
+    let mut want: Vec<String> = (0..250).map(|i| format!("req-{i}")).collect();
+    want.sort();
+    assert_eq!(got, want, "none missed");
+    // A record reads back as written.
+    let first = rows
+        .iter()
+        .find(|e| e.record.request_id == "req-17")
+        .unwrap();
+    assert_eq!(first.record, record(17));
+}
+
+async fn filters_match_what_they_name(db: &TestDb) {
+    let records: Vec<UsageRecord> = (0..120).map(record).collect();
+    write(db, records.clone()).await;
+    let check = |name: &str, filter: LogFilter, want: &dyn Fn(&UsageRecord) -> bool| {
+        let want: BTreeSet<String> = records
+            .iter()
+            .filter(|r| want(r))
+            .map(|r| r.request_id.clone())
+            .collect();
+        (name.to_owned(), filter, want)
+    };
+    let s = |v: &str| Some(v.to_owned());
+    let cases = vec![
+        check(
+            "org",
+            LogFilter {
+                org: s("acme"),
+                ..Default::default()
+            },
+            &|r| r.caller.org.as_deref() == Some("acme"),
+        ),
+        check(
+            "org+team+app",
+            LogFilter {
+                org: s("globex"),
+                team: s("ops"),
+                app: s("bot"),
+                ..Default::default()
+            },
+            &|r| {
+                r.caller.org.as_deref() == Some("globex") && r.caller.team.as_deref() == Some("ops")
+            },
+        ),
+        check(
+            "key",
+            LogFilter {
+                key_id: s("key_3"),
+                ..Default::default()
+            },
+            &|r| r.caller.key_id.as_deref() == Some("key_3"),
+        ),
+        check(
+            "alias",
+            LogFilter {
+                alias: s("fast"),
+                ..Default::default()
+            },
+            &|r| r.alias == "fast",
+        ),
+        check(
+            "target",
+            LogFilter {
+                target: s("gemini/m-1"),
+                ..Default::default()
+            },
+            &|r| r.provider.as_deref() == Some("gemini"),
+        ),
+        check(
+            "provider",
+            LogFilter {
+                target: s("openai"),
+                ..Default::default()
+            },
+            &|r| r.provider.as_deref() == Some("openai"),
+        ),
+        check(
+            "outcome",
+            LogFilter {
+                outcome: s("cancelled"),
+                ..Default::default()
+            },
+            &|r| r.outcome == Outcome::Cancelled,
+        ),
+        check(
+            "status",
+            LogFilter {
+                status: Some(502),
+                ..Default::default()
+            },
+            &|r| r.status == 502,
+        ),
+        check(
+            "error code",
+            LogFilter {
+                error_code: s("upstream_error"),
+                ..Default::default()
+            },
+            &|r| r.error_code.is_some(),
+        ),
+        // `_` and `%` in a tag are literal, not wildcards.
+        check(
+            "tag",
+            LogFilter {
+                tag: Some(("env".into(), "prod_1%".into())),
+                ..Default::default()
+            },
+            &|r| r.tags.iter().any(|(_, v)| v == "prod_1%"),
+        ),
+        check(
+            "request id",
+            LogFilter {
+                request_id: s("req-42"),
+                ..Default::default()
+            },
+            &|r| r.request_id == "req-42",
+        ),
+        check(
+            "time range",
+            LogFilter {
+                from_ms: Some(BASE_MS + 10_000),
+                to_ms: Some(BASE_MS + 20_000),
+                ..Default::default()
+            },
+            &|r| r.started_at_ms >= BASE_MS + 10_000 && r.started_at_ms < BASE_MS + 20_000,
+        ),
+    ];
+    for (name, filter, want) in cases {
+        let got: BTreeSet<String> = all_pages(db, &filter, 50)
+            .await
+            .into_iter()
+            .map(|e| e.record.request_id)
+            .collect();
+        assert!(!want.is_empty(), "{name}: the case matches something");
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+async fn export_streams_every_matching_row(db: &TestDb) {
+    write(db, (0..1_203).map(record).collect()).await;
+    let filter = LogFilter {
+        org: Some("acme".into()),
+        ..Default::default()
+    };
+    let exported: Vec<CallLogEntry> = db
+        .store
+        .export_calls(filter.clone())
+        .map(|r| r.unwrap())
+        .collect()
+        .await;
+    assert_eq!(exported.len(), 602);
+    assert_eq!(exported, all_pages(db, &filter, 1_000).await);
+}
+
+async fn one_request_comes_with_its_bodies(db: &TestDb) {
+    write(db, vec![record(7), record(8)]).await;
+    let started = record(7).started_at_ms;
+    db.execute_raw(&format!(
+        "INSERT INTO call_bodies (request_id, started_at_ms, request_body, response_body, \
+         truncated) VALUES ('req-7', {started}, '{{\"q\":1}}', '{{\"a\":2}}', 1)"
+    ))
+    .await;
+    let calls = db.store.calls_by_request("req-7", None).await.unwrap();
+    assert_eq!(calls.len(), 1);
+    let bodies = calls[0].bodies.as_ref().unwrap();
+    assert_eq!(bodies.request_body.as_deref(), Some("{\"q\":1}"));
+    assert!(bodies.truncated);
+    let other = db.store.calls_by_request("req-8", None).await.unwrap();
+    assert_eq!(other[0].bodies, None);
+    // Another organisation's request is not found (req-7 is globex's).
+    assert!(db
+        .store
+        .calls_by_request("req-7", Some("acme"))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        db.store
+            .calls_by_request("req-7", Some("globex"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// Inserts one rollup row with `requests` requests of `latency` ms each.
+async fn rollup(
+    db: &TestDb,
+    minute: i64,
+    org: &str,
+    dim: &str,
+    value: &str,
+    requests: i64,
+    latency: u64,
+) {
+    let bucket = bucket_index(latency);
+    db.execute_raw(&format!(
+        "INSERT INTO usage_rollups (bucket_ms, org, dimension, value, requests, errors, \
+         input_tokens, output_tokens, cost_micros, latency_ms_sum, ttft_ms_sum, ttft_count, \
+         lat_{bucket:02}) VALUES ({}, '{org}', '{dim}', '{value}', {requests}, {}, {}, {}, {}, \
+         {}, {}, {}, {requests})",
+        BASE_MS + minute * 60_000,
+        requests / 4,
+        requests * 10,
+        requests * 2,
+        requests * 1_000,
+        requests * latency as i64,
+        requests * 5,
+        requests,
+    ))
+    .await;
+}
+
+async fn analytics_sum_rollups_by_bucket_and_group(db: &TestDb) {
+    // Two hours of minutes; `smart` is slow and busy, `fast` quick.
+    for minute in 0..120 {
+        rollup(db, minute, "acme", "alias", "smart", 8, 900).await;
+        rollup(db, minute, "acme", "alias", "fast", 4, 40).await;
+        rollup(db, minute, "globex", "alias", "fast", 2, 40).await;
+        rollup(db, minute, "acme", "all", "", 12, 500).await;
+    }
+    let q = RollupQuery {
+        org: Some("acme".into()),
+        dimension: Dimension::Alias,
+        value: None,
+        from_ms: BASE_MS,
+        to_ms: BASE_MS + 2 * 3_600_000,
+    };
+    let series = db.store.rollup_series(&q, Interval::Hour).await.unwrap();
+    assert_eq!(series.len(), 4, "two hours by two aliases");
+    let first = &series[0];
+    assert_eq!(first.bucket_ms, Some(BASE_MS));
+    assert_eq!(first.group.as_deref(), Some("fast"));
+    assert_eq!(first.stats.requests, 240);
+    assert_eq!(first.stats.errors, 60);
+    assert_eq!(first.stats.cost_micros, 240_000);
+    assert_eq!(first.stats.avg_ttft_ms(), Some(5.0));
+    let p95 = series[1].stats.latency_percentile(0.95).unwrap();
+    assert!(
+        (750.0..=1_000.0).contains(&p95),
+        "p95 of 900ms rows in its bucket: {p95}"
+    );
+    // Minutes, one alias, whole platform (both organisations).
+    let q_all = RollupQuery {
+        org: None,
+        value: Some("fast".into()),
+        ..q.clone()
+    };
+    let minutes = db
+        .store
+        .rollup_series(&q_all, Interval::Minute)
+        .await
+        .unwrap();
+    assert_eq!(minutes.len(), 120);
+    assert!(minutes.iter().all(|p| p.stats.requests == 6));
+    // Ungrouped.
+    let q_total = RollupQuery {
+        dimension: Dimension::All,
+        ..q.clone()
+    };
+    let days = db
+        .store
+        .rollup_series(&q_total, Interval::Day)
+        .await
+        .unwrap();
+    assert_eq!(days.len(), 1);
+    assert_eq!(days[0].group, None);
+    assert_eq!(days[0].stats.requests, 12 * 120);
+    // Top-N.
+    let top = db
+        .store
+        .rollup_top(&q, TopOrder::Requests, 1)
+        .await
+        .unwrap();
+    assert_eq!(top.len(), 1);
+    assert_eq!(top[0].group.as_deref(), Some("smart"));
+    assert_eq!(top[0].stats.requests, 8 * 120);
+    let by_latency = db
+        .store
+        .rollup_top(&q_all_orgs(&q), TopOrder::Latency, 5)
+        .await
+        .unwrap();
+    assert_eq!(by_latency[0].group.as_deref(), Some("smart"));
+    assert_eq!(by_latency[1].stats.requests, 6 * 120);
+    // A range with nothing.
+    let empty = RollupQuery {
+        from_ms: 0,
+        to_ms: 1,
+        ..q
+    };
+    assert!(db
+        .store
+        .rollup_series(&empty, Interval::Hour)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+fn q_all_orgs(q: &RollupQuery) -> RollupQuery {
+    RollupQuery {
+        org: None,
+        ..q.clone()
+    }
+}
+
+both!(
+    paging_returns_every_row_once_newest_first,
+    filters_match_what_they_name,
+    export_streams_every_matching_row,
+    one_request_comes_with_its_bodies,
+    analytics_sum_rollups_by_bucket_and_group,
+);
