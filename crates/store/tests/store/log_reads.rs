@@ -429,3 +429,91 @@ both!(
     one_request_comes_with_its_bodies,
     analytics_sum_rollups_by_bucket_and_group,
 );
+
+/// Records through the writer (which fills the rollups): analytics totals equal the sums over
+/// `usage_records`, per organisation and per alias, and the log shows each call's details.
+async fn analytics_totals_equal_the_raw_rows(db: &TestDb) {
+    let records: Vec<UsageRecord> = (0..400)
+        .map(|i| {
+            let mut r = record(i);
+            r.started_at_ms = BASE_MS + (i as i64) * 37_000;
+            r.details.route = Some("/v1/chat/completions".into());
+            r.details.attempts = vec![switchboard_core::usage::AttemptLog {
+                target: "openai/m-1".into(),
+                status: 200,
+                latency_ms: 12,
+                error_code: None,
+            }];
+            r
+        })
+        .collect();
+    write(db, records.clone()).await;
+    let to_ms = BASE_MS + 400 * 37_000 + 60_000;
+    for org in ["acme", "globex"] {
+        let raw = db
+            .store
+            .usage_totals(
+                &switchboard_store::UsageFilter {
+                    org: Some(org.into()),
+                    ..Default::default()
+                },
+                Some(switchboard_store::UsageGroup::Alias),
+            )
+            .await
+            .unwrap();
+        let q = RollupQuery {
+            org: Some(org.into()),
+            dimension: Dimension::Alias,
+            value: None,
+            from_ms: BASE_MS,
+            to_ms,
+        };
+        let rolled = db.store.rollup_totals(&q).await.unwrap();
+        assert_eq!(rolled.len(), raw.len(), "{org}");
+        for (r, t) in rolled.iter().zip(&raw) {
+            assert_eq!(r.group, t.group);
+            assert_eq!(r.stats.requests, t.requests);
+            // Raw `errors` counts every outcome but ok; rollups split errors and cancellations.
+            assert_eq!(r.stats.errors + r.stats.cancelled, t.errors);
+            assert_eq!(r.stats.input_tokens, t.input_tokens);
+            assert_eq!(r.stats.output_tokens, t.output_tokens);
+            assert_eq!(r.stats.cost_micros, t.cost_micros);
+        }
+        // An hourly series adds up to the same totals.
+        let series = db.store.rollup_series(&q, Interval::Hour).await.unwrap();
+        let requests: i64 = series.iter().map(|p| p.stats.requests).sum();
+        assert_eq!(requests, raw.iter().map(|t| t.requests).sum::<i64>());
+        // The exact p95 of the raw latencies lies within a bucket of the interpolated one.
+        let mut latencies: Vec<u64> = records
+            .iter()
+            .filter(|r| r.caller.org.as_deref() == Some(org))
+            .map(|r| r.latency_ms)
+            .collect();
+        latencies.sort_unstable();
+        let all = RollupQuery {
+            dimension: Dimension::All,
+            ..q.clone()
+        };
+        let total = &db.store.rollup_totals(&all).await.unwrap()[0];
+        let exact = latencies[(latencies.len() * 95).div_ceil(100) - 1];
+        let got = total.stats.latency_percentile(0.95).unwrap();
+        let b = bucket_index(exact);
+        let width = (switchboard_core::usage::LATENCY_BUCKETS_MS[b]
+            - if b == 0 {
+                0
+            } else {
+                switchboard_core::usage::LATENCY_BUCKETS_MS[b - 1]
+            }) as f64;
+        assert!((got - exact as f64).abs() <= width, "p95 {got} vs {exact}");
+    }
+    let page = db
+        .store
+        .list_calls(&LogFilter::default(), None, 1)
+        .await
+        .unwrap();
+    let details = &page.entries[0].record.details;
+    assert_eq!(details.route.as_deref(), Some("/v1/chat/completions"));
+    assert_eq!(details.attempts.len(), 1);
+}
+
+both!(analytics_totals_equal_the_raw_rows);
