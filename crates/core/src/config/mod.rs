@@ -9,6 +9,7 @@
 //! The server owns reloading (SIGHUP, file change): it calls `load_file` and keeps the running
 //! config when that fails.
 
+pub mod alerts;
 mod interpolate;
 mod locate;
 pub mod model;

@@ -29,6 +29,8 @@ pub struct Config {
     pub rate_limits: Vec<crate::limits::RateLimitRule>,
     /// `budgets:` from the file, then the stored ones.
     pub budgets: Vec<crate::limits::BudgetRule>,
+    /// `alerts:` rules and where they are delivered.
+    pub alerts: super::alerts::AlertsConfig,
 }
 
 pub use switchboard_types::Secret;

@@ -26,6 +26,8 @@ pub struct RawConfig {
     pub admin_key: Option<String>,
     #[serde(default)]
     pub limits: RawLimits,
+    /// `alerts:` (config::alerts).
+    pub alerts: Option<super::alerts::RawAlerts>,
     pub access: Option<RawAccess>,
     /// Tenants and their teams and apps (config as code).
     pub orgs: Option<BTreeMap<String, RawOrg>>,
