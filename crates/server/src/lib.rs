@@ -4,6 +4,7 @@
 //! render the result in the client's format.
 
 pub mod admin;
+pub mod alerts;
 pub mod apply;
 pub mod cli;
 pub mod http;

@@ -69,6 +69,8 @@ pub struct Runtime {
     tasks: TaskTracker,
     /// The change feed's listener tasks, once [`Runtime::follow_changes`] started them.
     listeners: parking_lot::Mutex<Option<Arc<ChangeListeners>>>,
+    /// The alert rules' evaluator (its schedule is started with the server).
+    pub alerts: Arc<crate::alerts::Evaluator>,
 }
 
 impl Runtime {
@@ -110,7 +112,12 @@ impl Runtime {
             usage: Some(usage),
         };
         let gateway = Arc::new(Gateway::attach(config, parts).context("cannot build the gateway")?);
+        let alerts = Arc::new(crate::alerts::Evaluator::new(
+            store.clone(),
+            gateway.clone(),
+        ));
         Ok(Runtime {
+            alerts,
             gateway,
             store,
             source,
@@ -125,6 +132,7 @@ impl Runtime {
     /// them to a file if storage is down), then settles the limit counters still queued. Usage
     /// first: it is billing data, while counters left unsettled (Redis down) only expire.
     pub async fn drain(&self) {
+        self.alerts.stopped().await;
         self.usage_stop.cancel();
         self.tasks.close();
         self.tasks.wait().await;

@@ -116,6 +116,7 @@ fn start_runtime(listener: TcpListener, runtime: Runtime) -> anyhow::Result<Serv
         reload::spawn(runtime.clone(), path.clone(), stop.clone());
     }
     runtime.follow_changes(stop.clone());
+    runtime.alerts.start(stop.clone());
     let app = http::router(runtime.clone());
     let task = tokio::spawn(accept_loop(listener, app, stop.clone()));
     Ok(Server {
