@@ -8,6 +8,8 @@
 //! organisation, check the role matrix, call the store. Config as code (`crate::apply`) reuses
 //! [`auth::Caller`] and [`error::ApiError`].
 
+mod alerts;
+mod analytics;
 mod audit;
 pub mod auth;
 mod config;
@@ -16,6 +18,7 @@ pub mod error;
 pub mod extract;
 mod keys;
 mod limits;
+mod logs;
 mod members;
 mod openapi;
 mod orgs;
@@ -119,6 +122,12 @@ fn api() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(usage::get_usage))
         .routes(routes!(usage::limits_status))
+        .routes(routes!(logs::list_logs))
+        .routes(routes!(logs::export_logs))
+        .routes(routes!(logs::get_log))
+        .routes(routes!(analytics::timeseries))
+        .routes(routes!(analytics::top))
+        .routes(routes!(alerts::list_alerts))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::list_org_audit))
         // Config as code: `POST /config/apply`, `GET /config/export` (crate::apply).

@@ -31,6 +31,8 @@ use utoipa::{IntoResponses, Modify, OpenApi};
         (name = "subscriptions", description = "Access to models and APIs that need approval"),
         (name = "config", description = "Providers and models stored in the database"),
         (name = "audit", description = "The hash-chained audit log"),
+        (name = "logs", description = "The call log: one row per request, paged and exported"),
+        (name = "analytics", description = "Time series and top lists from the rollups; alert rules"),
     )
 )]
 struct Base;

@@ -236,15 +236,15 @@ pub struct LimitsReport {
 
 /// Whom a question is about, after authorization: the organisation's name (None: every
 /// organisation, for the platform admin only), its record when it exists, and the team.
-struct Subject {
-    org: Option<Org>,
-    org_name: Option<String>,
-    team: Option<String>,
+pub(super) struct Subject {
+    pub(super) org: Option<Org>,
+    pub(super) org_name: Option<String>,
+    pub(super) team: Option<String>,
 }
 
 /// Checks that the caller may read usage of `org` (and `team`), forcing the caller's own
 /// organisation and team where they have only one.
-async fn authorize(
+pub(super) async fn authorize(
     state: &AppState,
     caller: &Caller,
     org: Option<&str>,
@@ -329,7 +329,7 @@ async fn forced_team(
     }
 }
 
-fn require_team(team: Option<&String>, app: Option<&String>) -> ApiResult<()> {
+pub(super) fn require_team(team: Option<&String>, app: Option<&String>) -> ApiResult<()> {
     if app.is_some() && team.is_none() {
         return Err(ApiError::invalid_field(
             "team",
