@@ -1,0 +1,110 @@
+//! Alert rules fire and resolve: the evaluator is driven with `evaluate_once(now)` at chosen
+//! times (its own schedule is an hour, so it never runs in the test); each transition is
+//! delivered once to the webhook receiver and shown by `GET /alerts`; a rule that stays firing
+//! sends nothing more.
+
+use super::analytics_kit::{chat, get, now_ms, owner, start, two_orgs, wait_written};
+use super::kit::{both, Db, ADMIN};
+use switchboard::alerts::AlertState;
+
+both!(alert_rules_fire_once_and_resolve);
+
+const ALERTS: &str = "\
+budgets:
+  - { name: acme-month, scope: org, match: { org: acme }, period: month, usd: 0.000010, action: alert, alert_at: [1.0] }
+alerts:
+  interval_s: 3600
+  webhook: \"{hook}\"
+  rules:
+    - { name: broken-errors, kind: error_rate, window_s: 300, threshold: 0.5, min_requests: 2, match: { alias: broken } }
+    - { name: acme-latency, kind: latency, percentile: p99, window_s: 300, threshold: 0, match: { org: acme } }
+    - { name: acme-spend, kind: spend, window_s: 300, threshold: 0.000001, match: { org: acme, team: red } }
+    - { name: acme-budget, kind: budget, budget: acme-month, threshold: 0.5 }
+    - { name: quiet, kind: error_rate, threshold: 0.5, match: { alias: open } }
+";
+
+async fn alert_rules_fire_once_and_resolve(db: Db) {
+    let env = start(db, ALERTS).await;
+    let (acme, _) = two_orgs(&env).await;
+    let evaluator = &env.server.runtime.alerts;
+    let t0 = now_ms();
+    // Nothing happened yet: nothing fires.
+    assert!(evaluator.evaluate_once(t0).await.is_empty());
+
+    for i in 0..3 {
+        assert_ne!(
+            chat(&env, &acme, "broken", &format!("b-{i}"), None).await,
+            200
+        );
+    }
+    for i in 0..4 {
+        assert_eq!(
+            chat(&env, &acme, "open", &format!("o-{i}"), None).await,
+            200
+        );
+    }
+    wait_written(&env, 7).await;
+    let t1 = now_ms();
+    let fired = evaluator.evaluate_once(t1).await;
+    let names: Vec<&str> = fired.iter().map(|t| t.rule.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["broken-errors", "acme-latency", "acme-spend", "acme-budget"],
+        "{fired:#?}"
+    );
+    assert!(fired.iter().all(|t| t.state == AlertState::Firing));
+    let hooks = env.side.wait_hooks(4).await;
+    assert!(
+        hooks.iter().all(|h| h["type"] == "alert.firing"),
+        "{hooks:#?}"
+    );
+    let budget = hooks.iter().find(|h| h["rule"] == "acme-budget").unwrap();
+    assert_eq!(budget["subject"], "acme");
+    assert_eq!(
+        hooks.iter().find(|h| h["rule"] == "broken-errors").unwrap()["value"],
+        1.0
+    );
+
+    // Still firing a moment later: nothing more is sent.
+    assert!(evaluator.evaluate_once(t1 + 1_000).await.is_empty());
+    assert_eq!(env.side.hooks().len(), 4);
+
+    let (status, list) = get(&env, ADMIN, "/alerts").await;
+    assert_eq!(status, 200, "{list}");
+    let rules = list["data"].as_array().unwrap();
+    assert_eq!(rules.len(), 5);
+    assert_eq!(rules[0]["name"], "broken-errors");
+    assert_eq!(rules[0]["status"]["state"], "firing");
+    assert_eq!(rules[4]["status"]["state"], "ok");
+    // An org owner sees the rules matching their organisation only.
+    let (status, own) = get(&env, &owner(&env, "acme"), "/alerts").await;
+    assert_eq!(status, 200, "{own}");
+    let own: Vec<&str> = own["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(own, ["acme-latency", "acme-spend"]);
+    let (_, other) = get(&env, &owner(&env, "globex"), "/alerts").await;
+    assert!(other["data"].as_array().unwrap().is_empty());
+
+    // Ten minutes later the windows hold nothing: the rollup rules resolve, once each; the
+    // budget's month still holds the spend, so it keeps firing.
+    let later = t1 + 600_000;
+    let resolved = evaluator.evaluate_once(later).await;
+    let names: Vec<&str> = resolved.iter().map(|t| t.rule.name.as_str()).collect();
+    assert_eq!(names, ["broken-errors", "acme-latency", "acme-spend"]);
+    assert!(resolved.iter().all(|t| t.state == AlertState::Ok));
+    let hooks = env.side.wait_hooks(7).await;
+    assert_eq!(
+        hooks
+            .iter()
+            .filter(|h| h["type"] == "alert.resolved")
+            .count(),
+        3
+    );
+    assert!(evaluator.evaluate_once(later + 1_000).await.is_empty());
+    assert_eq!(env.side.hooks().len(), 7);
+    env.server.shutdown().await;
+}
