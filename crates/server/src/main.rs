@@ -49,6 +49,10 @@ enum Command {
     Keys(cli::keys::KeysArgs),
     /// Usage totals (requests, errors, tokens, cost), filtered and grouped, from the admin API.
     Usage(cli::usage::UsageArgs),
+    /// The call log: list, show one request, export as JSON lines.
+    Logs(cli::logs::LogsArgs),
+    /// Requests, errors, latency percentiles, tokens and cost over time (or a top list).
+    Analytics(cli::analytics::AnalyticsArgs),
     /// The rate limits and budgets that apply to an org, team, app or key, and how they stand.
     Limits(cli::limits::LimitsArgs),
     /// Run the storage migrations (serve runs them too); safe to repeat.
@@ -94,6 +98,8 @@ fn main() -> ExitCode {
             Command::Keys(args) => Ok(cli::keys::run(args).await),
             Command::Usage(args) => Ok(cli::usage::run(args).await),
             Command::Limits(args) => Ok(cli::limits::run(args).await),
+            Command::Logs(args) => Ok(cli::logs::run(args).await),
+            Command::Analytics(args) => Ok(cli::analytics::run(args).await),
             Command::Migrate(args) => Ok(cli::db::migrate(args).await),
             Command::Audit(args) => Ok(cli::db::audit(args).await),
             Command::MockUpstream {

@@ -18,4 +18,5 @@ mod observability {
     #[path = "../admin/kit.rs"]
     pub mod kit;
     mod log_api;
+    mod log_cli;
 }

@@ -1,14 +1,16 @@
 //! The client and maintenance subcommands of `switchboard`: `apply`/`export` (config as code),
-//! `keys` (virtual keys), `usage` and `limits status`, which talk to a running server's admin
+//! `keys` (virtual keys), `usage`, `logs`, `analytics` and `limits status`, which talk to a running server's admin
 //! API, and `migrate` and
 //! `audit verify`, which open the database directly. `main.rs` only parses and dispatches.
 //! Every failure prints `error: <message>` on stderr and exits 1.
 
+pub mod analytics;
 pub mod apply;
 pub mod client;
 pub mod db;
 pub mod keys;
 pub mod limits;
+pub mod logs;
 pub mod table;
 pub mod usage;
 

@@ -136,7 +136,7 @@ fn render(group_by: Option<&str>, report: &Report) -> String {
 }
 
 /// A time for --from/--to, as Unix milliseconds.
-fn parse_time(text: &str) -> Result<i64, String> {
+pub(crate) fn parse_time(text: &str) -> Result<i64, String> {
     let text = text.trim();
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return text.parse().map_err(|_| format!("`{text}` is too large"));
