@@ -82,3 +82,11 @@ CREATE TABLE usage_rollups (
     PRIMARY KEY (dimension, value, org, bucket_ms)
 );
 CREATE INDEX usage_rollups_time ON usage_rollups (bucket_ms);
+
+-- Measured on one million calls (docs/observability-api.md): the log's newest-first pages of one
+-- organisation walk this index instead of sorting the organisation's rows (271 ms -> < 1 ms on
+-- SQLite); `id` is part of it because it is the order's tie-breaker (implicit in SQLite).
+CREATE INDEX usage_records_org_time ON usage_records (org, started_at_ms, id);
+-- Analytics read one dimension over a range (of one organisation or all) from this index
+-- rather than every dimension of the range (usage_rollups_time) or of all time (the key).
+CREATE INDEX usage_rollups_dim_time ON usage_rollups (dimension, bucket_ms, org);
