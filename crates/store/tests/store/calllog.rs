@@ -214,3 +214,57 @@ both!(
     rollups_equal_the_raw_rows,
     two_writers_add_to_the_same_rollups
 );
+
+/// Not a test: how long the writer takes for 40 batches of 512 records of one busy minute
+/// (`cargo test --release -p switchboard-store --test store writer_batch_cost -- --ignored
+/// --nocapture`), to compare with and without rollups.
+async fn writer_batch_cost(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let writer_options = WriterOptions {
+        batch_size: 512,
+        ..options(dir.path())
+    };
+    let running = Running::start(db, 512 * 40, writer_options);
+    let unique_tags = std::env::var_os("SB_UNIQUE_TAGS").is_some();
+    let records: Vec<_> = (0..512 * 40)
+        .map(|i| {
+            let mut r = clustered(i, 1);
+            if !unique_tags {
+                // Low-cardinality tags, as tags for analytics should be.
+                r.tags.retain(|(k, _)| k != "ticket");
+            }
+            r
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    for r in records {
+        running.send(r);
+    }
+    let stats = running.handle.wait_written(512 * 40).await;
+    let elapsed = started.elapsed();
+    eprintln!(
+        "{:?}: {} records in {} batches, {:.2} ms per batch",
+        db.backend,
+        stats.written,
+        stats.batches,
+        elapsed.as_secs_f64() * 1000.0 / stats.batches as f64
+    );
+    running.stop().await;
+}
+
+mod writer_batch_cost {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement"]
+    async fn sqlite() {
+        super::writer_batch_cost(&crate::common::TestDb::sqlite().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement"]
+    async fn postgres() {
+        if let Some(db) = crate::common::TestDb::postgres().await {
+            super::writer_batch_cost(&db).await;
+            db.drop_schema().await;
+        }
+    }
+}
