@@ -29,6 +29,8 @@ pub struct Config {
     pub rate_limits: Vec<crate::limits::RateLimitRule>,
     /// `budgets:` from the file, then the stored ones.
     pub budgets: Vec<crate::limits::BudgetRule>,
+    /// `logging:`: call log bodies and retention.
+    pub logging: super::logging::Logging,
 }
 
 pub use switchboard_types::Secret;

@@ -93,6 +93,7 @@ pub(crate) fn validate(raw: &RawConfig, declared: &Declared) -> Result<Config, V
         declared.models.iter().map(String::as_str).collect();
     validate_limits::rate_limits(raw, &known_models, &mut limit_problems);
     validate_limits::budgets(raw, &known_models, &mut limit_problems);
+    let logging = super::logging::logging(raw.logging.as_ref(), &known_models, &mut limit_problems);
     for (path, message) in limit_problems {
         ck.problem(path, message);
     }
@@ -137,6 +138,7 @@ pub(crate) fn validate(raw: &RawConfig, declared: &Declared) -> Result<Config, V
             models,
             rate_limits: raw.rate_limits.iter().map(|(_, r)| r.clone()).collect(),
             budgets: raw.budgets.iter().map(|(_, b)| b.clone()).collect(),
+            logging,
         })
     } else {
         Err(ck.problems)
