@@ -1,0 +1,18 @@
+//! Black-box tests of issue 5 (call log, metrics, traces, analytics, alerts): real HTTP from
+//! clients to gateways on port 0 and from them to the testkit's mock providers. One test
+//! binary, one module per area; kits of other binaries are reused by path.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests and their helpers fail loudly"
+)]
+
+mod observability {
+    #[path = "../common/db.rs"]
+    pub mod db;
+    #[path = "../usage/kit.rs"]
+    pub mod kit;
+    mod log_rows;
+}
