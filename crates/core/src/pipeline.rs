@@ -9,7 +9,7 @@ use crate::gateway::Snapshot;
 use crate::limits::{Admission, Demand, Plan, Refusal, RequestGate, Who};
 use crate::routing::{CallInfo, RouteFailure, Routed, TargetGate};
 use crate::tokens;
-use crate::usage::{CallKind, Caller, Meter, MeterStart};
+use crate::usage::{CallKind, Caller, ClientInfo, Meter, MeterStart};
 use switchboard_providers::ChatEventStream;
 use switchboard_types::{ChatRequest, ChatResponse, EmbedRequest, EmbedResponse};
 use switchboard_types::{EmbedInput, MicroUsd};
@@ -30,6 +30,8 @@ pub struct RequestContext {
     pub principal: Option<Principal>,
     /// `x-switchboard-tags`, for the usage record and analytics.
     pub tags: Vec<(String, String)>,
+    /// Peer address, user agent and route, for the call log.
+    pub client: ClientInfo,
 }
 
 impl RequestContext {
@@ -191,6 +193,7 @@ impl Snapshot {
             stream: req.stream,
             tags: ctx.tags.clone(),
             input_bytes: tokens::upper_bound(req),
+            client: ctx.client.clone(),
         };
         self.admit_with(ctx, start, estimate).await
     }
@@ -221,6 +224,7 @@ impl Snapshot {
             stream: false,
             tags: ctx.tags.clone(),
             input_bytes: bytes,
+            client: ctx.client.clone(),
         };
         self.admit_with(ctx, start, estimate).await
     }

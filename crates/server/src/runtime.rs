@@ -13,8 +13,8 @@ use switchboard_core::limits::LimitBackend;
 use switchboard_core::usage::{self, UsageQueue};
 use switchboard_core::Gateway;
 use switchboard_store::{
-    Change, ChangeListeners, RedisLimits, SecretCipher, Store, StoreOptions, UsageWriter,
-    WriterHandle, WriterOptions,
+    Change, ChangeListeners, RedisLimits, RetentionTask, SecretCipher, Store, StoreOptions,
+    UsageWriter, WriterHandle, WriterOptions,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
@@ -116,6 +116,14 @@ impl Runtime {
             store.clone(),
             gateway.clone(),
         ));
+        // Old call log rows go in small batches, with the retention of the config in force.
+        let current = gateway.clone();
+        RetentionTask::spawn(
+            store.clone(),
+            Arc::new(move || current.snapshot().config.logging.retention.clone()),
+            &tasks,
+            usage_stop.clone(),
+        );
         Ok(Runtime {
             alerts,
             gateway,

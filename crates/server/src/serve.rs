@@ -5,6 +5,8 @@ use crate::http;
 use crate::reload;
 use crate::runtime::{ConfigSource, Runtime};
 use anyhow::Context as _;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -18,6 +20,7 @@ use switchboard_core::config::{self, Secret};
 use switchboard_core::Gateway;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
 
 /// How long a shutdown waits for in-flight requests (long streams included) before exiting.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -142,7 +145,7 @@ async fn accept_loop(listener: TcpListener, app: axum::Router, stop: Cancellatio
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let graceful = GracefulShutdown::new();
     loop {
-        let (tcp, _peer) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             () = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -159,7 +162,15 @@ async fn accept_loop(listener: TcpListener, app: axum::Router, stop: Cancellatio
         if let Err(err) = tcp.set_nodelay(true) {
             tracing::debug!(%err, "Could not set TCP_NODELAY.");
         }
-        let service = TowerToHyperService::new(app.clone());
+        // The peer address rides on every request of the connection as axum's `ConnectInfo`
+        // (what `into_make_service_with_connect_info` would add), for the call log.
+        let service = app
+            .clone()
+            .map_request(move |mut req: axum::extract::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            });
+        let service = TowerToHyperService::new(service);
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {

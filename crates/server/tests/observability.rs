@@ -1,6 +1,6 @@
-//! Black-box tests of issue 5 (call log, metrics, traces, analytics, alerts): gateways on port
-//! 0 with their own database (SQLite, and Postgres when `SWITCHBOARD_TEST_POSTGRES` is set),
-//! real HTTP, and the `switchboard` binary. One test binary, one module per area.
+//! Black-box tests of issue 5 (call log, metrics, traces, analytics, alerts): real HTTP from
+//! clients to gateways on port 0 and from them to the testkit's mock providers. One test
+//! binary, one module per area; kits of other binaries are reused by path.
 
 #![allow(
     clippy::unwrap_used,
@@ -10,13 +10,16 @@
 )]
 
 mod observability {
+    #[path = "../admin/kit.rs"]
+    pub mod admin_kit;
     mod alerts;
     mod analytics;
     pub mod analytics_kit;
     #[path = "../common/db.rs"]
     pub mod db;
-    #[path = "../admin/kit.rs"]
+    #[path = "../usage/kit.rs"]
     pub mod kit;
     mod log_api;
     mod log_cli;
+    mod log_rows;
 }

@@ -12,6 +12,7 @@
 pub mod alerts;
 mod interpolate;
 mod locate;
+pub mod logging;
 pub mod model;
 pub mod raw;
 mod validate;
@@ -21,6 +22,7 @@ mod validate_limits;
 mod tests;
 
 pub use interpolate::{expand_text, Escapes, ExpandProblem};
+pub use logging::{BodySelection, Logging, Retention};
 pub use model::*;
 pub use validate::{is_slug, SLUG_RULE};
 pub use validate_limits::rule_name;

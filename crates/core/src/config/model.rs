@@ -31,6 +31,8 @@ pub struct Config {
     pub budgets: Vec<crate::limits::BudgetRule>,
     /// `alerts:` rules and where they are delivered.
     pub alerts: super::alerts::AlertsConfig,
+    /// `logging:`: call log bodies and retention.
+    pub logging: super::logging::Logging,
 }
 
 pub use switchboard_types::Secret;

@@ -35,6 +35,8 @@ pub struct RawConfig {
     pub providers: BTreeMap<String, RawProvider>,
     #[serde(default)]
     pub models: BTreeMap<String, RawModel>,
+    /// Call log bodies and retention (`config::logging`).
+    pub logging: Option<super::logging::RawLogging>,
     /// `rate_limits:` entries that parsed, with their position in the list (read entry by
     /// entry by `parse`, so that problems keep their index).
     #[serde(skip)]

@@ -94,6 +94,7 @@ pub(crate) fn validate(raw: &RawConfig, declared: &Declared) -> Result<Config, V
     validate_limits::rate_limits(raw, &known_models, &mut limit_problems);
     validate_limits::budgets(raw, &known_models, &mut limit_problems);
     let alerts = super::alerts::validate(raw.alerts.as_ref(), &known_models, &mut limit_problems);
+    let logging = super::logging::logging(raw.logging.as_ref(), &known_models, &mut limit_problems);
     for (path, message) in limit_problems {
         ck.problem(path, message);
     }
@@ -139,6 +140,7 @@ pub(crate) fn validate(raw: &RawConfig, declared: &Declared) -> Result<Config, V
             rate_limits: raw.rate_limits.iter().map(|(_, r)| r.clone()).collect(),
             budgets: raw.budgets.iter().map(|(_, b)| b.clone()).collect(),
             alerts,
+            logging,
         })
     } else {
         Err(ck.problems)

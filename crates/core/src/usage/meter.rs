@@ -25,6 +25,18 @@ pub struct MeterStart {
     pub tags: Vec<(String, String)>,
     /// Bytes of the request's text (an input estimate when the provider reports no usage).
     pub input_bytes: u64,
+    /// Where the request came from, for the call log.
+    pub client: ClientInfo,
+}
+
+/// What the HTTP edge knows of a request's origin, for the call log (`CallDetails`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// The TCP peer's address.
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The path called, e.g. `/v1/chat/completions`.
+    pub route: Option<String>,
 }
 
 #[derive(Debug)]
@@ -72,7 +84,12 @@ impl Meter {
                 status: 200,
                 error_code: None,
                 tags: start.tags,
-                details: CallDetails::default(),
+                details: CallDetails {
+                    client_ip: start.client.ip,
+                    user_agent: start.client.user_agent,
+                    route: start.client.route,
+                    ..CallDetails::default()
+                },
             },
             started: Instant::now(),
             admission,

@@ -7,7 +7,7 @@ mod queue;
 mod record;
 mod rollup;
 
-pub use meter::{Meter, MeterStart};
+pub use meter::{ClientInfo, Meter, MeterStart};
 
 pub use queue::{UsageQueue, UsageReceiver, UsageSlot, DEFAULT_CAPACITY};
 pub use record::{AttemptLog, CallDetails, CallKind, Caller, Outcome, UsageRecord, UsageSource};

@@ -2,16 +2,23 @@
 //! unchanged against any target.
 
 use super::chat::{self, prepare, Prepared};
+use super::context::Edge;
 use super::format::{json_body, ClientFormat};
 use super::AppState;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use switchboard_core::usage::ClientInfo;
 use switchboard_protocols::anthropic;
 
-pub async fn messages(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    chat::handle(ClientFormat::Anthropic, state, headers, body).await
+pub async fn messages(
+    State(state): State<AppState>,
+    Edge(client): Edge,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    chat::handle(ClientFormat::Anthropic, state, headers, client, body).await
 }
 
 /// `POST /v1/messages/count_tokens`: the gateway's own count (see docs: exact for OpenAI
@@ -26,7 +33,7 @@ pub async fn count_tokens(
         snapshot,
         mut ctx,
         body: bytes,
-    } = match prepare(format, &state, &headers, body).await {
+    } = match prepare(format, &state, &headers, ClientInfo::default(), body).await {
         Ok(prepared) => prepared,
         Err(response) => return response,
     };

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use std::sync::Arc;
 use switchboard_core::pipeline::Served;
+use switchboard_core::usage::ClientInfo;
 use switchboard_core::{GatewayError, RequestContext, Snapshot};
 use switchboard_protocols::ConvertError;
 
@@ -28,10 +29,12 @@ pub async fn prepare(
     format: ClientFormat,
     state: &AppState,
     headers: &HeaderMap,
+    client: ClientInfo,
     body: Body,
 ) -> Result<Prepared, Response> {
     let snapshot = state.gateway.snapshot();
     let mut ctx = request_context(headers);
+    ctx.client = client;
     if let Err(err) = snapshot.authenticate(&mut ctx).await {
         return Err(format.error_response(&err, &ctx.request_id));
     }
@@ -49,13 +52,14 @@ pub async fn handle(
     format: ClientFormat,
     state: AppState,
     headers: HeaderMap,
+    client: ClientInfo,
     body: Body,
 ) -> Response {
     let Prepared {
         snapshot,
         mut ctx,
         body: bytes,
-    } = match prepare(format, &state, &headers, body).await {
+    } = match prepare(format, &state, &headers, client, body).await {
         Ok(prepared) => prepared,
         Err(response) => return response,
     };

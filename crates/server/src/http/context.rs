@@ -1,9 +1,56 @@
 //! Reading the request's headers into a `RequestContext`: the credentials (from whichever
-//! header a client SDK uses), the request id and the trace context.
+//! header a client SDK uses), the request id and the trace context; and the [`Edge`]
+//! extractor, the request's origin for the call log.
 
-use axum::http::header::AUTHORIZATION;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header::{AUTHORIZATION, USER_AGENT};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use switchboard_core::usage::ClientInfo;
 use switchboard_core::{Credentials, RequestContext};
+
+/// Longest user agent kept in the call log; longer ones are cut (at a character boundary).
+const MAX_USER_AGENT: usize = 256;
+
+/// Where a request came from: the TCP peer (set per connection by the accept loop as
+/// [`ConnectInfo`]; `x-forwarded-for` is not trusted), the user agent and the path called.
+/// Never fails: a request served without connection info just has no address.
+pub struct Edge(pub ClientInfo);
+
+impl<S: Send + Sync> FromRequestParts<S> for Edge {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| cut(ua, MAX_USER_AGENT).to_owned());
+        Ok(Edge(ClientInfo {
+            ip,
+            user_agent,
+            route: Some(parts.uri.path().to_owned()),
+        }))
+    }
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
 
 /// Longest incoming `x-request-id` we echo; longer or non-printable ones are replaced.
 const MAX_REQUEST_ID: usize = 128;
@@ -44,6 +91,7 @@ pub fn request_context(headers: &HeaderMap) -> RequestContext {
         },
         principal: None,
         tags: tags(headers),
+        client: ClientInfo::default(),
     }
 }
 
@@ -171,6 +219,13 @@ mod tests {
             tags(&headers(&[("x-switchboard-tags", &many)])).len(),
             MAX_TAGS
         );
+    }
+
+    #[test]
+    fn long_user_agents_are_cut_on_a_character_boundary() {
+        assert_eq!(cut("abc", 3), "abc");
+        assert_eq!(cut("aé", 2), "a");
+        assert_eq!(cut("aéb", 3), "aé");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! OpenAI-format routes: chat completions, embeddings, the model list.
 
 use super::chat::{self, prepare, Prepared};
-use super::context::request_context;
+use super::context::{request_context, Edge};
 use super::format::{apply_rate, json_body, CallMeta, ClientFormat};
 use super::AppState;
 use axum::body::Body;
@@ -14,19 +14,25 @@ use switchboard_protocols::openai;
 
 pub async fn chat_completions(
     State(state): State<AppState>,
+    Edge(client): Edge,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    chat::handle(ClientFormat::OpenAi, state, headers, body).await
+    chat::handle(ClientFormat::OpenAi, state, headers, client, body).await
 }
 
-pub async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn embeddings(
+    State(state): State<AppState>,
+    Edge(client): Edge,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let format = ClientFormat::OpenAi;
     let Prepared {
         snapshot,
         mut ctx,
         body: bytes,
-    } = match prepare(format, &state, &headers, body).await {
+    } = match prepare(format, &state, &headers, client, body).await {
         Ok(prepared) => prepared,
         Err(response) => return response,
     };

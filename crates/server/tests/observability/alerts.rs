@@ -3,8 +3,8 @@
 //! delivered once to the webhook receiver and shown by `GET /alerts`; a rule that stays firing
 //! sends nothing more.
 
+use super::admin_kit::{both, Db, ADMIN};
 use super::analytics_kit::{chat, get, now_ms, owner, start, two_orgs, wait_written};
-use super::kit::{both, Db, ADMIN};
 use switchboard::alerts::AlertState;
 
 both!(alert_rules_fire_once_and_resolve);

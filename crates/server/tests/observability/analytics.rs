@@ -2,8 +2,8 @@
 //! add up to the calls (the writer fills the rollups), org-scoped callers see their own
 //! organisation only, and bad parameters answer 400.
 
+use super::admin_kit::{both, Db, ADMIN};
 use super::analytics_kit::{chat, get, now_ms, owner, start, two_orgs, wait_written};
-use super::kit::{both, Db, ADMIN};
 use serde_json::Value;
 
 both!(analytics_add_up_and_isolate);

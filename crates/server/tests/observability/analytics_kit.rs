@@ -6,7 +6,7 @@
 
 #![allow(dead_code, reason = "each helper is used by some tests only")]
 
-use super::kit::{secret_key_env, Db, Env, Side, ADMIN, AUDIENCE};
+use super::admin_kit::{secret_key_env, Db, Env, Side, ADMIN, AUDIENCE};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;

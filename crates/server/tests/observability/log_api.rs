@@ -2,8 +2,8 @@
 //! with its details, JSONL export, tenant isolation (another organisation's rows and requests
 //! are invisible, and its name answers 404), bad parameters answer 400 naming the field.
 
+use super::admin_kit::{both, Db, ADMIN};
 use super::analytics_kit::{chat, get, owner, start, two_orgs, wait_written};
-use super::kit::{both, Db, ADMIN};
 use serde_json::Value;
 use std::collections::BTreeSet;
 

@@ -2,8 +2,8 @@
 //! a table with a cursor line, one request as JSON, an export file with every row (and the
 //! count on stderr), a series and a top list; an API refusal becomes `error:` and exit 1.
 
+use super::admin_kit::{run_cli, Db};
 use super::analytics_kit::{chat, start, two_orgs, wait_written};
-use super::kit::{run_cli, Db};
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

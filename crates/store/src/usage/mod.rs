@@ -8,16 +8,19 @@
 //!   spend per budget subject).
 //!
 //! - `rollup.rs`: the per-minute analytics rollups, added to in the same transaction.
+//! - `retention.rs`: deletes old records, bodies and rollups in small batches.
 //!
 //! This file maps a [`UsageRecord`] (billing data and the call log's details) to its columns
 //! and back, and inserts records in chunks of one multi-row `INSERT` each.
 
 mod queries;
+mod retention;
 mod rollup;
 mod spill;
 mod writer;
 
 pub use queries::{UsageFilter, UsageGroup, UsageTotals};
+pub use retention::{RetentionStats, RetentionTask};
 pub use rollup::BUCKET_MS as ROLLUP_BUCKET_MS;
 pub use spill::{SPILL_PREFIX, SPILL_SUFFIX};
 pub use writer::{UsageWriter, WriterHandle, WriterOptions, WriterStats};

@@ -1,6 +1,6 @@
 //! Reads of the usage ledger: the records of one request, totals filtered and grouped for the
 //! admin API, and spend per budget subject for the limiter (which seeds its budget counters
-//! from them after a restart).
+//! from them after a restart; read from the rollups, which outlive the raw rows).
 //!
 //! Sums are cast to BIGINT because Postgres sums BIGINT columns as NUMERIC, which the `Any`
 //! driver cannot read. Days are grouped as `started_at_ms / 86400000` (integer division in both
@@ -191,35 +191,6 @@ fn totals_from_row(row: &AnyRow, group: Option<String>) -> Result<UsageTotals, S
     })
 }
 
-/// The columns a scope's subject is made of.
-fn subject_columns(scope: Scope) -> &'static str {
-    match scope {
-        Scope::Key => "key_id",
-        Scope::App => "org, team, app",
-        Scope::Team => "org, team",
-        Scope::Org => "org",
-        Scope::Alias => "alias",
-        Scope::Target => "provider, model",
-    }
-}
-
-/// A subject from a row grouped by [`subject_columns`]; `None` when a part is missing.
-fn subject_of_row(scope: Scope, row: &AnyRow) -> Result<Option<String>, StoreError> {
-    let parts = match scope {
-        Scope::Key | Scope::Org | Scope::Alias => 1,
-        Scope::Team | Scope::Target => 2,
-        Scope::App => 3,
-    };
-    let mut values = Vec::with_capacity(parts);
-    for i in 0..parts {
-        match row.try_get::<Option<String>, _>(i)? {
-            Some(value) => values.push(value),
-            None => return Ok(None),
-        }
-    }
-    Ok(Some(values.join("/")))
-}
-
 impl Store {
     /// Every record of one request id, in the order written (ids may be reused by clients,
     /// and a request may be recorded more than once, e.g. an embedding batch).
@@ -261,40 +232,42 @@ impl Store {
         Ok(totals)
     }
 
-    /// Micro-dollars spent since `since_ms` (inclusive) by one subject of `scope`, written as
+    /// Micro-dollars spent since `since_ms` by one subject of `scope`, written as
     /// [`Store::spend_by_subject`] writes it (and as core's `limits::subject` does): key ->
     /// key id, app -> `org/team/app`, team -> `org/team`, org -> `org`, alias -> alias,
     /// target -> `provider/model`. Every outcome counts (a cancelled stream is billed for
     /// what it used). A subject with the wrong number of parts is [`StoreError::Invalid`].
+    ///
+    /// Read from the per-minute rollups, not the raw rows, so that spend outlives the call
+    /// log's retention (a `total` or `month` budget is seeded right after old rows are
+    /// deleted): minutes starting at or after `since_ms` count, exact for the minute-aligned
+    /// starts of budget periods.
     pub async fn spend_since(
         &self,
         scope: Scope,
         subject: &str,
         since_ms: i64,
     ) -> Result<i64, StoreError> {
-        let columns: &[&str] = match scope {
-            Scope::Key => &["key_id"],
-            Scope::App => &["org", "team", "app"],
-            Scope::Team => &["org", "team"],
-            Scope::Org => &["org"],
-            Scope::Alias => &["alias"],
-            Scope::Target => &["provider", "model"],
+        let parts = match scope {
+            Scope::Key | Scope::Org | Scope::Alias => 1,
+            Scope::Team | Scope::Target => 2,
+            Scope::App => 3,
         };
         // Names of orgs, teams, apps and providers have no `/`; a model name may.
-        let parts: Vec<&str> = subject.splitn(columns.len(), '/').collect();
-        if parts.len() != columns.len() || parts.iter().any(|p| p.is_empty()) {
+        let split: Vec<&str> = subject.splitn(parts, '/').collect();
+        if split.len() != parts || split.iter().any(|p| p.is_empty()) {
             return Err(StoreError::Invalid(format!(
                 "`{subject}` is not a {} subject",
                 scope.as_str()
             )));
         }
+        let (dimension, column) = rollup_subject(scope);
         let mut w = Where::default();
-        for (column, value) in columns.iter().zip(parts) {
-            w.push(&format!("{column} = ?"), Bound::Text(value.to_owned()));
-        }
-        w.push("started_at_ms >= ?", Bound::Int(since_ms));
+        w.push("dimension = ?", Bound::Text(dimension.to_owned()));
+        w.push(&format!("{column} = ?"), Bound::Text(subject.to_owned()));
+        w.push("bucket_ms >= ?", Bound::Int(since_ms));
         let sql = format!(
-            "SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS spent FROM usage_records{}",
+            "SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS spent FROM usage_rollups{}",
             w.sql
         );
         let rows = w.fetch_all(self, sql).await?;
@@ -304,32 +277,49 @@ impl Store {
         }
     }
 
-    /// Micro-dollars spent since `since_ms` (inclusive) per subject of `scope`, in subject
-    /// order: key -> key id, app -> `org/team/app`, team -> `org/team`, org -> `org` (and
-    /// alias -> alias, target -> `provider/model`). Records without the subject's names are
-    /// left out. The limiter seeds budget counters from this after a restart.
+    /// Micro-dollars spent since `since_ms` per subject of `scope`, in subject order: key ->
+    /// key id, app -> `org/team/app`, team -> `org/team`, org -> `org` (and alias -> alias,
+    /// target -> `provider/model`). Records without the subject's names are left out. The
+    /// limiter seeds budget counters from this after a restart; read from the rollups like
+    /// [`Store::spend_since`].
     pub async fn spend_by_subject(
         &self,
         scope: Scope,
         since_ms: i64,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        let cols = subject_columns(scope);
+        let (dimension, column) = rollup_subject(scope);
         let mut w = Where::default();
-        w.push("started_at_ms >= ?", Bound::Int(since_ms));
+        w.push("dimension = ?", Bound::Text(dimension.to_owned()));
+        w.push("bucket_ms >= ?", Bound::Int(since_ms));
         let sql = format!(
-            "SELECT {cols}, CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS spent \
-             FROM usage_records{} GROUP BY {cols}",
+            "SELECT {column} AS subject, CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS spent \
+             FROM usage_rollups{} GROUP BY {column}",
             w.sql
         );
         let rows = w.fetch_all(self, sql).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            if let Some(subject) = subject_of_row(scope, row)? {
-                out.push((subject, row.try_get::<i64, _>("spent")?));
+            let subject: String = row.try_get("subject")?;
+            // Rollups keep callers without an org (`/team`) or at all (org ''): no subject.
+            if subject.is_empty() || subject.starts_with('/') || subject.contains("//") {
+                continue;
             }
+            out.push((subject, row.try_get::<i64, _>("spent")?));
         }
         out.sort();
         Ok(out)
+    }
+}
+
+/// The rollup dimension holding a scope's spend and the column its subject is in.
+fn rollup_subject(scope: Scope) -> (&'static str, &'static str) {
+    match scope {
+        Scope::Key => ("key", "value"),
+        Scope::App => ("app", "value"),
+        Scope::Team => ("team", "value"),
+        Scope::Org => ("all", "org"),
+        Scope::Alias => ("alias", "value"),
+        Scope::Target => ("target", "value"),
     }
 }
 

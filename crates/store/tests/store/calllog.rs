@@ -7,6 +7,7 @@ use crate::common::TestDb;
 use crate::usage::{options, record, Running, BASE_MS};
 use sqlx::Row;
 use std::collections::BTreeMap;
+use switchboard_core::config::Retention;
 use switchboard_core::usage::{bucket_index, Outcome, UsageQueue, UsageRecord};
 use switchboard_store::{UsageFilter, UsageWriter, WriterOptions, ROLLUP_BUCKET_MS};
 use tokio_util::sync::CancellationToken;
@@ -214,3 +215,138 @@ both!(
     rollups_equal_the_raw_rows,
     two_writers_add_to_the_same_rollups
 );
+
+/// Not a test: how long the writer takes for 40 batches of 512 records of one busy minute
+/// (`cargo test --release -p switchboard-store --test store writer_batch_cost -- --ignored
+/// --nocapture`), to compare with and without rollups.
+async fn writer_batch_cost(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let writer_options = WriterOptions {
+        batch_size: 512,
+        ..options(dir.path())
+    };
+    let running = Running::start(db, 512 * 40, writer_options);
+    let unique_tags = std::env::var_os("SB_UNIQUE_TAGS").is_some();
+    let records: Vec<_> = (0..512 * 40)
+        .map(|i| {
+            let mut r = clustered(i, 1);
+            if !unique_tags {
+                // Low-cardinality tags, as tags for analytics should be.
+                r.tags.retain(|(k, _)| k != "ticket");
+            }
+            r
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    for r in records {
+        running.send(r);
+    }
+    let stats = running.handle.wait_written(512 * 40).await;
+    let elapsed = started.elapsed();
+    eprintln!(
+        "{:?}: {} records in {} batches, {:.2} ms per batch",
+        db.backend,
+        stats.written,
+        stats.batches,
+        elapsed.as_secs_f64() * 1000.0 / stats.batches as f64
+    );
+    running.stop().await;
+}
+
+mod writer_batch_cost {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement"]
+    async fn sqlite() {
+        super::writer_batch_cost(&crate::common::TestDb::sqlite().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement"]
+    async fn postgres() {
+        if let Some(db) = crate::common::TestDb::postgres().await {
+            super::writer_batch_cost(&db).await;
+            db.drop_schema().await;
+        }
+    }
+}
+
+/// Records, bodies and rollups older than their retention go, in batches; newer ones stay.
+async fn retention_deletes_old_rows_in_batches(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let running = Running::start(db, 1024, options(dir.path()));
+    // 40 records a day apart from BASE_MS (and so 40 days of rollups).
+    let records: Vec<_> = (0..40u64)
+        .map(|i| {
+            let mut r = record(i);
+            r.started_at_ms = BASE_MS + i as i64 * 86_400_000;
+            r
+        })
+        .collect();
+    for r in &records {
+        running.send(r.clone());
+    }
+    running.handle.wait_written(40).await;
+    running.stop().await;
+    for i in 0..40i64 {
+        db.execute_raw(&format!(
+            "INSERT INTO call_bodies (request_id, started_at_ms, request_body) VALUES ('b{i}', {}, '{{}}')",
+            BASE_MS + i * 86_400_000
+        ))
+        .await;
+    }
+    let rollups_before = stored(db).await.len();
+    let now = BASE_MS + 40 * 86_400_000;
+    let policy = Retention {
+        calls_days: Some(30),
+        bodies_days: Some(7),
+        rollups_days: Some(35),
+        batch: 3,
+        interval: std::time::Duration::from_secs(60),
+    };
+    let stats = db
+        .store
+        .retention_pass(&policy, now, &CancellationToken::new())
+        .await
+        .unwrap();
+    // Days 0..=9 of records, 0..=32 of bodies, 0..=4 of rollups are older than their cutoff.
+    assert_eq!(stats.calls, 10);
+    assert_eq!(stats.bodies, 33);
+    let count = |sql: &'static str| async move { db.query_raw(sql).await[0].get::<i64, _>(0) };
+    assert_eq!(count("SELECT COUNT(*) FROM usage_records").await, 30);
+    assert_eq!(
+        count("SELECT MIN(started_at_ms) FROM usage_records").await,
+        BASE_MS + 10 * 86_400_000
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM call_bodies").await, 7);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM usage_rollups WHERE bucket_ms < 1704499200000").await,
+        0
+    );
+    assert_eq!(
+        stored(db).await.len() as u64,
+        rollups_before as u64 - stats.rollups
+    );
+    assert!(stats.rollups > 0);
+    // Batches of 3: every table needed several statements (plus the one that found less).
+    let want = (10u64 / 3 + 1) + (33 / 3 + 1) + (stats.rollups / 3 + 1);
+    assert_eq!(stats.batches, want);
+    // A second pass finds nothing; spend of the kept rollups is still there.
+    let again = db
+        .store
+        .retention_pass(&policy, now, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!((again.calls, again.bodies, again.rollups), (0, 0, 0));
+    let kept: i64 = records[5..].iter().map(|r| r.cost.0).sum();
+    let spent: i64 = db
+        .store
+        .spend_by_subject(switchboard_core::limits::Scope::Alias, 0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, s)| s)
+        .sum();
+    assert_eq!(spent, kept);
+}
+
+both!(retention_deletes_old_rows_in_batches);

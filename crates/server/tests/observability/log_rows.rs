@@ -1,0 +1,195 @@
+//! The call log: N requests of every kind (whole and streamed answers in both formats, a
+//! client that leaves mid-stream, upstream failures, a retry) leave exactly N rows, each with
+//! the route, user agent and client address of its request besides the billing data.
+
+use super::kit::{Call, Db, Format, Gw, ADMIN};
+use std::time::Duration;
+use switchboard_core::usage::{Outcome, UsageRecord};
+use switchboard_testkit::{MockKind, MockProvider, Reply as MockReply};
+
+async fn start(
+    openai: &MockProvider,
+    anthropic: &MockProvider,
+    failing: &MockProvider,
+    db: &Db,
+) -> Gw {
+    let body = format!(
+        "providers:\n\
+         \x20 openai: {{ type: openai, base_url: \"{}\", api_key: sk-up }}\n\
+         \x20 failing: {{ type: openai, base_url: \"{}\", api_key: sk-up }}\n\
+         \x20 anthropic: {{ type: anthropic, base_url: \"{}\", api_key: sk-ant-up }}\n\
+         models:\n\
+         \x20 m-openai: {{ targets: [ {{ provider: openai, model: gpt-4o }} ], price: {p} }}\n\
+         \x20 m-failing: {{ targets: [ {{ provider: failing, model: gpt-4o-failing }} ], retry: {{ attempts: 2, backoff_ms: 1, max_backoff_ms: 1 }}, circuit: {{ failures: 100 }}, price: {p} }}\n\
+         \x20 m-claude: {{ targets: [ {{ provider: anthropic, model: claude-sonnet-4-5 }} ], price: {p} }}\n",
+        openai.base_url(),
+        failing.base_url(),
+        anthropic.base_url(),
+        p = super::kit::PRICE,
+    );
+    Gw::start(db, &body).await
+}
+
+/// Sends `call` as the admin with a user agent naming it.
+async fn send(gw: &Gw, call: &Call, agent: &str) -> reqwest::Response {
+    let mut req = gw
+        .client
+        .post(gw.url(call.path()))
+        .header("x-request-id", &call.request_id)
+        .header("user-agent", agent)
+        .json(&call.body());
+    req = match call.format {
+        Format::OpenAi => req.bearer_auth(ADMIN),
+        Format::Anthropic => req
+            .header("x-api-key", ADMIN)
+            .header("anthropic-version", "2023-06-01"),
+    };
+    req.send().await.expect("request to the gateway")
+}
+
+/// What a row must say besides the usage.
+struct Want {
+    call: Call,
+    agent: String,
+    status: u16,
+    outcome: Outcome,
+    error_code: Option<&'static str>,
+}
+
+fn check(rec: &UsageRecord, want: &Want) {
+    let d = &rec.details;
+    assert_eq!(d.route.as_deref(), Some(want.call.path()), "{rec:#?}");
+    assert_eq!(d.user_agent.as_deref(), Some(want.agent.as_str()));
+    assert_eq!(d.client_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(rec.status, want.status, "{rec:#?}");
+    assert_eq!(rec.outcome, want.outcome, "{rec:#?}");
+    assert_eq!(rec.error_code.as_deref(), want.error_code, "{rec:#?}");
+    assert_eq!(rec.alias, want.call.model);
+    assert_eq!(rec.stream, want.call.stream);
+    if want.outcome == Outcome::Ok {
+        assert!(
+            rec.usage.input_tokens > 0 && rec.usage.output_tokens > 0,
+            "{rec:#?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn n_requests_of_every_kind_leave_n_rows_with_their_origin() {
+    let openai = MockProvider::start(MockKind::OpenAi).await;
+    let anthropic = MockProvider::start(MockKind::Anthropic).await;
+    let failing = MockProvider::start(MockKind::OpenAi).await;
+    let db = Db::shared().await;
+    let gw = start(&openai, &anthropic, &failing, &db).await;
+    let mut wants = Vec::new();
+    // Whole and streamed answers in both formats.
+    for i in 0..8 {
+        let format = if i % 2 == 0 {
+            Format::OpenAi
+        } else {
+            Format::Anthropic
+        };
+        let model = if i % 4 < 2 { "m-openai" } else { "m-claude" };
+        let call = Call {
+            format,
+            stream: i % 3 == 0,
+            ..Call::new(model)
+        };
+        let agent = format!("log-test/{i} (\"quoted\")");
+        let resp = send(&gw, &call, &agent).await;
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap();
+        wants.push(Want {
+            call,
+            agent,
+            status: 200,
+            outcome: Outcome::Ok,
+            error_code: None,
+        });
+    }
+    // A retry that succeeds, then a failure after both attempts.
+    failing.enqueue(MockReply::Error {
+        status: 503,
+        retry_after_secs: None,
+    });
+    let call = Call::new("m-failing");
+    let resp = send(&gw, &call, "retry").await;
+    assert_eq!(resp.status(), 200);
+    resp.text().await.unwrap();
+    wants.push(Want {
+        call,
+        agent: "retry".into(),
+        status: 200,
+        outcome: Outcome::Ok,
+        error_code: None,
+    });
+    // Three attempts: the first and two retries.
+    for _ in 0..3 {
+        failing.enqueue(MockReply::Error {
+            status: 503,
+            retry_after_secs: None,
+        });
+    }
+    let call = Call::new("m-failing");
+    let resp = send(&gw, &call, "fails").await;
+    assert_eq!(resp.status(), 502);
+    let code = resp.json::<serde_json::Value>().await.unwrap()["error"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code: &'static str = Box::leak(code.into_boxed_str());
+    wants.push(Want {
+        call,
+        agent: "fails".into(),
+        status: 502,
+        outcome: Outcome::Error,
+        error_code: Some(code),
+    });
+    // A client that leaves mid-stream.
+    openai.enqueue(MockReply::SlowStream {
+        chunks: 500,
+        interval: Duration::from_millis(20),
+    });
+    let call = Call {
+        stream: true,
+        ..Call::new("m-openai")
+    };
+    let mut resp = send(&gw, &call, "leaver").await;
+    let mut seen = String::new();
+    while !seen.contains("tok1 ") {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), resp.chunk())
+            .await
+            .expect("stream chunk")
+            .expect("stream readable")
+            .expect("stream not over yet");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(resp);
+    wants.push(Want {
+        call,
+        agent: "leaver".into(),
+        status: 499,
+        outcome: Outcome::Cancelled,
+        error_code: Some("client_closed"),
+    });
+
+    let n = wants.len() as u64;
+    gw.wait_records(n).await;
+    for want in &wants {
+        let rec = gw.record(&want.call.request_id).await;
+        check(&rec, want);
+    }
+    let rec = gw.record(&wants[8].call.request_id).await;
+    assert_eq!(rec.attempts, 2);
+    // Exactly N rows, none twice.
+    let totals = gw
+        .server
+        .runtime
+        .store
+        .usage_totals(&switchboard_store::UsageFilter::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(totals[0].requests, i64::try_from(n).unwrap());
+    gw.server.shutdown().await;
+    db.drop().await;
+}
