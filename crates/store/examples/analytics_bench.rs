@@ -56,7 +56,7 @@ fn record(i: u64, n: u64, start_ms: i64, span_ms: i64) -> UsageRecord {
     let error = mix(i, 6) % 100 < 3;
     // Latencies from 20 ms to ~20 s, most of them short.
     let latency = 20 + (mix(i, 7) % 1000).pow(3) / 50_000;
-    let stream = mix(i, 8) % 2 == 0;
+    let stream = mix(i, 8).is_multiple_of(2);
     let offset = (i as i128 * span_ms as i128 / n as i128) as i64;
     UsageRecord {
         request_id: format!("bench-{i}"),
