@@ -3,14 +3,15 @@
 //! `alerts.webhook` (`deliver.rs`). A rule that stays firing sends nothing more, so each
 //! episode is one `firing` and one `resolved`.
 //!
-//! State is kept in memory per instance: after a restart a rule that is still firing fires
-//! once more, and every instance that evaluates sends its own transitions. Run the evaluator on
-//! one instance of a cluster (`alerts:` in that instance's config only); see
-//! docs/observability-api.md.
+//! State is kept in memory per instance. With `redis:` configured, each transition is also
+//! claimed in Redis (`claim.rs`), so that a cluster sends it once and a restart does not repeat
+//! it; without Redis every instance that evaluates sends its own transitions, so run `alerts:`
+//! on one instance (docs/observability-api.md).
 //!
 //! The loop runs on its own [`TaskTracker`] and stops with the server's cancellation token.
 //! Tests drive [`Evaluator::evaluate_once`] with a time of their choosing instead.
 
+mod claim;
 mod deliver;
 mod measure;
 
@@ -72,11 +73,20 @@ pub struct Evaluator {
     /// Held for a whole evaluation, so that two evaluations never both see the same change.
     states: Mutex<BTreeMap<String, RuleStatus>>,
     tasks: TaskTracker,
+    /// Cluster-wide claims of transitions when `redis:` is configured.
+    claims: Option<claim::Claims>,
 }
 
 impl Evaluator {
     pub fn new(store: Store, gateway: Arc<Gateway>) -> Evaluator {
+        let claims = gateway
+            .snapshot()
+            .config
+            .redis
+            .as_deref()
+            .and_then(claim::Claims::new);
         Evaluator {
+            claims,
             store,
             gateway,
             http: reqwest::Client::new(),
@@ -112,7 +122,8 @@ impl Evaluator {
     }
 
     /// Measures every rule as of `now_ms`, records the results, logs and delivers each
-    /// transition (awaiting delivery), and returns the transitions.
+    /// transition (awaiting delivery), and returns the transitions this instance sent (with
+    /// Redis, those another instance already sent are recorded but not sent again).
     pub async fn evaluate_once(&self, now_ms: i64) -> Vec<Transition> {
         let snapshot = self.gateway.snapshot();
         let config = &snapshot.config;
@@ -156,7 +167,14 @@ impl Evaluator {
         }
         drop(states);
         let webhook = config.alerts.webhook.clone();
-        for t in &transitions {
+        let mut sent = Vec::with_capacity(transitions.len());
+        for t in transitions {
+            if let Some(claims) = &self.claims {
+                if !claims.claim(&t.rule.name, t.state).await {
+                    tracing::debug!(rule = %t.rule.name, "Alert transition already sent by another instance.");
+                    continue;
+                }
+            }
             match t.state {
                 AlertState::Firing => tracing::warn!(
                     rule = %t.rule.name, kind = t.rule.kind.as_str(), value = ?t.value,
@@ -168,10 +186,11 @@ impl Evaluator {
                 ),
             }
             if let Some(url) = &webhook {
-                deliver::deliver(&self.http, url, t).await;
+                deliver::deliver(&self.http, url, &t).await;
             }
+            sent.push(t);
         }
-        transitions
+        sent
     }
 
     /// Every configured rule with its status, in config order.

@@ -1,7 +1,8 @@
 //! Alert rules fire and resolve: the evaluator is driven with `evaluate_once(now)` at chosen
 //! times (its own schedule is an hour, so it never runs in the test); each transition is
 //! delivered once to the webhook receiver and shown by `GET /alerts`; a rule that stays firing
-//! sends nothing more.
+//! sends nothing more; with Redis, a cluster (and a restarted instance) sends each transition
+//! once.
 
 use super::admin_kit::{both, Db, ADMIN};
 use super::analytics_kit::{chat, get, now_ms, owner, start, two_orgs, wait_written};
@@ -107,4 +108,67 @@ async fn alert_rules_fire_once_and_resolve(db: Db) {
     assert!(evaluator.evaluate_once(later + 1_000).await.is_empty());
     assert_eq!(env.side.hooks().len(), 7);
     env.server.shutdown().await;
+}
+
+/// Two gateways on one database and one Redis evaluate the same rule: each transition is sent
+/// once in all, and a third instance started while the rule fires (a restart) sends nothing
+/// until the rule resolves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_sends_each_transition_once() {
+    let Ok(redis) = std::env::var("SWITCHBOARD_TEST_REDIS") else {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** SKIPPED (a_cluster_sends_each_transition_once): set SWITCHBOARD_TEST_REDIS ***\n"
+        );
+        return;
+    };
+    let rule = format!("errs-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let extra = format!(
+        "redis: \"{redis}\"\nalerts:\n  interval_s: 3600\n  webhook: \"{{hook}}\"\n  rules:\n    \
+         - {{ name: {rule}, kind: error_rate, threshold: 0.5, match: {{ alias: broken }} }}\n"
+    );
+    let db = Db::sqlite();
+    let first = start(db.clone(), &extra).await;
+    let hook = format!("{}/hook", first.side.url);
+    let second = start(db.clone(), &extra.replace("{hook}", &hook)).await;
+    let (acme, _) = two_orgs(&first).await;
+    for i in 0..2 {
+        assert_ne!(
+            chat(&first, &acme, "broken", &format!("b-{i}"), None).await,
+            200
+        );
+    }
+    wait_written(&first, 2).await;
+    let now = now_ms();
+    let a = first.server.runtime.alerts.evaluate_once(now).await;
+    let b = second.server.runtime.alerts.evaluate_once(now).await;
+    assert_eq!(a.len() + b.len(), 1, "one instance sends: {a:?} {b:?}");
+    first.side.wait_hooks(1).await;
+
+    // A restarted instance finds the rule already firing: nothing to send.
+    let third = start(db.clone(), &extra.replace("{hook}", &hook)).await;
+    assert!(third
+        .server
+        .runtime
+        .alerts
+        .evaluate_once(now + 1_000)
+        .await
+        .is_empty());
+    let (_, list) = get(&third, ADMIN, "/alerts").await;
+    assert_eq!(list["data"][0]["status"]["state"], "firing");
+
+    // Resolution: sent once, whoever sees it first.
+    let later = now + 600_000;
+    let mut resolved = 0;
+    for env in [&second, &first, &third] {
+        resolved += env.server.runtime.alerts.evaluate_once(later).await.len();
+    }
+    assert_eq!(resolved, 1);
+    let hooks = first.side.wait_hooks(2).await;
+    assert_eq!(hooks.len(), 2, "{hooks:#?}");
+    assert_eq!(hooks[1]["type"], "alert.resolved");
+    for env in [third, second, first] {
+        env.server.shutdown().await;
+    }
 }
