@@ -15,6 +15,8 @@ pub enum Counter {
     BudgetDowngrades,
     /// Requests shed at admission because the usage queue was full.
     UsageShed,
+    /// Call bodies dropped because the body queue was full (the call's row is kept).
+    LogRowsDropped,
 }
 
 impl Counter {
@@ -25,6 +27,7 @@ impl Counter {
             Counter::BudgetRejections => "switchboard_budget_rejections_total",
             Counter::BudgetDowngrades => "switchboard_budget_downgrades_total",
             Counter::UsageShed => "switchboard_usage_shed_total",
+            Counter::LogRowsDropped => "switchboard_log_rows_dropped_total",
         }
     }
 
@@ -37,15 +40,17 @@ impl Counter {
             Counter::BudgetRejections => "Requests refused because a budget was spent.",
             Counter::BudgetDowngrades => "Requests served by a budget's cheaper alias.",
             Counter::UsageShed => "Requests shed because the usage queue was full.",
+            Counter::LogRowsDropped => "Logged call bodies dropped because their queue was full.",
         }
     }
 
-    pub const ALL: [Counter; 5] = [
+    pub const ALL: [Counter; 6] = [
         Counter::LimitBackendErrors,
         Counter::RateLimited,
         Counter::BudgetRejections,
         Counter::BudgetDowngrades,
         Counter::UsageShed,
+        Counter::LogRowsDropped,
     ];
 
     /// Adds one.
@@ -66,6 +71,8 @@ pub enum Gauge {
     UsageQueueDepth,
     /// Usage records committed to storage since start.
     UsageRecordsWritten,
+    /// Call bodies waiting for their writer.
+    LogQueueDepth,
 }
 
 impl Gauge {
@@ -73,6 +80,7 @@ impl Gauge {
         match self {
             Gauge::UsageQueueDepth => "switchboard_usage_queue_depth",
             Gauge::UsageRecordsWritten => "switchboard_usage_records_written",
+            Gauge::LogQueueDepth => "switchboard_log_queue_depth",
         }
     }
 

@@ -10,11 +10,11 @@ use std::time::Duration;
 use switchboard_core::config::{self, Config, ConfigErrors, RedisFailure, StoredLayer};
 use switchboard_core::gateway::Attachments;
 use switchboard_core::limits::LimitBackend;
-use switchboard_core::usage::{self, UsageQueue};
+use switchboard_core::usage::{self, BodyQueue, UsageQueue};
 use switchboard_core::Gateway;
 use switchboard_store::{
-    Change, ChangeListeners, RedisLimits, RetentionTask, SecretCipher, Store, StoreOptions,
-    UsageWriter, WriterHandle, WriterOptions,
+    BodyWriter, Change, ChangeListeners, RedisLimits, RetentionTask, SecretCipher, Store,
+    StoreOptions, UsageWriter, WriterHandle, WriterOptions,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
@@ -66,6 +66,8 @@ pub struct Runtime {
     pub usage_writer: WriterHandle,
     /// Stops the usage writer (after the last request has ended).
     usage_stop: CancellationToken,
+    /// The call bodies' queue (`logging.bodies`), drained by a [`BodyWriter`]; sized at start.
+    pub bodies: BodyQueue,
     tasks: TaskTracker,
     /// The change feed's listener tasks, once [`Runtime::follow_changes`] started them.
     listeners: parking_lot::Mutex<Option<Arc<ChangeListeners>>>,
@@ -105,6 +107,8 @@ impl Runtime {
             &tasks,
             usage_stop.clone(),
         );
+        let (bodies, body_rx) = BodyQueue::channel(config.logging.body_queue);
+        BodyWriter::spawn(store.clone(), body_rx, &tasks, usage_stop.clone());
         let parts = Attachments {
             keys: Some(Arc::new(store.clone())),
             shared_limits,
@@ -131,6 +135,7 @@ impl Runtime {
             source,
             usage_writer,
             usage_stop,
+            bodies,
             tasks,
             listeners: parking_lot::Mutex::new(None),
         })

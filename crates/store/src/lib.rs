@@ -52,6 +52,6 @@ pub use records::{
 pub use rules::{StoredBudget, StoredRateLimit, StoredRule};
 pub use subscriptions::{Subscription, SubscriptionFilter, SubscriptionKind, SubscriptionStatus};
 pub use usage::{
-    RetentionStats, RetentionTask, UsageFilter, UsageGroup, UsageTotals, UsageWriter, WriterHandle,
-    WriterOptions, WriterStats, ROLLUP_BUCKET_MS, SPILL_PREFIX, SPILL_SUFFIX,
+    BodyWriter, RetentionStats, RetentionTask, UsageFilter, UsageGroup, UsageTotals, UsageWriter,
+    WriterHandle, WriterOptions, WriterStats, ROLLUP_BUCKET_MS, SPILL_PREFIX, SPILL_SUFFIX,
 };

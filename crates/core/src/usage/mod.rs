@@ -2,11 +2,13 @@
 //! [`Meter`] that records on `Drop` (so a client that disconnects mid-stream is billed for what
 //! it consumed) and sent through a bounded [`UsageQueue`] to the store's batch writer.
 
+mod bodies;
 mod meter;
 mod queue;
 mod record;
 mod rollup;
 
+pub use bodies::{cut, BodyQueue, BodyReceiver, CallBody, Redactor, REDACTED};
 pub use meter::{ClientInfo, Meter, MeterStart};
 
 pub use queue::{UsageQueue, UsageReceiver, UsageSlot, DEFAULT_CAPACITY};

@@ -1,6 +1,7 @@
 //! The chat handler shared by both API families: read the body, parse it in the client's
 //! format, run the pipeline, render the answer (JSON or SSE) in the same format.
 
+use super::capture::{self, StreamCapture};
 use super::context::request_context;
 use super::format::{apply_rate, json_body, CallMeta, ClientFormat};
 use super::{sse, AppState};
@@ -69,6 +70,7 @@ pub async fn handle(
         Err(err) => return format.error_response(&err.into(), &request_id),
     };
     let alias = req.model.clone();
+    let capture = capture::start(&state, &snapshot.config, &ctx, &alias, &bytes);
     let meta = CallMeta {
         request_id: &request_id,
         alias: &alias,
@@ -79,7 +81,10 @@ pub async fn handle(
     if req.stream {
         let Served { routed, meter } = match snapshot.chat_stream(&mut ctx, &req).await {
             Ok(served) => served,
-            Err(failure) => return format.failure_response(&failure, &meta),
+            Err(failure) => {
+                capture::failed(capture);
+                return format.failure_response(&failure, &meta);
+            }
         };
         let rate = meter.admission().headers();
         let body = sse::body(
@@ -88,6 +93,7 @@ pub async fn handle(
             request_id.clone(),
             routed.attempts,
             meter,
+            StreamCapture::new(capture),
         );
         let mut response = (StatusCode::OK, body).into_response();
         let headers = response.headers_mut();
@@ -110,13 +116,19 @@ pub async fn handle(
             mut meter,
         } = match snapshot.chat(&mut ctx, &req).await {
             Ok(served) => served,
-            Err(failure) => return format.failure_response(&failure, &meta),
+            Err(failure) => {
+                capture::failed(capture);
+                return format.failure_response(&failure, &meta);
+            }
         };
         if routed.value.created == 0 {
             routed.value.created = switchboard_protocols::unix_now();
         }
-        let mut response =
-            (StatusCode::OK, json_body(format.render_chat(&routed.value))).into_response();
+        let rendered = Bytes::from(format.render_chat(&routed.value));
+        if let Some(capture) = capture {
+            capture.finish(Some(&rendered));
+        }
+        let mut response = (StatusCode::OK, json_body(rendered)).into_response();
         meter.finish();
         let headers = response.headers_mut();
         CallMeta {

@@ -3,6 +3,7 @@
 //! Handlers live in one file per API family.
 
 mod anthropic;
+mod capture;
 mod chat;
 mod context;
 mod format;

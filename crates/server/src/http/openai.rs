@@ -1,5 +1,6 @@
 //! OpenAI-format routes: chat completions, embeddings, the model list.
 
+use super::capture;
 use super::chat::{self, prepare, Prepared};
 use super::context::{request_context, Edge};
 use super::format::{apply_rate, json_body, CallMeta, ClientFormat};
@@ -41,6 +42,7 @@ pub async fn embeddings(
         Ok(req) => req,
         Err(err) => return format.error_response(&err.into(), &request_id),
     };
+    let capture = capture::start(&state, &snapshot.config, &ctx, &req.model, &bytes);
     let meta = CallMeta {
         request_id: &request_id,
         alias: &req.model,
@@ -49,7 +51,10 @@ pub async fn embeddings(
     };
     match snapshot.embed(&mut ctx, &req).await {
         Ok(Served { routed, meter }) => {
-            let body = openai::render_embed_response(&routed.value);
+            let body = bytes::Bytes::from(openai::render_embed_response(&routed.value));
+            if let Some(capture) = capture {
+                capture.finish(Some(&body));
+            }
             let mut response = (StatusCode::OK, json_body(body)).into_response();
             let headers = response.headers_mut();
             CallMeta {
@@ -61,7 +66,10 @@ pub async fn embeddings(
             apply_rate(headers, &meter.admission().headers());
             response
         }
-        Err(failure) => format.failure_response(&failure, &meta),
+        Err(failure) => {
+            capture::failed(capture);
+            format.failure_response(&failure, &meta)
+        }
     }
 }
 

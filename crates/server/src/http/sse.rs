@@ -4,6 +4,7 @@
 //! client went away) drops the upstream stream, which cancels the upstream request, and drops
 //! the meter, which records the request as cancelled with what was generated so far.
 
+use super::capture::StreamCapture;
 use axum::body::Body;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -23,6 +24,8 @@ struct State {
     now: i64,
     /// Sees every event (usage, generated text) and records the request when dropped.
     meter: Meter,
+    /// The SSE text sent, for the call log when `logging.bodies` selects the call.
+    capture: StreamCapture,
 }
 
 pub fn body(
@@ -31,6 +34,7 @@ pub fn body(
     request_id: String,
     attempts: u32,
     meter: Meter,
+    capture: StreamCapture,
 ) -> Body {
     let state = State {
         upstream,
@@ -39,6 +43,7 @@ pub fn body(
         attempts,
         now: switchboard_protocols::unix_now(),
         meter,
+        capture,
     };
     let frames = futures::stream::unfold(Some(state), |state| async move {
         let mut state = state?;
@@ -56,6 +61,7 @@ pub fn body(
                     state.meter.observe(&event);
                     state.encoder.encode(&event, &mut out);
                     if !out.is_empty() {
+                        state.capture.push(&out);
                         return Some((Ok::<_, Infallible>(Bytes::from(out)), Some(state)));
                     }
                 }
@@ -66,11 +72,13 @@ pub fn body(
                     let client = error.to_client(&state.request_id);
                     tracing::warn!(request_id = %state.request_id, code = client.code, "Stream failed after it began.");
                     state.encoder.error(&client, &mut out);
+                    state.capture.push(&out);
                     return Some((Ok(Bytes::from(out)), None));
                 }
                 None => {
                     state.meter.finish();
                     state.encoder.finish(&mut out);
+                    state.capture.push(&out);
                     return Some((Ok(Bytes::from(out)), None));
                 }
             }

@@ -193,3 +193,88 @@ async fn n_requests_of_every_kind_leave_n_rows_with_their_origin() {
     gw.server.shutdown().await;
     db.drop().await;
 }
+
+/// A secret a client put in its prompt: it must never reach the table.
+const PROMPT_SECRET: &str = "sk-ant-api03-CLIENTSECRETCLIENTSECRET";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bodies_are_logged_only_for_the_selected_alias_and_team_and_redacted() {
+    let openai = MockProvider::start(MockKind::OpenAi).await;
+    let anthropic = MockProvider::start(MockKind::Anthropic).await;
+    let db = Db::shared().await;
+    let body = format!(
+        "providers:\n\
+         \x20 openai: {{ type: openai, base_url: \"{}\", api_key: sk-up-openai-upstream-key }}\n\
+         \x20 anthropic: {{ type: anthropic, base_url: \"{}\", api_key: sk-ant-up }}\n\
+         models:\n\
+         \x20 m-openai: {{ targets: [ {{ provider: openai, model: gpt-4o }} ] }}\n\
+         \x20 m-claude: {{ targets: [ {{ provider: anthropic, model: claude-sonnet-4-5 }} ] }}\n\
+         logging:\n\
+         \x20 bodies: {{ aliases: [m-claude], teams: [acme/web] }}\n\
+         \x20 redact_fields: [password]\n\
+         \x20 max_body_bytes: 4096\n",
+        openai.base_url(),
+        anthropic.base_url(),
+    );
+    let gw = Gw::start(&db, &body).await;
+    gw.seed_team("acme", "web", false).await;
+    gw.seed_team("acme", "ops", true).await;
+    let web = gw.key("acme", "web").await;
+    let ops = gw.key("acme", "ops").await;
+    let secret_text = format!("my key is {PROMPT_SECRET} and sk-up-openai-upstream-key");
+    // Logged: the alias (whole and streamed, both formats) and the team's call.
+    let claude = Call {
+        text: secret_text.clone(),
+        ..Call::new("m-claude")
+    };
+    let claude_stream = Call {
+        format: Format::Anthropic,
+        stream: true,
+        text: secret_text.clone(),
+        ..Call::new("m-claude")
+    };
+    let team_call = Call {
+        text: secret_text.clone(),
+        ..Call::new("m-openai")
+    };
+    // Not logged.
+    let other_alias = Call::new("m-openai");
+    let other_team = Call::new("m-openai");
+    for (cred, call) in [
+        (ADMIN, &claude),
+        (ADMIN, &claude_stream),
+        (web.secret.as_str(), &team_call),
+        (ADMIN, &other_alias),
+        (ops.secret.as_str(), &other_team),
+    ] {
+        let reply = gw.call(cred, call).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+    gw.wait_records(5).await;
+    let store = gw.server.runtime.store.clone();
+    // Shutdown drains the body writer.
+    gw.server.shutdown().await;
+    for call in [&claude, &claude_stream, &team_call] {
+        let bodies = store.bodies_of(&call.request_id).await.unwrap();
+        assert_eq!(bodies.len(), 1, "{bodies:?}");
+        let (request, response, truncated) = &bodies[0];
+        let request = request.as_deref().unwrap();
+        let response = response.as_deref().unwrap();
+        assert!(!truncated);
+        for text in [request, response] {
+            assert!(!text.contains(PROMPT_SECRET), "{text}");
+            assert!(!text.contains("sk-up-openai-upstream-key"), "{text}");
+        }
+        assert!(request.contains("[REDACTED]"), "{request}");
+        assert!(request.contains(&call.model), "{request}");
+        if call.stream {
+            assert!(response.contains("event: message_stop"), "{response}");
+        } else {
+            assert!(response.starts_with('{'), "{response}");
+        }
+    }
+    for call in [&other_alias, &other_team] {
+        assert!(store.bodies_of(&call.request_id).await.unwrap().is_empty());
+    }
+    db.drop().await;
+}

@@ -8,17 +8,20 @@
 //!   spend per budget subject).
 //!
 //! - `rollup.rs`: the per-minute analytics rollups, added to in the same transaction.
+//! - `bodies.rs`: the writer of the optional call bodies (droppable, unlike records).
 //! - `retention.rs`: deletes old records, bodies and rollups in small batches.
 //!
 //! This file maps a [`UsageRecord`] (billing data and the call log's details) to its columns
 //! and back, and inserts records in chunks of one multi-row `INSERT` each.
 
+mod bodies;
 mod queries;
 mod retention;
 mod rollup;
 mod spill;
 mod writer;
 
+pub use bodies::BodyWriter;
 pub use queries::{UsageFilter, UsageGroup, UsageTotals};
 pub use retention::{RetentionStats, RetentionTask};
 pub use rollup::BUCKET_MS as ROLLUP_BUCKET_MS;
