@@ -156,3 +156,38 @@ async fn log_api_lists_pages_filters_and_isolates(db: Db) {
     }
     env.server.shutdown().await;
 }
+
+both!(a_request_shows_its_stored_bodies);
+
+/// Bodies logged for an alias come with the request from `GET /logs/{request_id}` (the first
+/// gateway's shutdown drains its body writer; a second one on the same database answers).
+async fn a_request_shows_its_stored_bodies(db: Db) {
+    let extra = "logging:\n  bodies: { aliases: [open] }\n";
+    let first = start(db.clone(), extra).await;
+    let (acme, _) = two_orgs(&first).await;
+    assert_eq!(chat(&first, &acme, "open", "with-bodies", None).await, 200);
+    assert_ne!(
+        chat(&first, &acme, "broken", "without-bodies", None).await,
+        200
+    );
+    wait_written(&first, 2).await;
+    first.server.shutdown().await;
+    let second = start(db, extra).await;
+    let (status, one) = get(&second, ADMIN, "/logs/with-bodies").await;
+    assert_eq!(status, 200, "{one}");
+    let call = &one["data"][0];
+    assert!(
+        call["request_body"]
+            .as_str()
+            .is_some_and(|b| b.contains("hello there")),
+        "{call}"
+    );
+    assert!(call["response_body"].is_string(), "{call}");
+    assert_eq!(call["bodies_truncated"], false);
+    let (_, other) = get(&second, ADMIN, "/logs/without-bodies").await;
+    assert!(other["data"][0].get("request_body").is_none(), "{other}");
+    // The list leaves bodies out.
+    let (_, list) = get(&second, ADMIN, "/logs?request_id=with-bodies").await;
+    assert!(list["data"][0].get("request_body").is_none(), "{list}");
+    second.server.shutdown().await;
+}

@@ -252,10 +252,12 @@ impl Store {
                 response_body: row.try_get("response_body")?,
                 truncated: row.try_get::<i64, _>("truncated")? != 0,
             };
-            // Bodies belong to the call of the same request id and start time.
+            // Bodies belong to the call of the same request id that started closest to them
+            // (the capture and the meter take their start times a moment apart).
             if let Some(entry) = entries
                 .iter_mut()
-                .find(|e| e.bodies.is_none() && e.record.started_at_ms == started)
+                .filter(|e| e.bodies.is_none())
+                .min_by_key(|e| e.record.started_at_ms.abs_diff(started))
             {
                 entry.bodies = Some(bodies);
             }
