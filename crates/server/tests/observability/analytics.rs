@@ -127,6 +127,24 @@ async fn analytics_add_up_and_isolate(db: Db) {
         404
     );
 
+    // A viewer of one team reads that team's totals; grouping them by another dimension is
+    // refused (the rollups hold one dimension per row).
+    let red = env.side.token(
+        "red-viewer",
+        serde_json::json!({"org": "acme", "team": "red", "role": "viewer"}),
+    );
+    let (status, team) = get(&env, &red, &format!("/analytics/timeseries?{range}")).await;
+    assert_eq!(status, 200, "{team}");
+    assert_eq!(team["filter"]["value"], "acme/red");
+    assert_eq!(sum(&team, "requests"), 8);
+    let (status, _) = get(
+        &env,
+        &red,
+        &format!("/analytics/timeseries?group_by=alias&{range}"),
+    )
+    .await;
+    assert_eq!(status, 400);
+
     for (path, param) in [
         ("/analytics/timeseries?interval=week", "interval"),
         ("/analytics/timeseries?group_by=colour", "group_by"),

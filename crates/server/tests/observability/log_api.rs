@@ -121,6 +121,21 @@ async fn log_api_lists_pages_filters_and_isolates(db: Db) {
     assert_eq!(get(&env, &g, "/logs/g-1").await.0, 200);
     assert_eq!(get(&env, &g, "/logs/export?org=acme").await.0, 404);
     assert_eq!(get(&env, ADMIN, "/logs/no-such-request").await.0, 404);
+    // A viewer of one team sees that team's rows only, and not another team's.
+    let red = env.side.token(
+        "red-viewer",
+        serde_json::json!({"org": "acme", "team": "red", "role": "viewer"}),
+    );
+    let (status, team_rows) = get(&env, &red, "/logs").await;
+    assert_eq!(status, 200, "{team_rows}");
+    assert_eq!(count(&team_rows), 10);
+    assert!(team_rows["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["team"] == "red"));
+    assert_ne!(get(&env, &red, "/logs?team=blue").await.0, 200);
+    assert_eq!(get(&env, &red, "/logs/g-1").await.0, 404);
     // Without credentials.
     let anon = env
         .client
