@@ -124,7 +124,7 @@ pub async fn handle(
         if routed.value.created == 0 {
             routed.value.created = switchboard_protocols::unix_now();
         }
-        let rendered = Bytes::from(format.render_chat(&routed.value));
+        let rendered = format.render_chat(&routed.value);
         if let Some(capture) = capture {
             capture.finish(Some(&rendered));
         }
