@@ -14,6 +14,7 @@ pub mod pipeline;
 pub mod pricing;
 pub mod routing;
 pub mod tokens;
+pub mod trace;
 pub mod usage;
 
 pub use error::{Fault, GatewayError};

@@ -37,6 +37,7 @@ impl RequestContext {
         CallInfo {
             request_id: &self.request_id,
             traceparent: self.traceparent.as_deref(),
+            trace: None,
             gate: gate.map(|g| g as &dyn TargetGate),
         }
     }
@@ -48,6 +49,7 @@ impl From<GatewayError> for RouteFailure {
             error,
             attempts: 0,
             last_target: None,
+            log: Vec::new(),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod model;
 pub mod raw;
 mod validate;
 mod validate_limits;
+mod validate_telemetry;
 
 #[cfg(test)]
 mod tests;

@@ -98,6 +98,10 @@ pub(crate) fn validate(raw: &RawConfig, declared: &Declared) -> Result<Config, V
     }
 
     let access = access_config(&mut ck, raw.access.as_ref());
+    let telemetry = raw
+        .telemetry
+        .as_ref()
+        .and_then(|t| super::validate_telemetry::telemetry(t, &root.key("telemetry"), &mut ck.problems));
     let orgs = orgs(&mut ck, raw);
 
     let mut providers = BTreeMap::new();
@@ -132,6 +136,7 @@ pub(crate) fn validate(raw: &RawConfig, declared: &Declared) -> Result<Config, V
             admin_key,
             limits,
             access,
+            telemetry,
             orgs,
             providers,
             models,

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 const CALL: CallInfo<'static> = CallInfo {
     request_id: "req-1",
     traceparent: None,
+    trace: None,
     gate: None,
 };
 
