@@ -167,6 +167,8 @@ pub enum Gauge {
     UsageRecordsWritten,
     /// A target's circuit breaker: 0 closed, 1 half-open, 2 open; label `target`.
     CircuitState,
+    /// Upstream calls in flight (streams until their end); label `target`.
+    TargetInFlight,
 }
 
 impl Gauge {
@@ -175,6 +177,7 @@ impl Gauge {
             Gauge::UsageQueueDepth => "switchboard_usage_queue_depth",
             Gauge::UsageRecordsWritten => "switchboard_usage_records_written",
             Gauge::CircuitState => "switchboard_circuit_state",
+            Gauge::TargetInFlight => "switchboard_target_in_flight",
         }
     }
 
@@ -210,7 +213,10 @@ pub fn record_call(record: &UsageRecord, elapsed: Duration) {
         (Some(provider), Some(model)) => format!("{provider}/{model}"),
         _ => "none".to_owned(),
     };
-    let code = record.error_code.clone().unwrap_or_else(|| "none".to_owned());
+    let code = record
+        .error_code
+        .clone()
+        .unwrap_or_else(|| "none".to_owned());
     metrics::counter!(Counter::Requests.name(),
         "alias" => alias.clone(), "target" => target, "status" => status_class(record), "code" => code)
     .increment(1);

@@ -95,6 +95,11 @@ impl Server {
             }
         }
         self.runtime.drain().await;
+        // Spans of the last requests are queued by now (their meters have dropped).
+        let gateway = self.gateway.clone();
+        if let Err(err) = tokio::task::spawn_blocking(move || gateway.shutdown_telemetry()).await {
+            tracing::warn!(%err, "The trace exporter did not stop cleanly.");
+        }
     }
 }
 

@@ -23,7 +23,10 @@ pub(crate) fn telemetry(
             message: message.to_owned(),
         })
     };
-    let service_name = raw.service_name.clone().unwrap_or_else(|| "switchboard".into());
+    let service_name = raw
+        .service_name
+        .clone()
+        .unwrap_or_else(|| "switchboard".into());
     if service_name.trim().is_empty() {
         problem(path.key("service_name"), "must not be empty");
     }

@@ -39,10 +39,10 @@ use ops::{ChatOp, EmbedOp, StreamOp};
 use state::TargetState;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 use strategy::Candidate;
 use switchboard_providers::{ChatEventStream, Provider};
 use switchboard_types::{ChatRequest, ChatResponse, EmbedRequest, EmbedResponse};
-use std::time::Duration;
 use tokio::time::Instant;
 use tracing::error;
 

@@ -110,7 +110,9 @@ fn upstream_status(err: &ProviderError) -> u16 {
     match err {
         ProviderError::Status { status, .. } => *status,
         ProviderError::InBand { .. } | ProviderError::Decode(_) | ProviderError::Closed(_) => 200,
-        ProviderError::Connect(_) | ProviderError::Timeout(_) | ProviderError::Unsupported { .. } => 0,
+        ProviderError::Connect(_)
+        | ProviderError::Timeout(_)
+        | ProviderError::Unsupported { .. } => 0,
     }
 }
 

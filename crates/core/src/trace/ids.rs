@@ -87,7 +87,8 @@ fn sampled_by_ratio(trace_id: u128, ratio: f64) -> bool {
 /// `00-<32 hex>-<16 hex>-<2 hex>` with non-zero ids, as (trace id, span id, flags).
 pub fn parse_traceparent(text: &str) -> Option<(u128, u64, u8)> {
     let mut parts = text.split('-');
-    let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let (version, trace, span, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     if version.len() != 2 || trace.len() != 32 || span.len() != 16 || flags.len() != 2 {
         return None;
     }
@@ -115,7 +116,10 @@ mod tests {
         assert_eq!(ids.parent_span_id, 0x00f067aa0ba902b7);
         assert!(ids.sampled, "the parent's flag wins over the ratio");
         let sent = ids.traceparent(0xabc);
-        assert_eq!(sent, "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000abc-01");
+        assert_eq!(
+            sent,
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000abc-01"
+        );
     }
 
     #[test]
@@ -146,7 +150,9 @@ mod tests {
     fn the_ratio_decides_new_traces() {
         assert!(!TraceIds::start(None, 0.0).sampled);
         assert!(TraceIds::start(None, 1.0).sampled);
-        let sampled = (0..2000).filter(|_| TraceIds::start(None, 0.5).sampled).count();
+        let sampled = (0..2000)
+            .filter(|_| TraceIds::start(None, 0.5).sampled)
+            .count();
         assert!((800..1200).contains(&sampled), "{sampled}");
     }
 }

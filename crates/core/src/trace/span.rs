@@ -7,7 +7,9 @@ use super::export::Telemetry;
 use super::ids::TraceIds;
 use crate::routing::Attempt;
 use crate::usage::{Outcome, UsageRecord};
-use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use std::sync::Arc;
@@ -140,7 +142,10 @@ impl CallTrace {
             attributes.push(KeyValue::new("switchboard.served_alias", served.clone()));
         }
         if let (Some(provider), Some(model)) = (&record.provider, &record.model) {
-            attributes.push(KeyValue::new("switchboard.target", format!("{provider}/{model}")));
+            attributes.push(KeyValue::new(
+                "switchboard.target",
+                format!("{provider}/{model}"),
+            ));
         }
         if let Some(attempt) = self.attempts.last() {
             attributes.push(KeyValue::new(
