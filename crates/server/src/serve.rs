@@ -106,6 +106,8 @@ impl Server {
 /// Opens storage, builds the gateway from `source` and serves it on `listener`. A file source
 /// is reloaded on SIGHUP and whenever the file changes; stored changes are followed always.
 pub async fn start(listener: TcpListener, source: ConfigSource) -> anyhow::Result<Server> {
+    // Before the gateway is built: its router registers per-target metric handles.
+    let _ = http::metrics::handle();
     let runtime = Runtime::open(source).await?;
     start_runtime(listener, runtime)
 }

@@ -14,7 +14,7 @@ use opentelemetry::{Array, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use switchboard_types::{ChatRequest, FinishReason, Protocol};
+use switchboard_types::{ChatRequest, FinishReason, Protocol, RawBytes};
 use tokio::time::Instant;
 
 /// What the request asked for, as the GenAI conventions record it.
@@ -93,6 +93,49 @@ impl CallTrace {
     /// A choice's finish reason.
     pub fn finish_reason(&mut self, reason: &FinishReason) {
         self.finish_reasons.push(finish_reason(reason).to_owned());
+    }
+
+    /// The finish reasons of a whole answer that goes back to the client undecoded (the
+    /// same-protocol fast path): read from the provider's body, only for sampled traces.
+    pub fn raw_response(&mut self, raw: &RawBytes) {
+        if !self.ids.sampled {
+            return;
+        }
+        /// The few fields that carry finish reasons in each API's answer.
+        #[derive(serde::Deserialize)]
+        struct Reasons {
+            #[serde(default)]
+            choices: Vec<OpenAiChoice>,
+            stop_reason: Option<String>,
+            #[serde(default, rename = "candidates")]
+            candidates: Vec<GeminiCandidate>,
+        }
+        #[derive(serde::Deserialize)]
+        struct OpenAiChoice {
+            finish_reason: Option<String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct GeminiCandidate {
+            #[serde(rename = "finishReason")]
+            finish_reason: Option<String>,
+        }
+        let Ok(body) = serde_json::from_slice::<Reasons>(&raw.body) else {
+            return;
+        };
+        let reasons = match raw.protocol {
+            Protocol::OpenAi => body
+                .choices
+                .into_iter()
+                .filter_map(|c| c.finish_reason)
+                .collect(),
+            Protocol::Anthropic => body.stop_reason.into_iter().collect(),
+            Protocol::Gemini => body
+                .candidates
+                .into_iter()
+                .filter_map(|c| c.finish_reason)
+                .collect(),
+        };
+        self.finish_reasons = reasons;
     }
 
     /// Builds the spans of the ended request and queues them for export (when sampled).

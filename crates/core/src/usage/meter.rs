@@ -124,6 +124,13 @@ impl Meter {
     pub fn response(&mut self, response: &ChatResponse) {
         if let Some(trace) = &mut self.trace {
             trace.response_model(&response.model);
+            if let Some(raw) = response
+                .raw
+                .as_ref()
+                .filter(|_| response.choices.is_empty())
+            {
+                trace.raw_response(raw);
+            }
             for choice in &response.choices {
                 if let Some(reason) = &choice.finish_reason {
                     trace.finish_reason(reason);
