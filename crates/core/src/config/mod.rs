@@ -18,6 +18,8 @@ mod validate_limits;
 mod validate_telemetry;
 
 #[cfg(test)]
+mod telemetry_tests;
+#[cfg(test)]
 mod tests;
 
 pub use interpolate::{expand_text, Escapes, ExpandProblem};

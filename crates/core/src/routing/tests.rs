@@ -2,6 +2,7 @@
 //! backoffs and cooldowns pass instantly and deterministically, and elapsed time is asserted
 //! on `tokio::time::Instant`, never on the wall clock.
 
+mod attempts;
 mod circuits;
 mod fake;
 mod units;
