@@ -193,7 +193,7 @@ impl Gauge {
 
 /// The `status` label of a request: its HTTP status class, or `499` for a client that went
 /// away (as nginx logs it).
-fn status_class(record: &UsageRecord) -> &'static str {
+pub(crate) fn status_class(record: &UsageRecord) -> &'static str {
     if record.outcome == Outcome::Cancelled {
         return "499";
     }
@@ -205,10 +205,16 @@ fn status_class(record: &UsageRecord) -> &'static str {
     }
 }
 
-/// Records one ended request: its count, latency, time to first token, tokens and cost.
-/// Called by the meter's drop, so every admitted request is counted exactly once.
-pub fn record_call(record: &UsageRecord, elapsed: Duration) {
-    let alias = record.alias.clone();
+/// The `team` label: `org/team` of the caller, empty when it has no team.
+pub(crate) fn team_label(record: &UsageRecord) -> String {
+    match (&record.caller.org, &record.caller.team) {
+        (Some(org), Some(team)) => format!("{org}/{team}"),
+        _ => String::new(),
+    }
+}
+
+/// The `switchboard_requests_total` series of a request.
+pub(crate) fn request_counter(record: &UsageRecord) -> metrics::Counter {
     let target = match (&record.provider, &record.model) {
         (Some(provider), Some(model)) => format!("{provider}/{model}"),
         _ => "none".to_owned(),
@@ -218,22 +224,19 @@ pub fn record_call(record: &UsageRecord, elapsed: Duration) {
         .clone()
         .unwrap_or_else(|| "none".to_owned());
     metrics::counter!(Counter::Requests.name(),
-        "alias" => alias.clone(), "target" => target, "status" => status_class(record), "code" => code)
-    .increment(1);
-    metrics::histogram!(Histogram::RequestDuration.name(), "alias" => alias.clone())
-        .record(elapsed.as_secs_f64());
-    if let Some(ttft) = record.ttft_ms {
-        metrics::histogram!(Histogram::TimeToFirstToken.name(), "alias" => alias.clone())
-            .record(ttft as f64 / 1000.0);
-    }
+        "alias" => record.alias.clone(), "target" => target, "status" => status_class(record), "code" => code)
+}
+
+/// Counts a request in `switchboard_requests_total`.
+pub(crate) fn count_request(record: &UsageRecord) {
+    request_counter(record).increment(1);
+}
+
+/// Adds a request's tokens and cost.
+pub(crate) fn count_tokens(record: &UsageRecord) {
     let usage = &record.usage;
-    if usage.total_tokens() == 0 && record.cost.0 == 0 {
-        return;
-    }
-    let team = match (&record.caller.org, &record.caller.team) {
-        (Some(org), Some(team)) => format!("{org}/{team}"),
-        _ => String::new(),
-    };
+    let alias = &record.alias;
+    let team = team_label(record);
     let kinds = [
         ("input", usage.input_tokens),
         ("output", usage.output_tokens),
@@ -247,7 +250,25 @@ pub fn record_call(record: &UsageRecord, elapsed: Duration) {
         .increment(tokens);
     }
     if record.cost.0 > 0 {
-        metrics::counter!(Counter::CostMicroUsd.name(), "alias" => alias, "team" => team)
+        metrics::counter!(Counter::CostMicroUsd.name(), "alias" => alias.clone(), "team" => team)
             .increment(u64::try_from(record.cost.0).unwrap_or(0));
+    }
+}
+
+/// Records one ended request: its count, latency, time to first token, tokens and cost.
+/// Called by the meter's drop (through the alias's cached series,
+/// [`crate::alias_metrics::AliasMetrics`], when routing reached the alias), so every admitted
+/// request is counted exactly once.
+pub fn record_call(record: &UsageRecord, elapsed: Duration) {
+    count_request(record);
+    let alias = record.alias.clone();
+    metrics::histogram!(Histogram::RequestDuration.name(), "alias" => alias.clone())
+        .record(elapsed.as_secs_f64());
+    if let Some(ttft) = record.ttft_ms {
+        metrics::histogram!(Histogram::TimeToFirstToken.name(), "alias" => alias)
+            .record(ttft as f64 / 1000.0);
+    }
+    if record.usage.total_tokens() > 0 || record.cost.0 != 0 {
+        count_tokens(record);
     }
 }

@@ -197,6 +197,9 @@ impl Snapshot {
             Err(failure) => std::mem::take(&mut failure.log),
         };
         meter.attempts(attempts);
+        if let Some(series) = self.router.alias_metrics(meter.alias()) {
+            meter.set_metrics(series);
+        }
         match result {
             Ok(routed) => {
                 let price = self.router.target_price(alias, &routed.target);

@@ -31,6 +31,7 @@ pub use circuit::CircuitState;
 pub use state::TargetStates;
 pub use switchboard_types::TargetId;
 
+use crate::alias_metrics::AliasMetrics;
 use crate::config::{CircuitPolicy, ModelConfig, Price};
 use crate::error::GatewayError;
 use crate::limits::Admission;
@@ -132,6 +133,8 @@ struct RouteModel {
     /// `switchboard_retries_total` and `switchboard_fallbacks_total` for this alias.
     retries: metrics::Counter,
     fallen_back: metrics::Counter,
+    /// The per-request series of requests that asked for this alias.
+    metrics: Arc<AliasMetrics>,
 }
 
 #[derive(Debug)]
@@ -230,11 +233,19 @@ impl Router {
                     fallbacks,
                     retries: Counter::Retries.handle("alias", alias.clone()),
                     fallen_back: Counter::Fallbacks.handle("alias", alias.clone()),
+                    metrics: Arc::new(AliasMetrics::new(alias)),
                 };
                 (alias.clone(), model)
             })
             .collect();
         Router { models }
+    }
+
+    /// The cached metric series of requests that ask for `alias` (see the meter's drop).
+    pub fn alias_metrics(&self, alias: &str) -> Option<Arc<AliasMetrics>> {
+        self.models
+            .get(alias)
+            .map(|model| Arc::clone(&model.metrics))
     }
 
     /// The config of an alias.

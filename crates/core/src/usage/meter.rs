@@ -8,12 +8,14 @@
 
 use super::queue::UsageSlot;
 use super::record::{AttemptLog, CallDetails, CallKind, Caller, Outcome, UsageRecord, UsageSource};
+use crate::alias_metrics::AliasMetrics;
 use crate::config::Price;
 use crate::error::GatewayError;
 use crate::limits::Admission;
 use crate::pricing;
 use crate::routing::Attempt;
 use crate::trace::CallTrace;
+use std::sync::Arc;
 use switchboard_types::{ChatEvent, ChatResponse, MicroUsd, TargetId, Usage};
 use tokio::time::Instant;
 
@@ -50,6 +52,8 @@ pub struct Meter {
     failed: bool,
     /// The request's spans to be, when it is traced.
     trace: Option<Box<CallTrace>>,
+    /// The alias's cached metric series, once routing reached it.
+    series: Option<Arc<AliasMetrics>>,
 }
 
 impl Meter {
@@ -90,7 +94,19 @@ impl Meter {
             finished: false,
             failed: false,
             trace: None,
+            series: None,
         }
+    }
+
+    /// The alias the client asked for.
+    pub fn alias(&self) -> &str {
+        &self.record.alias
+    }
+
+    /// Records the request's metrics through the alias's cached series (instead of looking
+    /// each series up by its labels).
+    pub fn set_metrics(&mut self, series: Arc<AliasMetrics>) {
+        self.series = Some(series);
     }
 
     /// Traces the request: its spans are built and exported when the meter is dropped.
@@ -291,7 +307,10 @@ impl Drop for Meter {
         // Settles the counters now (in the background), not when the record is written.
         drop(std::mem::take(&mut self.admission));
         drop(std::mem::take(&mut self.target_hold));
-        crate::metrics::record_call(&self.record, elapsed);
+        match &self.series {
+            Some(series) => series.record(&self.record, elapsed),
+            None => crate::metrics::record_call(&self.record, elapsed),
+        }
         if let Some(trace) = self.trace.take() {
             trace.end(&self.record, self.started);
         }
