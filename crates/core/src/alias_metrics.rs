@@ -137,7 +137,7 @@ impl AliasMetrics {
             return Some(());
         }
         let mut all = self.teams.write();
-        if !all.iter().any(|s| matches(s)) {
+        if !all.iter().any(&matches) {
             if all.len() >= MAX_SERIES {
                 return None;
             }
