@@ -10,6 +10,7 @@ use crate::auth::Authenticator;
 use crate::config::{CircuitPolicy, Config};
 use crate::limits::{LimitBackend, LimitState, Limiter, SpendSource};
 use crate::routing::{Router, TargetStates};
+use crate::trace::Telemetry;
 use crate::usage::UsageQueue;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -25,6 +26,8 @@ pub struct Snapshot {
     pub limiter: Limiter,
     /// Where usage records go; `None` when no store is attached (records are not kept).
     pub usage: Option<UsageQueue>,
+    /// The trace exporter; `None` when `telemetry.otlp` is not configured (nothing is traced).
+    pub telemetry: Option<Arc<Telemetry>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,17 +36,21 @@ pub enum BuildError {
     Provider { name: String, message: String },
     #[error("cannot build an HTTP client: {0}")]
     Http(String),
+    #[error("telemetry: {0}")]
+    Telemetry(#[from] crate::trace::TelemetryError),
 }
 
 impl Snapshot {
     /// Builds the providers and the router of `config`. State that outlives snapshots
     /// (per-target circuits and latency, the key cache) comes from `shared`; `jwt` is the
     /// previous snapshot's verifier, reused when the OIDC settings did not change (so a reload
-    /// does not refetch the issuer's keys).
+    /// does not refetch the issuer's keys); `telemetry` likewise is the previous exporter, kept
+    /// when the `telemetry:` section did not change.
     fn build(
         config: Config,
         shared: &Shared,
         jwt: Option<Arc<JwtVerifier>>,
+        telemetry: Option<Arc<Telemetry>>,
     ) -> Result<Snapshot, BuildError> {
         let states = &shared.states;
         let mut providers: HashMap<String, Arc<dyn Provider>> = HashMap::new();
@@ -69,7 +76,13 @@ impl Snapshot {
             ))),
             (None, _) => None,
         };
+        let telemetry = match (&config.telemetry, telemetry) {
+            (Some(settings), Some(old)) if old.config() == settings => Some(old),
+            (Some(settings), _) => Some(Arc::new(Telemetry::build(settings)?)),
+            (None, _) => None,
+        };
         Ok(Snapshot {
+            telemetry,
             auth: Authenticator::new(config.admin_key.clone(), shared.keys.clone(), jwt),
             router,
             limiter: Limiter::new(&config, shared.limits.clone()),
@@ -78,6 +91,9 @@ impl Snapshot {
         })
     }
 }
+
+/// How long a replaced or stopping trace exporter may take to send what it holds.
+const EXPORT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The outcome of config reloads so far, for operators (and tests) to see why a new config
 /// was refused.
@@ -159,7 +175,7 @@ impl Gateway {
             usage: parts.usage,
             http,
         };
-        let snapshot = Snapshot::build(config, &shared, None)?;
+        let snapshot = Snapshot::build(config, &shared, None, None)?;
         Ok(Gateway {
             current: ArcSwap::from_pointee(snapshot),
             shared,
@@ -174,10 +190,24 @@ impl Gateway {
 
     /// Replaces the running config. On error the old snapshot stays in place.
     pub fn reload(&self, config: Config) -> Result<(), BuildError> {
-        let jwt = self.current.load().auth.jwt().cloned();
-        match Snapshot::build(config, &self.shared, jwt) {
+        let current = self.current.load();
+        let jwt = current.auth.jwt().cloned();
+        let telemetry = current.telemetry.clone();
+        drop(current);
+        match Snapshot::build(config, &self.shared, jwt, telemetry) {
             Ok(snapshot) => {
-                self.current.store(Arc::new(snapshot));
+                let old = self.current.swap(Arc::new(snapshot));
+                let replaced = old.telemetry.as_ref().filter(|old| {
+                    let new = self.current.load();
+                    !new.telemetry
+                        .as_ref()
+                        .is_some_and(|new| Arc::ptr_eq(old, new))
+                });
+                if let Some(old) = replaced.cloned() {
+                    // Flushing waits on the network: off the caller's thread, which may be
+                    // a runtime worker.
+                    std::thread::spawn(move || old.shutdown(EXPORT_GRACE));
+                }
                 let mut status = self.reloads.lock();
                 status.generation += 1;
                 status.last_error = None;
@@ -199,6 +229,13 @@ impl Gateway {
 
     pub fn reload_status(&self) -> ReloadStatus {
         self.reloads.lock().clone()
+    }
+
+    /// Exports the spans still queued and stops the trace exporter (at shutdown). Blocking.
+    pub fn shutdown_telemetry(&self) {
+        if let Some(telemetry) = &self.current.load().telemetry {
+            telemetry.shutdown(EXPORT_GRACE);
+        }
     }
 
     pub fn target_states(&self) -> &Arc<TargetStates> {

@@ -3,6 +3,7 @@
 //! reads top to bottom; the stages live in their own folders (`auth`, `routing`, ...).
 //! docs/architecture.md draws the same order.
 
+pub mod alias_metrics;
 pub mod auth;
 mod clock;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod pipeline;
 pub mod pricing;
 pub mod routing;
 pub mod tokens;
+pub mod trace;
 pub mod usage;
 
 pub use error::{Fault, GatewayError};

@@ -7,8 +7,9 @@ use crate::auth::Principal;
 use crate::error::GatewayError;
 use crate::gateway::Snapshot;
 use crate::limits::{Admission, Demand, Plan, Refusal, RequestGate, Who};
-use crate::routing::{CallInfo, RouteFailure, Routed, TargetGate};
+use crate::routing::{CallInfo, RouteFailure, Routed, TargetGate, TraceIds};
 use crate::tokens;
+use crate::trace::{CallTrace, RequestFacts};
 use crate::usage::{CallKind, Caller, ClientInfo, Meter, MeterStart};
 use switchboard_providers::ChatEventStream;
 use switchboard_types::{ChatRequest, ChatResponse, EmbedRequest, EmbedResponse};
@@ -35,10 +36,15 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    fn call_info_with<'a>(&'a self, gate: Option<&'a RequestGate<'a>>) -> CallInfo<'a> {
+    fn call_info_with<'a>(
+        &'a self,
+        gate: Option<&'a RequestGate<'a>>,
+        trace: Option<TraceIds>,
+    ) -> CallInfo<'a> {
         CallInfo {
             request_id: &self.request_id,
             traceparent: self.traceparent.as_deref(),
+            trace,
             gate: gate.map(|g| g as &dyn TargetGate),
         }
     }
@@ -50,6 +56,7 @@ impl From<GatewayError> for RouteFailure {
             error,
             attempts: 0,
             last_target: None,
+            log: Vec::new(),
         }
     }
 }
@@ -85,14 +92,16 @@ impl Snapshot {
             tokens,
         } = self.admit(ctx, req, CallKind::Chat).await?; // 4 limits, budgets
         let gate = self.gate(ctx, tokens);
-        let result = self
+        let trace = self.start_trace(ctx, &mut meter, || RequestFacts::chat(req));
+        let mut result = self
             .router
-            .chat_as(&alias, req, &ctx.call_info_with(gate.as_ref()))
+            .chat_as(&alias, req, &ctx.call_info_with(gate.as_ref(), trace))
             .await; // 5 route
-        self.note_route(&mut meter, &alias, &result);
+        self.note_route(&mut meter, &alias, &mut result);
         result.map(|mut routed| {
             meter.hold(std::mem::take(&mut routed.held));
             meter.usage(routed.value.usage.as_ref());
+            meter.response(&routed.value);
             Served { routed, meter }
         })
     }
@@ -112,9 +121,10 @@ impl Snapshot {
             tokens,
         } = self.admit(ctx, req, CallKind::Chat).await?;
         let gate = self.gate(ctx, tokens);
-        let call = ctx.call_info_with(gate.as_ref());
-        let result = self.router.chat_stream_as(&alias, req, &call).await;
-        self.note_route(&mut meter, &alias, &result);
+        let trace = self.start_trace(ctx, &mut meter, || RequestFacts::chat(req));
+        let call = ctx.call_info_with(gate.as_ref(), trace);
+        let mut result = self.router.chat_stream_as(&alias, req, &call).await;
+        self.note_route(&mut meter, &alias, &mut result);
         result.map(|mut routed| {
             meter.hold(std::mem::take(&mut routed.held));
             Served { routed, meter }
@@ -133,9 +143,10 @@ impl Snapshot {
             tokens,
         } = self.admit_embed(ctx, req).await?;
         let gate = self.gate(ctx, tokens);
-        let call = ctx.call_info_with(gate.as_ref());
-        let result = self.router.embed_as(&alias, req, &call).await;
-        self.note_route(&mut meter, &alias, &result);
+        let trace = self.start_trace(ctx, &mut meter, RequestFacts::embeddings);
+        let call = ctx.call_info_with(gate.as_ref(), trace);
+        let mut result = self.router.embed_as(&alias, req, &call).await;
+        self.note_route(&mut meter, &alias, &mut result);
         result.map(|mut routed| {
             meter.hold(std::mem::take(&mut routed.held));
             meter.usage(Some(&routed.value.usage));
@@ -153,14 +164,44 @@ impl Snapshot {
         })
     }
 
-    /// Tells the meter how routing went. On failure the handler gets the error back and the
-    /// meter is dropped, which records the failed request.
+    /// Starts the request's trace when tracing is configured, and returns its ids for the
+    /// router (each attempt's `traceparent`). Without tracing, the call log still keeps the
+    /// trace id of the client's `traceparent`.
+    fn start_trace(
+        &self,
+        ctx: &RequestContext,
+        meter: &mut Meter,
+        facts: impl FnOnce() -> RequestFacts,
+    ) -> Option<TraceIds> {
+        let parent = ctx.traceparent.as_deref();
+        let Some(telemetry) = &self.telemetry else {
+            if let Some((trace_id, _, _)) = parent.and_then(crate::trace::parse_traceparent) {
+                meter.set_trace_id(trace_id);
+            }
+            return None;
+        };
+        let trace = CallTrace::start(telemetry.clone(), parent, facts());
+        let ids = trace.ids();
+        meter.trace(trace);
+        Some(ids)
+    }
+
+    /// Tells the meter how routing went (and hands it the attempts). On failure the handler
+    /// gets the error back and the meter is dropped, which records the failed request.
     fn note_route<T>(
         &self,
         meter: &mut Meter,
         alias: &str,
-        result: &Result<Routed<T>, RouteFailure>,
+        result: &mut Result<Routed<T>, RouteFailure>,
     ) {
+        let attempts = match result {
+            Ok(routed) => std::mem::take(&mut routed.log),
+            Err(failure) => std::mem::take(&mut failure.log),
+        };
+        meter.attempts(attempts);
+        if let Some(series) = self.router.alias_metrics(meter.alias()) {
+            meter.set_metrics(series);
+        }
         match result {
             Ok(routed) => {
                 let price = self.router.target_price(alias, &routed.target);

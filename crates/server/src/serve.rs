@@ -98,12 +98,19 @@ impl Server {
             }
         }
         self.runtime.drain().await;
+        // Spans of the last requests are queued by now (their meters have dropped).
+        let gateway = self.gateway.clone();
+        if let Err(err) = tokio::task::spawn_blocking(move || gateway.shutdown_telemetry()).await {
+            tracing::warn!(%err, "The trace exporter did not stop cleanly.");
+        }
     }
 }
 
 /// Opens storage, builds the gateway from `source` and serves it on `listener`. A file source
 /// is reloaded on SIGHUP and whenever the file changes; stored changes are followed always.
 pub async fn start(listener: TcpListener, source: ConfigSource) -> anyhow::Result<Server> {
+    // Before the gateway is built: its router registers per-target metric handles.
+    let _ = http::metrics::handle();
     let runtime = Runtime::open(source).await?;
     start_runtime(listener, runtime)
 }

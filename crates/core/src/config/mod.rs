@@ -17,7 +17,10 @@ pub mod model;
 pub mod raw;
 mod validate;
 mod validate_limits;
+mod validate_telemetry;
 
+#[cfg(test)]
+mod telemetry_tests;
 #[cfg(test)]
 mod tests;
 

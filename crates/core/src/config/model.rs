@@ -21,6 +21,8 @@ pub struct Config {
     pub admin_key: Option<Secret>,
     pub limits: Limits,
     pub access: AccessConfig,
+    /// Trace export; `None` when `telemetry.otlp` is not set (nothing is traced).
+    pub telemetry: Option<TelemetryConfig>,
     /// Tenants from the file (config as code), applied to storage.
     pub orgs: BTreeMap<String, OrgSpec>,
     pub providers: BTreeMap<String, ProviderConfig>,
@@ -56,6 +58,21 @@ pub struct AppSpec {
     pub models: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub apis: Option<Vec<String>>,
+}
+
+/// `telemetry:` with an `otlp` exporter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TelemetryConfig {
+    pub service_name: String,
+    /// 0.0 to 1.0.
+    pub sample_ratio: f64,
+    /// The full URL spans are posted to (`<endpoint>/v1/traces`).
+    pub traces_url: String,
+    /// Header values may hold credentials: kept as secrets.
+    pub headers: BTreeMap<String, Secret>,
+    pub timeout: Duration,
+    pub batch_delay: Duration,
+    pub queue_size: usize,
 }
 
 /// `access:`: how keys and people are authenticated.

@@ -29,6 +29,8 @@ pub struct RawConfig {
     /// `alerts:` (config::alerts).
     pub alerts: Option<super::alerts::RawAlerts>,
     pub access: Option<RawAccess>,
+    /// OpenTelemetry trace export (docs/config.md `telemetry:`).
+    pub telemetry: Option<RawTelemetry>,
     /// Tenants and their teams and apps (config as code).
     pub orgs: Option<BTreeMap<String, RawOrg>>,
     #[serde(default)]
@@ -87,6 +89,35 @@ pub struct RawTeam {
 pub struct RawApp {
     pub models: Option<Vec<String>>,
     pub apis: Option<Vec<String>>,
+}
+
+/// `telemetry:`: where traces go.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    /// `service.name` of the exported spans. Default `switchboard`.
+    pub service_name: Option<String>,
+    /// Share of new traces recorded, 0.0 to 1.0 (a caller's sampled flag wins). Default 1.0.
+    pub sample_ratio: Option<f64>,
+    /// OTLP/HTTP export; without it nothing is exported.
+    pub otlp: Option<RawOtlp>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawOtlp {
+    /// The collector's OTLP/HTTP base URL, e.g. `http://collector:4318`; spans are posted
+    /// (protobuf) to `<endpoint>/v1/traces`.
+    pub endpoint: String,
+    /// Headers sent with every export (e.g. an API key of a hosted backend).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// How long one export may take. Default 10000.
+    pub timeout_ms: Option<u64>,
+    /// How long finished spans wait to be sent in a batch. Default 5000.
+    pub batch_delay_ms: Option<u64>,
+    /// Finished spans held for export at most; more are dropped (and logged). Default 2048.
+    pub queue_size: Option<usize>,
 }
 
 /// `access:`: virtual keys, sign-in through an OIDC issuer, subscription approvals.

@@ -100,6 +100,9 @@ pub(crate) fn validate(raw: &RawConfig, declared: &Declared) -> Result<Config, V
     }
 
     let access = access_config(&mut ck, raw.access.as_ref());
+    let telemetry = raw.telemetry.as_ref().and_then(|t| {
+        super::validate_telemetry::telemetry(t, &root.key("telemetry"), &mut ck.problems)
+    });
     let orgs = orgs(&mut ck, raw);
 
     let mut providers = BTreeMap::new();
@@ -134,6 +137,7 @@ pub(crate) fn validate(raw: &RawConfig, declared: &Declared) -> Result<Config, V
             admin_key,
             limits,
             access,
+            telemetry,
             orgs,
             providers,
             models,

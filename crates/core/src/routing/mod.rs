@@ -31,24 +31,33 @@ pub use circuit::CircuitState;
 pub use state::TargetStates;
 pub use switchboard_types::TargetId;
 
+use crate::alias_metrics::AliasMetrics;
 use crate::config::{CircuitPolicy, ModelConfig, Price};
 use crate::error::GatewayError;
 use crate::limits::Admission;
+use crate::metrics::{Counter, Histogram};
 use ops::{ChatOp, EmbedOp, StreamOp};
 use state::TargetState;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 use strategy::Candidate;
 use switchboard_providers::{ChatEventStream, Provider};
 use switchboard_types::{ChatRequest, ChatResponse, EmbedRequest, EmbedResponse};
 use tokio::time::Instant;
 use tracing::error;
 
+pub use crate::trace::TraceIds;
+
 /// Per-request facts the router passes upstream.
 #[derive(Clone, Copy, Debug)]
 pub struct CallInfo<'a> {
     pub request_id: &'a str,
+    /// The client's `traceparent`, passed on as is when the request is not traced.
     pub traceparent: Option<&'a str>,
+    /// The request's trace when tracing is on: each attempt then gets its own span id, sent
+    /// upstream in its `traceparent` (and `traceparent` above is not used).
+    pub trace: Option<TraceIds>,
     /// Rate limits per target, checked before each attempt (`None`: no target is limited).
     pub gate: Option<&'a dyn TargetGate>,
 }
@@ -71,6 +80,8 @@ pub struct Routed<T> {
     pub target: TargetId,
     /// Upstream attempts made, fallbacks included; at least 1.
     pub attempts: u32,
+    /// Each attempt, in order; the last one served.
+    pub log: Vec<Attempt>,
     /// The serving target's own limit counters (see [`TargetGate`]), held until the call ends.
     pub held: Admission,
 }
@@ -82,6 +93,28 @@ pub struct RouteFailure {
     /// Upstream attempts made, fallbacks included; 0 if none could be made.
     pub attempts: u32,
     pub last_target: Option<TargetId>,
+    /// Each attempt, in order.
+    pub log: Vec<Attempt>,
+}
+
+/// One upstream attempt, for the call log, the metrics and the trace.
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    pub target: TargetId,
+    /// The upstream's HTTP status: 200 when it answered (an error inside a 200 stream
+    /// included), the error status, or 0 when no answer came (connect error, timeout, a
+    /// request that could not be converted).
+    pub status: u16,
+    /// When the attempt was sent.
+    pub started: Instant,
+    /// From sending to the answer's head (a stream's first event) or the error.
+    pub latency: Duration,
+    /// The gateway's error code for a failed attempt.
+    pub error_code: Option<&'static str>,
+    /// The span id sent upstream in `traceparent` when the request is traced, else 0.
+    pub span_id: u64,
+    /// The API the target speaks (the trace's `gen_ai.provider.name`).
+    pub protocol: switchboard_types::Protocol,
 }
 
 /// The routing table of one config snapshot.
@@ -97,6 +130,11 @@ struct RouteModel {
     targets: Vec<RouteTarget>,
     /// `config.fallbacks` that name another known alias, in order, without repeats.
     fallbacks: Vec<String>,
+    /// `switchboard_retries_total` and `switchboard_fallbacks_total` for this alias.
+    retries: metrics::Counter,
+    fallen_back: metrics::Counter,
+    /// The per-request series of requests that asked for this alias.
+    metrics: Arc<AliasMetrics>,
 }
 
 #[derive(Debug)]
@@ -112,6 +150,9 @@ struct RouteTarget {
     price: Option<Price>,
     /// Input plus output price per million tokens, from `price` (for `cheapest`).
     cost: Option<i64>,
+    /// `switchboard_upstream_duration_seconds` of this target, ok and error.
+    upstream_ok: metrics::Histogram,
+    upstream_error: metrics::Histogram,
 }
 
 impl RouteTarget {
@@ -157,8 +198,11 @@ impl Router {
                             .price
                             .or(config.price)
                             .or_else(|| crate::pricing::builtin().lookup(&target.model));
+                        let name = id.to_string();
                         Some(RouteTarget {
                             state: states.resolve(&id),
+                            upstream_ok: Histogram::upstream(name.clone(), true),
+                            upstream_error: Histogram::upstream(name, false),
                             id,
                             provider: Arc::clone(provider),
                             circuit: config
@@ -187,11 +231,21 @@ impl Router {
                     config: config.clone(),
                     targets,
                     fallbacks,
+                    retries: Counter::Retries.handle("alias", alias.clone()),
+                    fallen_back: Counter::Fallbacks.handle("alias", alias.clone()),
+                    metrics: Arc::new(AliasMetrics::new(alias)),
                 };
                 (alias.clone(), model)
             })
             .collect();
         Router { models }
+    }
+
+    /// The cached metric series of requests that ask for `alias` (see the meter's drop).
+    pub fn alias_metrics(&self, alias: &str) -> Option<Arc<AliasMetrics>> {
+        self.models
+            .get(alias)
+            .map(|model| Arc::clone(&model.metrics))
     }
 
     /// The config of an alias.

@@ -7,7 +7,7 @@ use super::ops::Operation;
 use super::retry::{self, Verdict};
 use super::state::AttemptGuard;
 use super::strategy;
-use super::{CallInfo, RouteFailure, RouteModel, Routed, Router, TargetId};
+use super::{Attempt, CallInfo, RouteFailure, RouteModel, Routed, Router, TargetId};
 use crate::error::GatewayError;
 use crate::limits::Admission;
 use std::time::Duration;
@@ -38,6 +38,8 @@ struct Tally {
     reopens: Option<Instant>,
     /// The first target rate limit that passed a target over.
     limited: Option<GatewayError>,
+    /// Every attempt so far, in order.
+    log: Vec<Attempt>,
 }
 
 impl Tally {
@@ -69,6 +71,7 @@ impl Tally {
             error,
             attempts: self.attempts,
             last_target: self.last_target,
+            log: self.log,
         }
     }
 
@@ -100,6 +103,19 @@ impl Tally {
     }
 }
 
+/// The HTTP status of a failed attempt's answer: the error status, 200 when the failure came
+/// inside a successful answer (an in-band error, an undecodable or cut body), 0 when no
+/// answer came.
+fn upstream_status(err: &ProviderError) -> u16 {
+    match err {
+        ProviderError::Status { status, .. } => *status,
+        ProviderError::InBand { .. } | ProviderError::Decode(_) | ProviderError::Closed(_) => 200,
+        ProviderError::Connect(_)
+        | ProviderError::Timeout(_)
+        | ProviderError::Unsupported { .. } => 0,
+    }
+}
+
 impl Router {
     /// Routes one call: the alias's targets with retries, then its fallbacks.
     pub(super) async fn route<O: Operation>(
@@ -113,6 +129,7 @@ impl Router {
                 error: GatewayError::UnknownModel(alias.to_owned()),
                 attempts: 0,
                 last_target: None,
+                log: Vec::new(),
             });
         };
         let mut tally = Tally::new();
@@ -125,6 +142,7 @@ impl Router {
         for model in std::iter::once(primary).chain(fallbacks) {
             if !std::ptr::eq(model, primary) {
                 debug!(alias, fallback = %model.config.alias, attempts = tally.attempts, "Trying a fallback model.");
+                primary.fallen_back.increment(1);
             }
             match self.route_alias(model, call, op, &mut tally).await {
                 Step::Done(routed) => return Ok(routed),
@@ -179,30 +197,60 @@ impl Router {
             let target = &model.targets[index];
             tally.attempts = tally.attempts.saturating_add(1);
             tally.last_target = Some(target.id.clone());
+            if try_index > 0 {
+                model.retries.increment(1);
+            }
+            // A traced request gives each attempt its own span, the parent of whatever the
+            // provider records.
+            let span_id = call.trace.map_or(0, |_| crate::trace::new_span_id());
+            let traceparent = call.trace.map(|trace| trace.traceparent(span_id));
             let upstream = Upstream {
                 model: &target.id.model,
                 timeouts: model.config.timeouts,
                 default_max_tokens: model.config.default_max_tokens,
                 request_id: call.request_id,
-                traceparent: call.traceparent,
+                traceparent: traceparent.as_deref().or(call.traceparent),
             };
             let started = Instant::now();
-            let err = match op.call(target.provider.as_ref(), &upstream).await {
+            let mut attempt = Attempt {
+                target: target.id.clone(),
+                status: 200,
+                started,
+                latency: Duration::ZERO,
+                error_code: None,
+                span_id,
+                protocol: target.provider.protocol(),
+            };
+            let result = op.call(target.provider.as_ref(), &upstream).await;
+            attempt.latency = started.elapsed();
+            let err = match result {
                 Ok(answer) => {
-                    target.state.record_latency(started.elapsed());
+                    target.state.record_latency(attempt.latency);
+                    target.upstream_ok.record(attempt.latency.as_secs_f64());
+                    tally.log.push(attempt);
                     return Step::Done(Routed {
                         value: O::settle(answer, guard),
                         target: target.id.clone(),
                         attempts: tally.attempts,
+                        log: std::mem::take(&mut tally.log),
                         held,
                     });
                 }
                 Err(err) => err,
             };
+            target.upstream_error.record(attempt.latency.as_secs_f64());
+            attempt.status = upstream_status(&err);
             // A failed attempt weighs like waiting out the first-byte timeout, so that under
             // `least_latency` a failing target looks slow rather than untried or fast.
-            let penalty = started.elapsed().max(model.config.timeouts.first_byte);
-            match retry::classify(&err) {
+            let penalty = attempt.latency.max(model.config.timeouts.first_byte);
+            let verdict = retry::classify(&err);
+            attempt.error_code = Some(match (&verdict, &err) {
+                (Verdict::Reject(error), _) => error.code(),
+                (_, ProviderError::Timeout(_)) => "upstream_timeout",
+                _ => "upstream_error",
+            });
+            tally.log.push(attempt);
+            match verdict {
                 Verdict::Retry => {
                     debug!(target = %target.id, error = %err, "Upstream attempt failed; retrying if allowed.");
                     guard.failure();

@@ -2,6 +2,7 @@
 //! backoffs and cooldowns pass instantly and deterministically, and elapsed time is asserted
 //! on `tokio::time::Instant`, never on the wall clock.
 
+mod attempts;
 mod circuits;
 mod fake;
 mod units;
@@ -19,6 +20,7 @@ use tokio::time::Instant;
 const CALL: CallInfo<'static> = CallInfo {
     request_id: "req-1",
     traceparent: None,
+    trace: None,
     gate: None,
 };
 

@@ -3,15 +3,20 @@
 //! stream, the final usage, an error); and on `Drop` it prices the usage, settles the
 //! admission with the actual tokens and cost, and sends the record. Dropping is the only way
 //! out, so a request whose client went away mid-stream is recorded (as `cancelled`, with what
-//! was generated so far) exactly like one that finished.
+//! was generated so far) exactly like one that finished. The drop also records the request's
+//! metrics and, when the request is traced, hands its spans to the exporter.
 
 use super::queue::UsageSlot;
-use super::record::{CallDetails, CallKind, Caller, Outcome, UsageRecord, UsageSource};
+use super::record::{AttemptLog, CallDetails, CallKind, Caller, Outcome, UsageRecord, UsageSource};
+use crate::alias_metrics::AliasMetrics;
 use crate::config::Price;
 use crate::error::GatewayError;
 use crate::limits::Admission;
 use crate::pricing;
-use switchboard_types::{ChatEvent, MicroUsd, TargetId, Usage};
+use crate::routing::Attempt;
+use crate::trace::CallTrace;
+use std::sync::Arc;
+use switchboard_types::{ChatEvent, ChatResponse, MicroUsd, TargetId, Usage};
 use tokio::time::Instant;
 
 /// What is known of a request when it is admitted.
@@ -57,6 +62,10 @@ pub struct Meter {
     called: bool,
     finished: bool,
     failed: bool,
+    /// The request's spans to be, when it is traced.
+    trace: Option<Box<CallTrace>>,
+    /// The alias's cached metric series, once routing reached it.
+    series: Option<Arc<AliasMetrics>>,
 }
 
 impl Meter {
@@ -101,6 +110,65 @@ impl Meter {
             called: false,
             finished: false,
             failed: false,
+            trace: None,
+            series: None,
+        }
+    }
+
+    /// The alias the client asked for.
+    pub fn alias(&self) -> &str {
+        &self.record.alias
+    }
+
+    /// Records the request's metrics through the alias's cached series (instead of looking
+    /// each series up by its labels).
+    pub fn set_metrics(&mut self, series: Arc<AliasMetrics>) {
+        self.series = Some(series);
+    }
+
+    /// Traces the request: its spans are built and exported when the meter is dropped.
+    pub fn trace(&mut self, trace: CallTrace) {
+        self.set_trace_id(trace.ids().trace_id);
+        self.trace = Some(Box::new(trace));
+    }
+
+    /// The W3C trace id the request belongs to (the call log's `trace_id`).
+    pub fn set_trace_id(&mut self, trace_id: u128) {
+        self.record.details.trace_id = Some(format!("{trace_id:032x}"));
+    }
+
+    /// The upstream attempts routing made, in order (the call log's `attempts`).
+    pub fn attempts(&mut self, attempts: Vec<Attempt>) {
+        self.record.details.attempts = attempts
+            .iter()
+            .map(|a| AttemptLog {
+                target: a.target.to_string(),
+                status: a.status,
+                latency_ms: u64::try_from(a.latency.as_millis()).unwrap_or(u64::MAX),
+                error_code: a.error_code.map(str::to_owned),
+            })
+            .collect();
+        if let Some(trace) = &mut self.trace {
+            trace.attempts(attempts);
+        }
+    }
+
+    /// A whole answer's model and finish reasons (for the trace).
+    pub fn response(&mut self, response: &ChatResponse) {
+        if let Some(trace) = &mut self.trace {
+            trace.response_model(&response.model);
+            if let Some(raw) = response
+                .raw
+                .as_ref()
+                .filter(|_| response.choices.is_empty())
+            {
+                trace.raw_response(raw);
+            }
+            for choice in &response.choices {
+                if let Some(reason) = &choice.finish_reason {
+                    trace.finish_reason(reason);
+                }
+            }
         }
     }
 
@@ -147,7 +215,16 @@ impl Meter {
                 self.streamed_bytes += arguments.len() as u64;
             }
             ChatEvent::ToolCallStart { name, .. } => self.streamed_bytes += name.len() as u64,
-            ChatEvent::Start { .. } | ChatEvent::Finish { .. } => {}
+            ChatEvent::Start { model, .. } => {
+                if let Some(trace) = &mut self.trace {
+                    trace.response_model(model);
+                }
+            }
+            ChatEvent::Finish { reason, .. } => {
+                if let Some(trace) = &mut self.trace {
+                    trace.finish_reason(reason);
+                }
+            }
         }
     }
 
@@ -235,7 +312,8 @@ impl Drop for Meter {
             self.record.error_code = Some("client_closed".to_owned());
             Outcome::Cancelled
         };
-        self.record.latency_ms = elapsed_ms(self.started);
+        let elapsed = self.started.elapsed();
+        self.record.latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         if let Some(price) = &self.price {
             self.record.cost = pricing::cost(&self.record.usage, price);
             self.record.priced = true;
@@ -246,6 +324,13 @@ impl Drop for Meter {
         // Settles the counters now (in the background), not when the record is written.
         drop(std::mem::take(&mut self.admission));
         drop(std::mem::take(&mut self.target_hold));
+        match &self.series {
+            Some(series) => series.record(&self.record, elapsed),
+            None => crate::metrics::record_call(&self.record, elapsed),
+        }
+        if let Some(trace) = self.trace.take() {
+            trace.end(&self.record, self.started);
+        }
         if let Some(slot) = self.slot.take() {
             let record = std::mem::replace(&mut self.record, empty_record());
             slot.send(record);

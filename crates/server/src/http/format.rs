@@ -60,9 +60,16 @@ impl ClientFormat {
         }
     }
 
+    /// The error response of a request refused before admission (counted in
+    /// `switchboard_refused_total`; admitted requests are counted by their meter).
+    pub fn error_response(self, err: &GatewayError, request_id: &str) -> Response {
+        super::metrics::refused(err);
+        self.render_response(err, request_id)
+    }
+
     /// A complete error response: status, body in this format, `retry-after` when a wait
     /// helps, and the request id.
-    pub fn error_response(self, err: &GatewayError, request_id: &str) -> Response {
+    fn render_response(self, err: &GatewayError, request_id: &str) -> Response {
         let client = err.to_client(request_id);
         if err.fault() != switchboard_core::Fault::Client {
             tracing::warn!(%request_id, code = client.code, error = %err, "Request failed.");
@@ -85,7 +92,13 @@ impl ClientFormat {
 
     /// The error response of a routed call, with the routing headers.
     pub fn failure_response(self, failure: &RouteFailure, meta: &CallMeta<'_>) -> Response {
-        let mut response = self.error_response(&failure.error, meta.request_id);
+        // Without an attempt, a client error other than a limit's 429 was found before
+        // admission (model unknown or not allowed, context window); others were metered.
+        let status = failure.error.status();
+        if failure.attempts == 0 && (400..500).contains(&status) && status != 429 {
+            super::metrics::refused(&failure.error);
+        }
+        let mut response = self.render_response(&failure.error, meta.request_id);
         let routed = CallMeta {
             target: failure.last_target.as_ref(),
             attempts: failure.attempts,

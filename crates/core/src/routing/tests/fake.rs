@@ -32,6 +32,7 @@ pub(super) struct Fake {
     replies: Mutex<VecDeque<Reply>>,
     calls: AtomicU32,
     models: Mutex<Vec<String>>,
+    traceparents: Mutex<Vec<Option<String>>>,
 }
 
 /// What a call resolved to once the script has run.
@@ -74,9 +75,17 @@ impl Fake {
         self.models.lock().clone()
     }
 
+    /// The `traceparent` of every call, in order.
+    pub(super) fn traceparents(&self) -> Vec<Option<String>> {
+        self.traceparents.lock().clone()
+    }
+
     async fn run(&self, call: &Upstream<'_>) -> Outcome {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.models.lock().push(call.model.to_owned());
+        self.traceparents
+            .lock()
+            .push(call.traceparent.map(str::to_owned));
         let mut reply = self.replies.lock().pop_front().unwrap_or(Reply::Ok);
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
