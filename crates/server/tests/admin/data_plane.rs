@@ -53,6 +53,10 @@ async fn an_unreachable_key_store_answers_503_not_a_guess() {
     env.seed_org("acme", &["red"], None).await;
     let (_, cached) = env.app_key("acme", "red").await;
     let (_, uncached) = env.app_key("acme", "red").await;
+    // Each key creation also comes back through Postgres NOTIFY (a few ms later) and drops
+    // every cached grant; no state of the gateway shows when that echo has arrived, so give it
+    // time before caching `cached`, or the echo may evict it after the first call.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(env.chat(&cached, "open").await.status, 200);
 
     // Take the key table away under the running gateway: lookups now fail.
