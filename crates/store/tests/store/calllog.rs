@@ -358,8 +358,8 @@ fn body(i: u64) -> CallBody {
         request_id: format!("req-{i}"),
         started_at_ms: BASE_MS + i as i64,
         request: Some(format!("{{\"n\":{i}}}")),
-        response: (i % 2 == 0).then(|| format!("data: {i}\n\n")),
-        truncated: i % 3 == 0,
+        response: i.is_multiple_of(2).then(|| format!("data: {i}\n\n")),
+        truncated: i.is_multiple_of(3),
     }
 }
 
