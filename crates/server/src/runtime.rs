@@ -13,8 +13,8 @@ use switchboard_core::limits::LimitBackend;
 use switchboard_core::usage::{self, BodyQueue, UsageQueue};
 use switchboard_core::Gateway;
 use switchboard_store::{
-    BodyWriter, Change, ChangeListeners, RedisLimits, RetentionTask, SecretCipher, Store,
-    StoreOptions, UsageWriter, WriterHandle, WriterOptions,
+    BodyWriter, BodyWriterHandle, Change, ChangeListeners, RedisLimits, RetentionTask,
+    SecretCipher, Store, StoreOptions, UsageWriter, WriterHandle, WriterOptions,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
@@ -68,6 +68,8 @@ pub struct Runtime {
     usage_stop: CancellationToken,
     /// The call bodies' queue (`logging.bodies`), drained by a [`BodyWriter`]; sized at start.
     pub bodies: BodyQueue,
+    /// The call bodies' writer.
+    pub body_writer: BodyWriterHandle,
     tasks: TaskTracker,
     /// The change feed's listener tasks, once [`Runtime::follow_changes`] started them.
     listeners: parking_lot::Mutex<Option<Arc<ChangeListeners>>>,
@@ -108,7 +110,7 @@ impl Runtime {
             usage_stop.clone(),
         );
         let (bodies, body_rx) = BodyQueue::channel(config.logging.body_queue);
-        BodyWriter::spawn(store.clone(), body_rx, &tasks, usage_stop.clone());
+        let body_writer = BodyWriter::spawn(store.clone(), body_rx, &tasks, usage_stop.clone());
         let parts = Attachments {
             keys: Some(Arc::new(store.clone())),
             shared_limits,
@@ -136,6 +138,7 @@ impl Runtime {
             usage_writer,
             usage_stop,
             bodies,
+            body_writer,
             tasks,
             listeners: parking_lot::Mutex::new(None),
         })

@@ -52,6 +52,7 @@ pub use records::{
 pub use rules::{StoredBudget, StoredRateLimit, StoredRule};
 pub use subscriptions::{Subscription, SubscriptionFilter, SubscriptionKind, SubscriptionStatus};
 pub use usage::{
-    BodyWriter, RetentionStats, RetentionTask, UsageFilter, UsageGroup, UsageTotals, UsageWriter,
-    WriterHandle, WriterOptions, WriterStats, ROLLUP_BUCKET_MS, SPILL_PREFIX, SPILL_SUFFIX,
+    BodyStats, BodyWriter, BodyWriterHandle, RetentionStats, RetentionTask, UsageFilter,
+    UsageGroup, UsageTotals, UsageWriter, WriterHandle, WriterOptions, WriterStats,
+    ROLLUP_BUCKET_MS, SPILL_PREFIX, SPILL_SUFFIX,
 };

@@ -221,6 +221,47 @@ pub(crate) fn logging(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::load_str;
+
+    const MODELS: &str = "providers:\n  mock: { type: mock }\nmodels:\n  fast: { targets: [ { provider: mock, model: m } ] }\n";
+
+    #[test]
+    fn the_section_is_read_and_checked_with_key_paths() {
+        let text = format!(
+            "{MODELS}logging:\n  bodies: {{ aliases: [fast], teams: [acme/web] }}\n  redact_fields: [password]\n  max_body_bytes: 1024\n  retention: {{ calls_days: 30, rollups_days: 400, batch: 50 }}\n"
+        );
+        let config = load_str("t.yaml", &text, &|_| None).unwrap();
+        let l = &config.logging;
+        assert!(l.bodies.selects("fast", None, None));
+        assert_eq!(l.max_body_bytes, 1024);
+        assert_eq!(l.body_queue, 10_000);
+        assert_eq!(l.retention.calls_days, Some(30));
+        assert_eq!(l.retention.bodies_days, Some(7));
+        assert_eq!(l.retention.batch, 50);
+        let bad = format!(
+            "{MODELS}logging:\n  bodies: {{ aliases: [nope], teams: [acme] }}\n  max_body_bytes: 0\n  retention: {{ calls_days: 0, batch: 0 }}\n"
+        );
+        let keys: Vec<String> = load_str("t.yaml", &bad, &|_| None)
+            .unwrap_err()
+            .problems
+            .into_iter()
+            .map(|p| p.key)
+            .collect();
+        for key in [
+            "logging.bodies.aliases[0]",
+            "logging.bodies.teams[0]",
+            "logging.max_body_bytes",
+            "logging.retention.calls_days",
+            "logging.retention.batch",
+        ] {
+            assert!(keys.iter().any(|k| k == key), "{key} in {keys:?}");
+        }
+        let unknown = format!("{MODELS}logging:\n  bodys: {{}}\n");
+        let problems = load_str("t.yaml", &unknown, &|_| None)
+            .unwrap_err()
+            .problems;
+        assert!(problems[0].key.starts_with("logging"), "{problems:?}");
+    }
 
     #[test]
     fn selection_by_alias_or_team() {

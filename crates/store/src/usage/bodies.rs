@@ -8,12 +8,43 @@ use crate::db::Store;
 use crate::error::StoreError;
 use switchboard_core::metrics::{Counter, Gauge};
 use switchboard_core::usage::{BodyReceiver, CallBody};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
 
-/// Most bodies per statement (6 parameters each).
+/// Most bodies per statement (5 parameters each).
 const BATCH: usize = 256;
+
+/// The body writer's counters since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BodyStats {
+    /// Bodies committed.
+    pub written: u64,
+    /// Bodies dropped because their batch could not be written.
+    pub failed: u64,
+    /// The writer has returned.
+    pub stopped: bool,
+}
+
+/// Watches a running body writer; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct BodyWriterHandle {
+    stats: watch::Receiver<BodyStats>,
+}
+
+impl BodyWriterHandle {
+    pub fn stats(&self) -> BodyStats {
+        *self.stats.borrow()
+    }
+
+    /// Waits until `done` holds for the counters, or the writer has returned.
+    pub async fn wait_until(&self, mut done: impl FnMut(&BodyStats) -> bool) -> BodyStats {
+        let mut stats = self.stats.clone();
+        let result = stats.wait_for(|s| s.stopped || done(s)).await.map(|s| *s);
+        result.unwrap_or_else(|_| *stats.borrow())
+    }
+}
 
 /// The batch writer of call bodies.
 pub struct BodyWriter;
@@ -26,7 +57,8 @@ impl BodyWriter {
         mut rx: BodyReceiver,
         tracker: &TaskTracker,
         cancel: CancellationToken,
-    ) {
+    ) -> BodyWriterHandle {
+        let (stats, watcher) = watch::channel(BodyStats::default());
         tracker.spawn(async move {
             let mut buf = Vec::with_capacity(BATCH);
             loop {
@@ -37,25 +69,32 @@ impl BodyWriter {
                         if n == 0 {
                             break;
                         }
-                        write(&store, &mut buf).await;
+                        write(&store, &mut buf, &stats).await;
                         Gauge::LogQueueDepth.set(rx.len() as f64);
                     }
                 }
             }
             rx.close();
             while rx.recv_many(&mut buf, BATCH).await > 0 {
-                write(&store, &mut buf).await;
+                write(&store, &mut buf, &stats).await;
             }
             Gauge::LogQueueDepth.set(0.0);
+            stats.send_modify(|s| s.stopped = true);
         });
+        BodyWriterHandle { stats: watcher }
     }
 }
 
-async fn write(store: &Store, buf: &mut Vec<CallBody>) {
-    if let Err(e) = store.insert_bodies(buf).await {
-        warn!(error = %e, bodies = buf.len(), "Cannot write call bodies; dropping them.");
-        for _ in 0..buf.len() {
-            Counter::LogRowsDropped.increment();
+async fn write(store: &Store, buf: &mut Vec<CallBody>, stats: &watch::Sender<BodyStats>) {
+    let n = buf.len() as u64;
+    match store.insert_bodies(buf).await {
+        Ok(()) => stats.send_modify(|s| s.written += n),
+        Err(e) => {
+            warn!(error = %e, bodies = n, "Cannot write call bodies; dropping them.");
+            for _ in 0..n {
+                Counter::LogRowsDropped.increment();
+            }
+            stats.send_modify(|s| s.failed += n);
         }
     }
     buf.clear();

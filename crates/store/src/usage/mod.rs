@@ -21,7 +21,7 @@ mod rollup;
 mod spill;
 mod writer;
 
-pub use bodies::BodyWriter;
+pub use bodies::{BodyStats, BodyWriter, BodyWriterHandle};
 pub use queries::{UsageFilter, UsageGroup, UsageTotals};
 pub use retention::{RetentionStats, RetentionTask};
 pub use rollup::BUCKET_MS as ROLLUP_BUCKET_MS;

@@ -8,8 +8,10 @@ use crate::usage::{options, record, Running, BASE_MS};
 use sqlx::Row;
 use std::collections::BTreeMap;
 use switchboard_core::config::Retention;
-use switchboard_core::usage::{bucket_index, Outcome, UsageQueue, UsageRecord};
-use switchboard_store::{UsageFilter, UsageWriter, WriterOptions, ROLLUP_BUCKET_MS};
+use switchboard_core::usage::{
+    bucket_index, BodyQueue, CallBody, Outcome, UsageQueue, UsageRecord,
+};
+use switchboard_store::{BodyWriter, UsageFilter, UsageWriter, WriterOptions, ROLLUP_BUCKET_MS};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -350,3 +352,64 @@ async fn retention_deletes_old_rows_in_batches(db: &TestDb) {
 }
 
 both!(retention_deletes_old_rows_in_batches);
+
+fn body(i: u64) -> CallBody {
+    CallBody {
+        request_id: format!("req-{i}"),
+        started_at_ms: BASE_MS + i as i64,
+        request: Some(format!("{{\"n\":{i}}}")),
+        response: i.is_multiple_of(2).then(|| format!("data: {i}\n\n")),
+        truncated: i.is_multiple_of(3),
+    }
+}
+
+/// The body writer writes what the queue holds; a batch it cannot write is dropped and
+/// counted, and it goes on; a full queue refuses (and counts) without waiting.
+async fn bodies_are_written_or_dropped_and_counted(db: &TestDb) {
+    let tracker = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    let (queue, rx) = BodyQueue::channel(64);
+    let handle = BodyWriter::spawn(db.store.clone(), rx, &tracker, cancel.clone());
+    for i in 0..10 {
+        assert!(queue.offer(body(i)));
+    }
+    handle.wait_until(|s| s.written >= 10).await;
+    assert_eq!(
+        db.store.bodies_of("req-4").await.unwrap(),
+        vec![(
+            Some("{\"n\":4}".to_owned()),
+            Some("data: 4\n\n".to_owned()),
+            false
+        )]
+    );
+    assert_eq!(
+        db.store.bodies_of("req-3").await.unwrap(),
+        vec![(Some("{\"n\":3}".to_owned()), None, true)]
+    );
+    db.execute_raw("ALTER TABLE call_bodies RENAME TO call_bodies_away")
+        .await;
+    assert!(queue.offer(body(10)));
+    let stats = handle.wait_until(|s| s.failed >= 1).await;
+    assert_eq!((stats.written, stats.failed), (10, 1));
+    db.execute_raw("ALTER TABLE call_bodies_away RENAME TO call_bodies")
+        .await;
+    assert!(queue.offer(body(11)));
+    handle.wait_until(|s| s.written >= 11).await;
+    assert!(db.store.bodies_of("req-10").await.unwrap().is_empty());
+    // Shutdown writes what is queued.
+    for i in 12..20 {
+        assert!(queue.offer(body(i)));
+    }
+    cancel.cancel();
+    tracker.close();
+    tracker.wait().await;
+    let stats = handle.stats();
+    assert!(stats.stopped);
+    assert_eq!(stats.written, 19);
+    // A full queue refuses at once.
+    let (full, _rx) = BodyQueue::channel(2);
+    assert!(full.offer(body(0)) && full.offer(body(1)));
+    assert!(!full.offer(body(2)));
+}
+
+both!(bodies_are_written_or_dropped_and_counted);
