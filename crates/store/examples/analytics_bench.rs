@@ -1,4 +1,4 @@
-//! Measures the call log and analytics queries on a large ledger (docs/observability-api.md):
+//! Measures the call log and analytics queries on a large ledger (docs/observability.md):
 //! writes N usage records (default 1,000,000, spread over 7 days) through the usage writer,
 //! which fills the per-minute rollups as the gateway does, then times the analytics and log
 //! queries (median of 5 runs) and, for comparison, the same series computed from the raw rows.

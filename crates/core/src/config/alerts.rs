@@ -1,5 +1,5 @@
 //! `alerts:`: rules on error rate, latency percentile, spend and budget use, evaluated on a
-//! schedule by the server (docs/observability-api.md). This file holds the section as written
+//! schedule by the server (docs/observability.md). This file holds the section as written
 //! (strict serde types), its checks (each problem with its key path) and the validated form.
 //!
 //! A rule reads the analytics rollups, which hold one dimension per row, so its `match` names

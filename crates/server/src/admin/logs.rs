@@ -1,4 +1,4 @@
-//! `/logs`: the call log (one row per request, see docs/observability-api.md), filtered and
+//! `/logs`: the call log (one row per request, see docs/observability.md), filtered and
 //! paged newest first with an opaque cursor, one request's calls with their bodies, and an
 //! export of every matching row as JSON lines, streamed from the store page by page.
 //!

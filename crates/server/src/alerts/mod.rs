@@ -6,7 +6,7 @@
 //! State is kept in memory per instance. With `redis:` configured, each transition is also
 //! claimed in Redis (`claim.rs`), so that a cluster sends it once and a restart does not repeat
 //! it; without Redis every instance that evaluates sends its own transitions, so run `alerts:`
-//! on one instance (docs/observability-api.md).
+//! on one instance (docs/observability.md).
 //!
 //! The loop runs on its own [`TaskTracker`] and stops with the server's cancellation token.
 //! Tests drive [`Evaluator::evaluate_once`] with a time of their choosing instead.

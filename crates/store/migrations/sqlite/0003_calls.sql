@@ -339,7 +339,7 @@ SELECT (started_at_ms / 60000) * 60000, COALESCE(org, ''), 'key', key_id, COUNT(
 FROM usage_records WHERE key_id IS NOT NULL
 GROUP BY (started_at_ms / 60000) * 60000, COALESCE(org, ''), key_id;
 
--- Measured on one million calls (docs/observability-api.md): the log's newest-first pages of one
+-- Measured on one million calls (docs/observability.md): the log's newest-first pages of one
 -- organisation walk this index instead of sorting the organisation's rows (271 ms -> < 1 ms on
 -- SQLite); `id` is part of it because it is the order's tie-breaker (implicit in SQLite).
 CREATE INDEX usage_records_org_time ON usage_records (org, started_at_ms, id);
