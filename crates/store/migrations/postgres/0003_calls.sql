@@ -12,7 +12,6 @@ ALTER TABLE usage_records ADD COLUMN attempt_log TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE usage_records ADD COLUMN cache_status TEXT;
 ALTER TABLE usage_records ADD COLUMN guardrail TEXT;
 ALTER TABLE usage_records ADD COLUMN trace_id TEXT;
-CREATE INDEX usage_records_app ON usage_records (org, team, app, started_at_ms);
 
 -- Request and response bodies, only for the aliases and teams `logging.bodies` names, redacted
 -- before they are queued. Written through their own queue, which may drop under overload.
