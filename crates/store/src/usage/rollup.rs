@@ -198,9 +198,22 @@ pub(crate) async fn upsert_rollups(
     backend: Backend,
 ) -> Result<(), StoreError> {
     let groups: Vec<(Key, Sums)> = aggregate(records).into_iter().collect();
-    for chunk in groups.chunks(ROWS_PER_STATEMENT) {
+    // SQLite: one prepared single-row upsert, reused (see `insert_records` for why); Postgres:
+    // multi-row statements, to save round trips.
+    static SQLITE_ONE_ROW: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let rows_per_statement = match backend {
+        Backend::Sqlite => 1,
+        Backend::Postgres => ROWS_PER_STATEMENT,
+    };
+    for chunk in groups.chunks(rows_per_statement) {
         // Only placeholders are spliced in: the values travel as bound parameters.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(upsert_sql(chunk.len(), backend)));
+        let sql = match backend {
+            Backend::Sqlite => SQLITE_ONE_ROW
+                .get_or_init(|| upsert_sql(1, Backend::Sqlite))
+                .clone(),
+            Backend::Postgres => upsert_sql(chunk.len(), backend),
+        };
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for ((dimension, value, org, bucket), s) in chunk {
             query = query
                 .bind(*bucket)
