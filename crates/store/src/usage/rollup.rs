@@ -45,8 +45,8 @@ const SUMS: [&str; 12] = [
 /// Key columns + sums + latency buckets.
 const COLUMNS: usize = 4 + SUMS.len() + LAT_BUCKETS;
 
-/// Groups per statement: 256 × 46 parameters stays far below both databases' limits.
-const ROWS_PER_STATEMENT: usize = 256;
+// Groups per statement: at most 256 (`super::statement_rows`); 256 × 46 parameters stays far
+// below both databases' limits.
 
 /// One group: sorted like the primary key `(dimension, value, org, bucket_ms)`.
 type Key = (&'static str, String, String, i64);
@@ -198,22 +198,14 @@ pub(crate) async fn upsert_rollups(
     backend: Backend,
 ) -> Result<(), StoreError> {
     let groups: Vec<(Key, Sums)> = aggregate(records).into_iter().collect();
-    // SQLite: one prepared single-row upsert, reused (see `insert_records` for why); Postgres:
-    // multi-row statements, to save round trips.
-    static SQLITE_ONE_ROW: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let rows_per_statement = match backend {
-        Backend::Sqlite => 1,
-        Backend::Postgres => ROWS_PER_STATEMENT,
-    };
-    for chunk in groups.chunks(rows_per_statement) {
+    let mut rest = &groups[..];
+    while !rest.is_empty() {
+        // Few statement texts on SQLite, so each is prepared once (see `insert_records`).
+        let rows = super::statement_rows(rest.len(), backend);
+        let (chunk, tail) = rest.split_at(rows);
+        rest = tail;
         // Only placeholders are spliced in: the values travel as bound parameters.
-        let sql = match backend {
-            Backend::Sqlite => SQLITE_ONE_ROW
-                .get_or_init(|| upsert_sql(1, Backend::Sqlite))
-                .clone(),
-            Backend::Postgres => upsert_sql(chunk.len(), backend),
-        };
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(upsert_sql(chunk.len(), backend)));
         for ((dimension, value, org, bucket), s) in chunk {
             query = query
                 .bind(*bucket)
