@@ -17,8 +17,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 use std::sync::OnceLock;
 
-/// Latency buckets per rollup row (`lat_00`..`lat_29`).
-pub const LATENCY_BUCKETS: usize = 30;
+/// Latency buckets per rollup row (`lat_00`..`lat_29`), as the writer fills them.
+pub const LATENCY_BUCKETS: usize = crate::usage::rollup::LAT_BUCKETS;
 
 /// What a rollup row is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -192,23 +192,11 @@ pub struct RollupPoint {
 fn sums() -> &'static str {
     static SUMS: OnceLock<String> = OnceLock::new();
     SUMS.get_or_init(|| {
-        let mut columns: Vec<String> = [
-            "requests",
-            "errors",
-            "cancelled",
-            "input_tokens",
-            "output_tokens",
-            "cached_input_tokens",
-            "cache_write_tokens",
-            "reasoning_tokens",
-            "cost_micros",
-            "latency_ms_sum",
-            "ttft_ms_sum",
-            "ttft_count",
-        ]
-        .iter()
-        .map(|c| (*c).to_owned())
-        .collect();
+        // The writer's summed columns, in its order (one list for both sides).
+        let mut columns: Vec<String> = crate::usage::rollup::SUMS
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect();
         columns.extend((0..LATENCY_BUCKETS).map(|i| format!("lat_{i:02}")));
         columns
             .iter()

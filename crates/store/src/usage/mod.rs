@@ -17,7 +17,7 @@
 mod bodies;
 mod queries;
 mod retention;
-mod rollup;
+pub(crate) mod rollup;
 mod spill;
 mod writer;
 

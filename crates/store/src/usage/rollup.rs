@@ -24,10 +24,10 @@ use switchboard_core::usage::{bucket_index, Outcome, UsageRecord, LATENCY_BUCKET
 pub const BUCKET_MS: i64 = 60_000;
 
 /// Latency histogram buckets: the bounded ones plus the open last one.
-const LAT_BUCKETS: usize = LATENCY_BUCKETS_MS.len() + 1;
+pub(crate) const LAT_BUCKETS: usize = LATENCY_BUCKETS_MS.len() + 1;
 
 /// The summed columns after the key columns, in bind order (then `lat_00..lat_29`).
-const SUMS: [&str; 12] = [
+pub(crate) const SUMS: [&str; 12] = [
     "requests",
     "errors",
     "cancelled",
