@@ -49,6 +49,34 @@ pub enum GatewayError {
     ModelNotAllowed(String),
     #[error("unknown model `{0}`")]
     UnknownModel(String),
+    /// No prompt API of that name (or that version), or only a draft and the caller is not
+    /// an admin.
+    #[error("unknown API `{0}`")]
+    UnknownApi(String),
+    #[error("this key may not call API `{0}`")]
+    ApiNotAllowed(String),
+    /// The API version is retired (410), with the API that replaces it if any.
+    #[error("API `{api}` is retired")]
+    ApiRetired {
+        api: String,
+        successor: Option<String>,
+    },
+    /// A chat request's `prompt` reference names no stored prompt, label or version.
+    #[error("unknown prompt `{0}`")]
+    UnknownPrompt(String),
+    /// The variables of a prompt do not satisfy its schema, or a template could not render
+    /// with them. `variable` is the JSON pointer of the bad value (empty for the whole object).
+    #[error("variable `{variable}`: {message}")]
+    InvalidVariables { variable: String, message: String },
+    /// The model's output did not satisfy the API's output schema, even after one repair.
+    #[error("the output does not match the API's schema: {0}")]
+    InvalidOutput(String),
+    /// A workflow step failed; the run stops there.
+    #[error("workflow step `{step}` failed: {source}")]
+    StepFailed {
+        step: String,
+        source: Box<GatewayError>,
+    },
     #[error("model `{alias}` cannot serve {what}")]
     WrongModelKind { alias: String, what: &'static str },
     #[error("request body over {limit} bytes")]
@@ -112,6 +140,11 @@ impl GatewayError {
             | SubscriptionRejected { .. }
             | ModelNotAllowed(_)
             | UnknownModel(_)
+            | UnknownApi(_)
+            | ApiNotAllowed(_)
+            | ApiRetired { .. }
+            | UnknownPrompt(_)
+            | InvalidVariables { .. }
             | WrongModelKind { .. }
             | BodyTooLarge { .. }
             | RouteNotFound
@@ -119,9 +152,11 @@ impl GatewayError {
             | RateLimited { .. }
             | BudgetExceeded { .. }
             | UpstreamRejected { .. } => Fault::Client,
-            AllTargetsFailed { .. } | AllCircuitsOpen { .. } | UpstreamTimeout(_) => {
-                Fault::Upstream
-            }
+            AllTargetsFailed { .. }
+            | AllCircuitsOpen { .. }
+            | UpstreamTimeout(_)
+            | InvalidOutput(_) => Fault::Upstream,
+            StepFailed { source, .. } => source.fault(),
             ShuttingDown | AuthUnavailable | LimitsUnavailable | Overloaded | Internal(_) => {
                 Fault::Internal
             }
@@ -132,6 +167,12 @@ impl GatewayError {
         use GatewayError::*;
         match self {
             BadRequest(_) | MalformedJson(_) | ContextWindowExceeded { .. } => 400,
+            InvalidVariables { .. } => 400,
+            ApiNotAllowed(_) => 403,
+            UnknownApi(_) | UnknownPrompt(_) => 404,
+            ApiRetired { .. } => 410,
+            InvalidOutput(_) => 502,
+            StepFailed { source, .. } => source.status(),
             WrongModelKind { .. } => 400,
             UpstreamRejected { status: 413, .. } => 413,
             UpstreamRejected { .. } => 400,
@@ -172,6 +213,13 @@ impl GatewayError {
             SubscriptionRejected { .. } => "subscription_rejected",
             ModelNotAllowed(_) => "model_not_allowed",
             UnknownModel(_) => "model_not_found",
+            UnknownApi(_) => "api_not_found",
+            ApiNotAllowed(_) => "api_not_allowed",
+            ApiRetired { .. } => "api_retired",
+            UnknownPrompt(_) => "prompt_not_found",
+            InvalidVariables { .. } => "invalid_variables",
+            InvalidOutput(_) => "invalid_output",
+            StepFailed { .. } => "workflow_step_failed",
             WrongModelKind { .. } => "wrong_model_kind",
             BodyTooLarge { .. } => "request_too_large",
             RouteNotFound => "route_not_found",
@@ -193,7 +241,7 @@ impl GatewayError {
         match self.status() {
             401 => ErrorKind::Authentication,
             403 => ErrorKind::Permission,
-            404 | 405 => ErrorKind::NotFound,
+            404 | 405 | 410 => ErrorKind::NotFound,
             413 => ErrorKind::RequestTooLarge,
             429 => ErrorKind::RateLimit,
             502 => ErrorKind::Upstream,
@@ -211,6 +259,7 @@ impl GatewayError {
             | GatewayError::BudgetExceeded { retry_after, .. }
             | GatewayError::AllCircuitsOpen { retry_after } => *retry_after,
             GatewayError::AllTargetsFailed { last, .. } => last.retry_after(),
+            GatewayError::StepFailed { source, .. } => source.retry_after(),
             _ => None,
         }
     }
@@ -220,6 +269,7 @@ impl GatewayError {
     pub fn to_client(&self, request_id: &str) -> ClientError {
         let param = match self {
             GatewayError::BadRequest(e) => e.param().map(str::to_owned),
+            GatewayError::InvalidVariables { variable, .. } => Some(variable.clone()),
             _ => None,
         };
         ClientError {
@@ -246,13 +296,26 @@ impl GatewayError {
             KeyExpired => "The API key has expired. Rotate it or ask an admin for a new one.".into(),
             AuthUnavailable => "Credentials cannot be checked right now (the key store or the identity provider is unreachable). Retry shortly.".into(),
             ModelNotAllowed(alias) => format!("This key may not call model `{alias}`. Ask an admin to grant it."),
-            ApprovalRequired(alias) => format!("Model `{alias}` requires an approved subscription. Request one for your app (POST /admin/v1/orgs/{{org}}/subscriptions) and wait for an admin to approve it."),
+            ApprovalRequired(alias) => format!("`{alias}` requires an approved subscription. Request one for your app (POST /admin/v1/orgs/{{org}}/subscriptions) and wait for an admin to approve it."),
             SubscriptionPending(alias) => format!("Your app's subscription request for `{alias}` is pending: an org admin has not approved it yet."),
             SubscriptionRejected { alias, reason } => match reason {
                 Some(reason) => format!("Your app's subscription to `{alias}` was rejected: {reason}"),
                 None => format!("Your app's subscription to `{alias}` was rejected."),
             },
             UnknownModel(alias) => format!("The model `{alias}` does not exist. GET /v1/models lists the models this key may call."),
+            UnknownApi(name) => format!("There is no published API `{name}`. GET /apis/openapi.json lists the APIs."),
+            ApiNotAllowed(name) => format!("This key may not call API `{name}`. Ask an admin to grant it."),
+            ApiRetired { api, successor } => match successor {
+                Some(next) => format!("API `{api}` is retired. Use `{next}` instead."),
+                None => format!("API `{api}` is retired and has no successor."),
+            },
+            UnknownPrompt(name) => format!("There is no stored prompt `{name}` (or it has no such label or version)."),
+            InvalidVariables { variable, message } => match variable.as_str() {
+                "" => format!("The variables are not valid: {message}"),
+                name => format!("Variable `{name}` is not valid: {message}"),
+            },
+            InvalidOutput(detail) => format!("The model's output did not match the API's output schema, even after one repair attempt: {detail}"),
+            StepFailed { step, source } => format!("Workflow step `{step}` failed: {}", source.client_message()),
             WrongModelKind { alias, what } => format!("The model `{alias}` cannot serve {what}."),
             BodyTooLarge { limit } => format!("The request body is larger than the limit of {limit} bytes."),
             RouteNotFound => "There is no such route. See the API documentation for the endpoints.".into(),

@@ -28,6 +28,8 @@ pub struct Snapshot {
     pub usage: Option<UsageQueue>,
     /// The trace exporter; `None` when `telemetry.otlp` is not configured (nothing is traced).
     pub telemetry: Option<Arc<Telemetry>>,
+    /// The config's prompts, compiled.
+    pub prompts: crate::prompts::PromptLibrary,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +89,7 @@ impl Snapshot {
             router,
             limiter: Limiter::new(&config, shared.limits.clone()),
             usage: shared.usage.clone(),
+            prompts: crate::prompts::PromptLibrary::build(&config.prompts),
             config: Arc::new(config),
         })
     }

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod metrics;
 pub mod pipeline;
 pub mod pricing;
+pub mod prompts;
 pub mod routing;
 pub mod tokens;
 pub mod trace;

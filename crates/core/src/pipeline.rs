@@ -33,6 +33,8 @@ pub struct RequestContext {
     pub tags: Vec<(String, String)>,
     /// Peer address, user agent and route, for the call log.
     pub client: ClientInfo,
+    /// A prompt API's own context-window policy, over the alias's (set by the API handler).
+    pub context_policy: Option<crate::config::prompts::ContextPolicy>,
 }
 
 impl RequestContext {

@@ -28,6 +28,8 @@ impl Store {
                 .into_iter()
                 .filter_map(|s| json(serde_json::to_value(s.rule)))
                 .collect(),
+            prompts: Vec::new(),
+            apis: Vec::new(),
         })
     }
 }

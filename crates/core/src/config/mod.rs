@@ -14,6 +14,7 @@ mod interpolate;
 mod locate;
 pub mod logging;
 pub mod model;
+pub mod prompts;
 pub mod raw;
 mod validate;
 mod validate_limits;
@@ -117,6 +118,9 @@ pub struct StoredLayer {
     /// whose name a file entry already uses.
     pub rate_limits: Vec<serde_json::Value>,
     pub budgets: Vec<serde_json::Value>,
+    /// Stored prompts and APIs, by name (the file's own entries win).
+    pub prompts: Vec<(String, serde_json::Value)>,
+    pub apis: Vec<(String, serde_json::Value)>,
 }
 
 impl StoredLayer {
@@ -125,6 +129,8 @@ impl StoredLayer {
             && self.models.is_empty()
             && self.rate_limits.is_empty()
             && self.budgets.is_empty()
+            && self.prompts.is_empty()
+            && self.apis.is_empty()
     }
 }
 
@@ -188,7 +194,12 @@ fn add_stored(doc: serde_yaml::Value, stored: &StoredLayer) -> serde_yaml::Value
         serde_yaml::Value::Null if !stored.is_empty() => serde_yaml::Mapping::new(),
         other => return other,
     };
-    for (section, entries) in [("providers", &stored.providers), ("models", &stored.models)] {
+    for (section, entries) in [
+        ("providers", &stored.providers),
+        ("models", &stored.models),
+        ("prompts", &stored.prompts),
+        ("apis", &stored.apis),
+    ] {
         if entries.is_empty() {
             continue;
         }

@@ -35,6 +35,10 @@ pub struct Config {
     pub alerts: super::alerts::AlertsConfig,
     /// `logging:`: call log bodies and retention.
     pub logging: super::logging::Logging,
+    /// `prompts:` from the file, then the stored ones.
+    pub prompts: BTreeMap<String, super::prompts::PromptConfig>,
+    /// `apis:` from the file, then the stored ones.
+    pub apis: BTreeMap<String, super::prompts::ApiConfig>,
 }
 
 pub use switchboard_types::Secret;
@@ -224,7 +228,10 @@ pub struct ModelConfig {
     pub retry: RetryPolicy,
     pub timeouts: Timeouts,
     pub price: Option<Price>,
+    /// From the config, else from the built-in catalog for the first target's model.
     pub context_window: Option<u32>,
+    /// What a prompt longer than `context_window` gets (an API's own policy wins).
+    pub context_policy: super::prompts::ContextPolicy,
     /// Sent as `max_tokens` to targets that require one (Anthropic) when the client gave none.
     /// Default 4096.
     pub default_max_tokens: u32,

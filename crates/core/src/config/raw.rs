@@ -39,6 +39,12 @@ pub struct RawConfig {
     pub models: BTreeMap<String, RawModel>,
     /// Call log bodies and retention (`config::logging`).
     pub logging: Option<super::logging::RawLogging>,
+    /// Prompt templates (`config::prompts`), read entry by entry by `parse`.
+    #[serde(skip)]
+    pub prompts: BTreeMap<String, super::prompts::RawPrompt>,
+    /// Prompt APIs, read entry by entry by `parse`.
+    #[serde(skip)]
+    pub apis: BTreeMap<String, super::prompts::RawApi>,
     /// `rate_limits:` entries that parsed, with their position in the list (read entry by
     /// entry by `parse`, so that problems keep their index).
     #[serde(skip)]
@@ -194,6 +200,8 @@ pub struct RawModel {
     pub timeout: Option<RawTimeout>,
     pub price: Option<RawPrice>,
     pub context_window: Option<u32>,
+    /// What to do with a prompt longer than the context window. Default `reject`.
+    pub context_policy: Option<super::prompts::RawContextPolicy>,
     pub default_max_tokens: Option<u32>,
     pub circuit: Option<RawCircuit>,
     /// Apps need an approved subscription to call this alias.
@@ -388,6 +396,8 @@ pub(crate) fn parse(doc: serde_yaml::Value) -> (RawConfig, Declared, Vec<RawErro
     let models = top.remove("models");
     let rate_limits = top.remove("rate_limits");
     let budgets = top.remove("budgets");
+    let prompts = top.remove("prompts");
+    let apis = top.remove("apis");
 
     let mut raw =
         match serde_path_to_error::deserialize::<_, RawConfig>(serde_yaml::Value::Mapping(top)) {
@@ -418,6 +428,8 @@ pub(crate) fn parse(doc: serde_yaml::Value) -> (RawConfig, Declared, Vec<RawErro
             Err(err) => errors.push(RawError::from_serde(&path, &err)),
         }
     }
+    raw.prompts = named_entries(prompts, &root.key("prompts"), &mut errors);
+    raw.apis = named_entries(apis, &root.key("apis"), &mut errors);
     raw.rate_limits = list_entries(rate_limits, &root.key("rate_limits"), &mut errors);
     raw.budgets = list_entries(budgets, &root.key("budgets"), &mut errors);
     (raw, declared, errors)
@@ -443,6 +455,24 @@ fn list_entries<T: de::DeserializeOwned>(
         match serde_path_to_error::deserialize::<_, T>(value) {
             Ok(entry) => out.push((i, entry)),
             Err(err) => errors.push(RawError::from_serde(&path.index(i), &err)),
+        }
+    }
+    out
+}
+
+/// The entries of a mapping section (`prompts:`, `apis:`), each read on its own.
+fn named_entries<T: de::DeserializeOwned>(
+    section: Option<serde_yaml::Value>,
+    path: &KeyPath,
+    errors: &mut Vec<RawError>,
+) -> BTreeMap<String, T> {
+    let mut out = BTreeMap::new();
+    for (name, value) in entries(section, path, errors) {
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(entry) => {
+                out.insert(name, entry);
+            }
+            Err(err) => errors.push(RawError::from_serde(&path.key(&name), &err)),
         }
     }
     out

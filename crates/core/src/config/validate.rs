@@ -95,6 +95,8 @@ pub(crate) fn validate(raw: &RawConfig, declared: &Declared) -> Result<Config, V
     validate_limits::budgets(raw, &known_models, &mut limit_problems);
     let alerts = super::alerts::validate(raw.alerts.as_ref(), &known_models, &mut limit_problems);
     let logging = super::logging::logging(raw.logging.as_ref(), &known_models, &mut limit_problems);
+    let prompts = super::prompts::prompts(&raw.prompts, &mut limit_problems);
+    let apis = super::prompts::apis(&raw.apis, &prompts, &known_models, &mut limit_problems);
     for (path, message) in limit_problems {
         ck.problem(path, message);
     }
@@ -145,6 +147,8 @@ pub(crate) fn validate(raw: &RawConfig, declared: &Declared) -> Result<Config, V
             budgets: raw.budgets.iter().map(|(_, b)| b.clone()).collect(),
             alerts,
             logging,
+            prompts,
+            apis,
         })
     } else {
         Err(ck.problems)
@@ -319,6 +323,7 @@ fn model_config(ck: &mut Checker<'_>, path: &KeyPath, alias: &str, raw: &RawMode
         timeouts,
         price,
         context_window: raw.context_window,
+        context_policy: raw.context_policy.map(Into::into).unwrap_or_default(),
         default_max_tokens: raw.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
         requires_approval: raw.requires_approval.unwrap_or(false),
         circuit,

@@ -48,6 +48,7 @@ fn model(alias: &str, strategy: Strategy, targets: Vec<TargetConfig>) -> ModelCo
         timeouts: Timeouts::default(),
         price: None,
         context_window: None,
+        context_policy: Default::default(),
         default_max_tokens: 4096,
         requires_approval: false,
         circuit: None,

@@ -92,6 +92,7 @@ pub fn request_context(headers: &HeaderMap) -> RequestContext {
         principal: None,
         tags: tags(headers),
         client: ClientInfo::default(),
+        context_policy: None,
     }
 }
 

@@ -1,0 +1,1 @@
+//! Issue 6 tests: apis (filled in by its author).

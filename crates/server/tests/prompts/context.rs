@@ -1,0 +1,1 @@
+//! Issue 6 tests: context (filled in by its author).

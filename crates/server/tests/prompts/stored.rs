@@ -1,0 +1,1 @@
+//! Issue 6 tests: stored (filled in by its author).

@@ -1,0 +1,1 @@
+//! Issue 6 tests: workflows (filled in by its author).
