@@ -2,7 +2,11 @@
 //! is `"echo: "` + the last user message's text (or a greeting when there is none), after
 //! `latency_ms`; streams split it into `chunks` pieces `chunk_delay_ms` apart. When the request
 //! has tools and forces a call (`tool_choice` required or a named tool), the answer is one call
-//! to that tool (the first tool for `required`) with arguments `{}`. Usage is estimated at one
+//! to that tool (the first tool for `required`) with arguments `{}`. When the request asks for
+//! JSON (`response_format`), the answer is JSON: `{"echo": text}` for JSON mode, and for a JSON
+//! schema the simplest instance of the schema (first `enum` value, `const`, the echo text for
+//! strings, minimums for numbers, required properties of objects), so that APIs with an output
+//! schema work against the demo. Usage is estimated at one
 //! token per four characters, rounded up. Embeddings are unit vectors of 8 dimensions (or
 //! `dimensions`) derived from a hash of each input.
 //!
@@ -15,11 +19,13 @@
 use crate::{ChatEventStream, Provider, ProviderError, TimeoutKind, Upstream};
 use async_trait::async_trait;
 use futures::StreamExt;
+use serde_json::Value;
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use switchboard_types::{
     ChatEvent, ChatRequest, ChatResponse, Choice, ContentPart, EmbedInput, EmbedRequest,
-    EmbedResponse, Embedding, FinishReason, Message, Protocol, Role, ToolCall, ToolChoice, Usage,
+    EmbedResponse, Embedding, FinishReason, Message, Protocol, ResponseFormat, Role, ToolCall,
+    ToolChoice, Usage,
 };
 use tokio::time::Instant;
 
@@ -86,10 +92,81 @@ fn answer(req: &ChatRequest) -> Answer {
         .find(|m| m.role == Role::User)
         .map(Message::text)
         .filter(|t| !t.is_empty());
-    Answer::Text(match last_user {
+    let text = match last_user {
         Some(text) => format!("echo: {text}"),
         None => GREETING.to_owned(),
+    };
+    Answer::Text(match &req.response_format {
+        Some(ResponseFormat::JsonObject) => serde_json::json!({ "echo": text }).to_string(),
+        Some(ResponseFormat::JsonSchema { schema, .. }) => instance(schema, &text, 0).to_string(),
+        Some(ResponseFormat::Text) | None => text,
     })
+}
+
+/// The simplest value satisfying common JSON Schema keywords, strings filled with `text`.
+/// Deep or recursive schemas stop at a fixed depth with `null`.
+fn instance(schema: &Value, text: &str, depth: u32) -> Value {
+    if depth > 16 {
+        return Value::Null;
+    }
+    if let Some(value) = schema.get("const") {
+        return value.clone();
+    }
+    if let Some(first) = schema
+        .get("enum")
+        .and_then(Value::as_array)
+        .and_then(|e| e.first())
+    {
+        return first.clone();
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        if let Some(first) = schema
+            .get(key)
+            .and_then(Value::as_array)
+            .and_then(|e| e.first())
+        {
+            return instance(first, text, depth + 1);
+        }
+    }
+    let kind = match schema.get("type") {
+        Some(Value::String(kind)) => kind.as_str(),
+        Some(Value::Array(kinds)) => kinds
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|k| *k != "null")
+            .unwrap_or("null"),
+        _ if schema.get("properties").is_some() => "object",
+        _ => "string",
+    };
+    match kind {
+        "object" => {
+            let mut out = serde_json::Map::new();
+            let required: Vec<&str> = schema
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if let Some(Value::Object(props)) = schema.get("properties") {
+                for (name, sub) in props {
+                    if required.is_empty() || required.contains(&name.as_str()) {
+                        out.insert(name.clone(), instance(sub, text, depth + 1));
+                    }
+                }
+            }
+            Value::Object(out)
+        }
+        "array" => {
+            let min = schema.get("minItems").and_then(Value::as_u64).unwrap_or(0);
+            let item = schema
+                .get("items")
+                .map_or(Value::Null, |s| instance(s, text, depth + 1));
+            Value::Array((0..min.min(8)).map(|_| item.clone()).collect())
+        }
+        "integer" | "number" => schema.get("minimum").cloned().unwrap_or(Value::from(0)),
+        "boolean" => Value::Bool(false),
+        "null" => Value::Null,
+        _ => Value::String(text.to_owned()),
+    }
 }
 
 /// One token per four characters, rounded up.

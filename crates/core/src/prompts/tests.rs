@@ -122,3 +122,36 @@ apis:
     assert!(err.contains("apis.a.model"), "{err}");
     assert!(err.contains("unknown prompt `missing`"), "{err}");
 }
+
+#[test]
+fn unknown_api_keys_are_refused() {
+    let text = format!("{YAML}\napis:\n  a: {{ prompt: sentiment, model: demo, bogus: 1 }}\n");
+    let err = load_str("t.yaml", &text, &|_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bogus"), "{err}");
+    let text = format!("{YAML}\napis:\n  a: {{ prompt: sentiment, model: demo, versions: {{ v1: {{ bogus: 1 }} }} }}\n");
+    let err = load_str("t.yaml", &text, &|_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bogus"), "{err}");
+}
+
+#[test]
+fn api_versions_inherit_the_api_keys_and_one_is_current() {
+    let text = format!(
+        "{YAML}\napis:\n  a:\n    prompt: sentiment\n    model: demo\n    versions:\n      v1: {{ status: deprecated, sunset: 2027-03-31, successor: a@v2 }}\n      v2: {{ status: published, label: staging }}\n      v10: {{ status: draft }}\n"
+    );
+    let config = load_str("t.yaml", &text, &|_| None).expect("valid");
+    let api = &config.apis["a"];
+    assert_eq!(api.current().unwrap().version, "v2");
+    let v1 = &api.versions["v1"];
+    assert_eq!(v1.sunset, Some(1_806_451_200));
+    match &api.versions["v2"].body {
+        crate::config::prompts::ApiBody::Prompt(call) => {
+            assert_eq!(call.label, "staging");
+            assert_eq!(call.model, "demo");
+        }
+        other => panic!("{other:?}"),
+    }
+}

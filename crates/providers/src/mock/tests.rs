@@ -225,3 +225,46 @@ async fn embeddings_are_deterministic_unit_vectors() {
     let resp = mock.embed(&call(Timeouts::default()), &wide).await.unwrap();
     assert!(matches!(&resp.data[0], Embedding::Float(v) if v.len() == 3));
 }
+
+#[tokio::test(start_paused = true)]
+async fn json_requests_get_json_answers() {
+    let mut req = user("great product");
+    req.response_format = Some(ResponseFormat::JsonObject);
+    let resp = Mock::new(0, None, 0)
+        .chat(&call(Timeouts::default()), &req)
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_str(&resp.choices[0].message.text()).unwrap();
+    assert_eq!(answer, serde_json::json!({"echo": "echo: great product"}));
+
+    req.response_format = Some(ResponseFormat::JsonSchema {
+        name: "sentiment".into(),
+        schema: serde_json::json!({
+            "type": "object",
+            "properties": {
+                "sentiment": {"enum": ["positive", "negative", "neutral"]},
+                "confidence": {"type": "number", "minimum": 0.5},
+                "reason": {"type": "string"},
+                "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                "ignored": {"type": "boolean"}
+            },
+            "required": ["sentiment", "confidence", "reason", "tags"]
+        }),
+        strict: None,
+        description: None,
+    });
+    let resp = Mock::new(0, None, 0)
+        .chat(&call(Timeouts::default()), &req)
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_str(&resp.choices[0].message.text()).unwrap();
+    assert_eq!(
+        answer,
+        serde_json::json!({
+            "sentiment": "positive",
+            "confidence": 0.5,
+            "reason": "echo: great product",
+            "tags": ["echo: great product"]
+        })
+    );
+}
