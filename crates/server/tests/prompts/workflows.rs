@@ -1,1 +1,294 @@
-//! Issue 6 tests: workflows (filled in by its author).
+//! Workflow APIs end to end: steps in sequence, a DAG whose independent steps must meet (so
+//! they provably run concurrently), HTTP steps against a small axum server in the test, a
+//! failing middle step that stops the run, a per-step timeout, and the usage records (one per
+//! step's model call plus the run's own record of kind `workflow`).
+
+use super::kit::{Db, Gw, Key, Reply};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{any, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_core::usage::CallKind;
+
+/// What the test's HTTP server saw.
+#[derive(Default)]
+struct Seen {
+    echo_hits: AtomicUsize,
+    fail_hits: AtomicUsize,
+    token: parking_lot::Mutex<Option<String>>,
+    /// Two `/meet/{who}` calls wait for each other here.
+    barrier: Option<Arc<tokio::sync::Barrier>>,
+}
+
+/// `POST /echo` answers `{"got": <body>}`; `/fail` answers 500; `/meet/{who}` answers
+/// `{"who": who}` once two meet calls are in (else 500 after 5 s); `/text` answers plain text.
+async fn start_server() -> (String, Arc<Seen>, tokio::task::JoinHandle<()>) {
+    let seen = Arc::new(Seen {
+        barrier: Some(Arc::new(tokio::sync::Barrier::new(2))),
+        ..Seen::default()
+    });
+    let app = Router::new()
+        .route("/echo", post(echo))
+        .route("/fail", any(fail))
+        .route("/meet/{who}", any(meet))
+        .route("/text", any(|| async { "plain words" }))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (url, seen, task)
+}
+
+async fn echo(
+    State(seen): State<Arc<Seen>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    seen.echo_hits.fetch_add(1, Ordering::SeqCst);
+    *seen.token.lock() = headers
+        .get("x-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Json(json!({"got": body}))
+}
+
+async fn fail(State(seen): State<Arc<Seen>>) -> (StatusCode, &'static str) {
+    seen.fail_hits.fetch_add(1, Ordering::SeqCst);
+    (StatusCode::INTERNAL_SERVER_ERROR, "boom")
+}
+
+async fn meet(State(seen): State<Arc<Seen>>, Path(who): Path<String>) -> (StatusCode, Json<Value>) {
+    let Some(barrier) = seen.barrier.clone() else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({})));
+    };
+    match tokio::time::timeout(Duration::from_secs(5), barrier.wait()).await {
+        Ok(_) => (StatusCode::OK, Json(json!({"who": who}))),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"alone": who})),
+        ),
+    }
+}
+
+fn config(server: &str) -> String {
+    format!(
+        r#"providers:
+  mock: {{ type: mock }}
+  slow: {{ type: mock, latency_ms: 3000 }}
+models:
+  m-echo: {{ targets: [ {{ provider: mock, model: echo }} ] }}
+  m-slow: {{ targets: [ {{ provider: slow, model: echo }} ] }}
+prompts:
+  greet:
+    variables: {{ type: object, properties: {{ name: {{ type: string }} }}, required: [name] }}
+    versions: [ {{ version: 1, user: "Hi {{{{ name }}}}" }} ]
+    labels: {{ production: 1 }}
+  shout:
+    variables: {{ type: object, properties: {{ text: {{ type: string }} }}, required: [text] }}
+    versions: [ {{ version: 1, user: "{{{{ text | upper }}}}" }} ]
+    labels: {{ production: 1 }}
+apis:
+  chain:
+    status: published
+    steps:
+      - {{ id: hello, prompt: greet, model: m-echo }}
+      - {{ id: loud, prompt: shout, model: m-echo, variables: {{ text: "{{{{ hello }}}}" }} }}
+  fan:
+    status: published
+    output: join
+    steps:
+      - {{ id: a, http: {{ url: "{server}/meet/ann" }}, needs: [] }}
+      - {{ id: b, http: {{ url: "{server}/meet/bob" }}, needs: [] }}
+      - {{ id: join, prompt: shout, model: m-echo, needs: [a, b], variables: {{ text: "{{{{ a.who }}}}+{{{{ b.who }}}}" }} }}
+  lookup:
+    status: published
+    steps:
+      - {{ id: fetch, http: {{ url: "{server}/echo", headers: {{ x-token: secret-1 }} }} }}
+      - {{ id: words, http: {{ url: "{server}/text", method: GET }} }}
+      - {{ id: hi, prompt: greet, model: m-echo, needs: [fetch, words], variables: {{ name: "{{{{ fetch.got.name }}}} ({{{{ words }}}})" }} }}
+  broken:
+    status: published
+    steps:
+      - {{ id: first, prompt: greet, model: m-echo }}
+      - {{ id: fail, http: {{ url: "{server}/fail" }} }}
+      - {{ id: last, http: {{ url: "{server}/echo" }} }}
+  sleepy:
+    status: published
+    steps:
+      - {{ id: quick, prompt: greet, model: m-echo }}
+      - {{ id: slow, prompt: greet, model: m-slow, timeout_ms: 100, variables: {{ name: "x" }} }}
+      - {{ id: after, http: {{ url: "{server}/echo" }} }}
+"#
+    )
+}
+
+struct Env {
+    gw: Gw,
+    key: Key,
+    seen: Arc<Seen>,
+    _server: tokio::task::JoinHandle<()>,
+    _db: Db,
+}
+
+async fn env() -> Env {
+    let db = Db::sqlite();
+    let (url, seen, server) = start_server().await;
+    let gw = Gw::start(&db, &config(&url)).await;
+    gw.seed_team("acme", "research", false).await;
+    let key = gw.key("acme", "research").await;
+    Env {
+        gw,
+        key,
+        seen,
+        _server: server,
+        _db: db,
+    }
+}
+
+async fn run(gw: &Gw, key: &Key, api: &str, body: Value, request_id: &str) -> Reply {
+    let resp = gw
+        .client
+        .post(gw.url(&format!("/apis/{api}")))
+        .bearer_auth(&key.secret)
+        .header("x-request-id", request_id)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    Reply::read(resp).await
+}
+
+fn step<'a>(body: &'a Value, id: &str) -> &'a Value {
+    body["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id}: {body}"))
+}
+
+#[tokio::test]
+async fn a_sequence_feeds_each_step_the_previous_output_and_records_every_call() {
+    let Env { gw, key, .. } = env().await;
+    let reply = run(&gw, &key, "chain", json!({"name": "Ada"}), "run-chain").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let body = reply.json();
+    assert_eq!(body["output"], "echo: ECHO: HI ADA");
+    assert_eq!(body["version"], "chain@v1");
+    assert_eq!(body["api_version"], "v1");
+    assert_eq!(step(&body, "hello")["output"], "echo: Hi Ada");
+    assert_eq!(step(&body, "hello")["version"], "greet@1");
+    assert_eq!(step(&body, "loud")["status"], "ok");
+    let sum: u64 = ["hello", "loud"]
+        .iter()
+        .map(|id| step(&body, id)["usage"]["total_tokens"].as_u64().unwrap())
+        .sum();
+    assert!(sum > 0);
+    assert_eq!(body["usage"]["total_tokens"].as_u64().unwrap(), sum);
+
+    // Two step records and the run's own, with zero tokens.
+    gw.wait_records(3).await;
+    for id in ["hello", "loud"] {
+        let record = gw.record(&format!("run-chain.{id}")).await;
+        assert_eq!(record.kind, CallKind::Chat);
+        assert!(record.usage.total_tokens() > 0);
+        for tag in [("api", "chain@v1"), ("step", id), ("workflow", "run-chain")] {
+            let tag = (tag.0.to_owned(), tag.1.to_owned());
+            assert!(record.tags.contains(&tag), "{tag:?} in {:?}", record.tags);
+        }
+    }
+    let run = gw.record("run-chain").await;
+    assert_eq!(run.kind, CallKind::Workflow);
+    assert_eq!(run.usage.total_tokens(), 0);
+    assert_eq!(run.cost.0, 0);
+    assert_eq!(run.status, 200);
+    assert_eq!(run.alias, "chain@v1");
+    assert!(run.tags.contains(&("api".into(), "chain@v1".into())));
+}
+
+#[tokio::test]
+async fn independent_steps_run_concurrently() {
+    let Env { gw, key, .. } = env().await;
+    // `a` and `b` only answer once both are in: run one after the other, they would fail.
+    let reply = run(&gw, &key, "fan", json!({}), "run-fan").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let body = reply.json();
+    assert_eq!(step(&body, "a")["output"], json!({"who": "ann"}));
+    assert_eq!(step(&body, "b")["output"], json!({"who": "bob"}));
+    assert_eq!(body["output"], "echo: ANN+BOB");
+    assert_eq!(step(&body, "a")["usage"]["total_tokens"], 0);
+}
+
+#[tokio::test]
+async fn http_steps_post_variables_with_headers_and_read_json_or_text() {
+    let Env { gw, key, seen, .. } = env().await;
+    let reply = run(&gw, &key, "lookup", json!({"name": "Ada"}), "run-lookup").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let body = reply.json();
+    assert_eq!(
+        step(&body, "fetch")["output"],
+        json!({"got": {"name": "Ada"}})
+    );
+    assert_eq!(step(&body, "words")["output"], "plain words");
+    assert_eq!(body["output"], "echo: Hi Ada (plain words)");
+    assert_eq!(seen.token.lock().as_deref(), Some("secret-1"));
+}
+
+#[tokio::test]
+async fn a_failed_middle_step_stops_the_run_and_is_named() {
+    let Env { gw, key, seen, .. } = env().await;
+    let reply = run(&gw, &key, "broken", json!({"name": "Ada"}), "run-broken").await;
+    assert_eq!(reply.status, 502, "{}", reply.text);
+    assert_eq!(reply.code(), "workflow_step_failed");
+    assert!(reply.message().contains("`fail`"), "{}", reply.message());
+    assert_eq!(seen.fail_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        seen.echo_hits.load(Ordering::SeqCst),
+        0,
+        "the step after never ran"
+    );
+    // The first step's record and the failed run's.
+    gw.wait_records(2).await;
+    assert_eq!(gw.records_of("run-broken.first").await.len(), 1);
+    let run = gw.record("run-broken").await;
+    assert_eq!(run.kind, CallKind::Workflow);
+    assert_eq!(run.status, 502);
+    assert_eq!(run.error_code.as_deref(), Some("workflow_step_failed"));
+}
+
+#[tokio::test]
+async fn a_step_over_its_timeout_fails_the_run_with_504() {
+    let Env { gw, key, seen, .. } = env().await;
+    let started = std::time::Instant::now();
+    let reply = run(&gw, &key, "sleepy", json!({"name": "Ada"}), "run-sleepy").await;
+    assert_eq!(reply.status, 504, "{}", reply.text);
+    assert_eq!(reply.code(), "workflow_step_failed");
+    assert!(reply.message().contains("`slow`"), "{}", reply.message());
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(seen.echo_hits.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn workflows_do_not_stream() {
+    let Env { gw, key, .. } = env().await;
+    let reply = run(
+        &gw,
+        &key,
+        "chain",
+        json!({"name": "Ada", "stream": true}),
+        "run-stream",
+    )
+    .await;
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert!(reply.message().contains("workflow"), "{}", reply.message());
+}
