@@ -149,36 +149,28 @@ impl Snapshot {
         variables: Value,
         sticky: &str,
     ) -> Result<ApiAnswer, RouteFailure> {
-        ctx.context_policy = api.version.context_policy;
-        ctx.tags.push(("api".to_owned(), api.reference()));
-        let run = async {
-            match &api.version.body {
-                ApiBody::Prompt(call) => {
-                    let schema = api.version.output_schema.as_ref();
-                    let done = self
-                        .prompt_call(ctx, call, schema, &variables, sticky)
-                        .await?;
-                    Ok(ApiAnswer {
-                        output: done.output,
-                        usage: done.usage,
-                        version: done.version,
-                        api_version: api.version.version.clone(),
-                        call: done.call,
-                        steps: None,
-                    })
-                }
-                ApiBody::Workflow(flow) => {
-                    self.run_workflow(ctx, api, flow, &variables, sticky).await
-                }
+        start(ctx, &api);
+        let call = match &api.version.body {
+            ApiBody::Prompt(call) => call,
+            // A workflow applies the timeout itself, so that its run record sees it.
+            ApiBody::Workflow(flow) => {
+                return self.run_workflow(ctx, api, flow, &variables, sticky).await;
             }
         };
-        match api.version.timeout {
-            Some(limit) => match tokio::time::timeout(limit, run).await {
-                Ok(result) => result,
-                Err(_) => Err(GatewayError::UpstreamTimeout(TimeoutKind::Total).into()),
-            },
-            None => run.await,
-        }
+        let schema = api.version.output_schema.as_ref();
+        let done = within(
+            api.version.timeout,
+            self.prompt_call(ctx, call, schema, &variables, sticky),
+        )
+        .await?;
+        Ok(ApiAnswer {
+            output: done.output,
+            usage: done.usage,
+            version: done.version,
+            api_version: api.version.version.clone(),
+            call: done.call,
+            steps: None,
+        })
     }
 
     /// A streamed prompt API call, resolved once the first event is in hand (as a chat
@@ -209,8 +201,7 @@ impl Snapshot {
         if api.version.output_schema.is_some() {
             return Err(refuse("This API has an output schema: its output is checked whole and cannot stream. Send the request without \"stream\": true."));
         }
-        ctx.context_policy = api.version.context_policy;
-        ctx.tags.push(("api".to_owned(), api.reference()));
+        start(ctx, &api);
         let chosen = self.prompts.choose(&call.prompt, &call.label, sticky)?;
         let rendered = self
             .prompts
@@ -302,6 +293,34 @@ impl Snapshot {
             }
         }
     }
+}
+
+/// Runs `work` within `limit` when there is one: over it, 504 `upstream_timeout` (the work is
+/// dropped, which records its calls in flight as cancelled).
+pub(crate) async fn within<T, E: From<GatewayError>>(
+    limit: Option<std::time::Duration>,
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    match limit {
+        Some(limit) => match tokio::time::timeout(limit, work).await {
+            Ok(result) => result,
+            Err(_) => Err(GatewayError::UpstreamTimeout(TimeoutKind::Total).into()),
+        },
+        None => work.await,
+    }
+}
+
+/// Tags the gateway sets on API calls. A client's own values of these (`x-switchboard-tags`)
+/// are dropped, so that the versions compared in analytics are the ones really served.
+const RESERVED_TAGS: [&str; 4] = ["api", "prompt", "step", "workflow"];
+
+/// What every API call sets on its context: the version's context-window policy and the `api`
+/// tag.
+fn start(ctx: &mut RequestContext, api: &Resolved<'_>) {
+    ctx.context_policy = api.version.context_policy;
+    ctx.tags
+        .retain(|(key, _)| !RESERVED_TAGS.contains(&key.as_str()));
+    ctx.tags.push(("api".to_owned(), api.reference()));
 }
 
 /// Marks a served whole answer delivered and takes its text, usage and routing facts.

@@ -71,9 +71,9 @@ impl Snapshot {
         let run_id = ctx.request_id.clone();
         ctx.tags.push(("workflow".to_owned(), run_id.clone()));
         let mut meter = self.run_meter(ctx, &api);
-        let result = self
-            .run_steps(ctx, flow, input, sticky, api.version.output_schema.as_ref())
-            .await;
+        let steps = self.run_steps(ctx, flow, input, sticky, api.version.output_schema.as_ref());
+        // The version's timeout bounds the whole run.
+        let result = super::within(api.version.timeout, steps).await;
         match result {
             Ok((reports, call)) => {
                 meter.finish();
@@ -226,13 +226,8 @@ impl Snapshot {
                 }
             }
         };
-        let result = match step.timeout {
-            Some(limit) => tokio::time::timeout(limit, work)
-                .await
-                .unwrap_or(Err(GatewayError::UpstreamTimeout(TimeoutKind::Total))),
-            None => work.await,
-        };
-        let (output, usage, version, call) = result?;
+        let (output, usage, version, call) =
+            super::within::<_, GatewayError>(step.timeout, work).await?;
         Ok(StepDone {
             report: StepReport {
                 id: step.id.clone(),

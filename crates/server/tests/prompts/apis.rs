@@ -126,7 +126,10 @@ async fn a_published_api_answers_output_usage_and_version() {
         &key.secret,
         "/apis/greet",
         json!({"name": "Ada"}),
-        &[("x-request-id", "req-greet-1")],
+        &[
+            ("x-request-id", "req-greet-1"),
+            ("x-switchboard-tags", "prompt=forged,team=ml"),
+        ],
     )
     .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
@@ -163,6 +166,9 @@ async fn a_published_api_answers_output_usage_and_version() {
         "{:?}",
         record.tags
     );
+    // The client's own tags stay; its value of a tag the gateway sets does not.
+    assert!(record.tags.contains(&("team".into(), "ml".into())));
+    assert!(!record.tags.contains(&("prompt".into(), "forged".into())));
     assert_eq!(record.alias, "m-echo");
     assert_eq!(record.caller.key_id.as_deref(), Some(key.id.as_str()));
 }

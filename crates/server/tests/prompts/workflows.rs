@@ -124,6 +124,12 @@ apis:
       - {{ id: quick, prompt: greet, model: m-echo }}
       - {{ id: slow, prompt: greet, model: m-slow, timeout_ms: 100, variables: {{ name: "x" }} }}
       - {{ id: after, http: {{ url: "{server}/echo" }} }}
+  bounded:
+    status: published
+    timeout_ms: 150
+    steps:
+      - {{ id: quick, prompt: greet, model: m-echo }}
+      - {{ id: slow, prompt: greet, model: m-slow, variables: {{ name: "x" }} }}
 "#
     )
 }
@@ -276,6 +282,26 @@ async fn a_step_over_its_timeout_fails_the_run_with_504() {
         started.elapsed()
     );
     assert_eq!(seen.echo_hits.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn the_api_timeout_bounds_the_whole_run() {
+    let Env { gw, key, .. } = env().await;
+    let started = std::time::Instant::now();
+    let reply = run(&gw, &key, "bounded", json!({"name": "Ada"}), "run-bounded").await;
+    assert_eq!(reply.status, 504, "{}", reply.text);
+    assert_eq!(reply.code(), "upstream_timeout");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+    // The run is recorded as failed, the step in flight as cancelled.
+    gw.wait_records(3).await;
+    let run = gw.record("run-bounded").await;
+    assert_eq!(run.status, 504, "{run:?}");
+    let slow = gw.record("run-bounded.slow").await;
+    assert_eq!(slow.outcome, switchboard_core::usage::Outcome::Cancelled);
 }
 
 #[tokio::test]
