@@ -14,6 +14,33 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_core::usage::CallKind;
 
+/// Spans received by a minimal OTLP/HTTP collector.
+type Spans = Arc<parking_lot::Mutex<Vec<opentelemetry_proto::tonic::trace::v1::Span>>>;
+
+async fn start_collector() -> (String, Spans) {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message as _;
+    let spans: Spans = Arc::default();
+    let sink = spans.clone();
+    let app = Router::new().route(
+        "/v1/traces",
+        post(move |body: axum::body::Bytes| async move {
+            let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
+            let mut got = sink.lock();
+            for resource in request.resource_spans {
+                for scope in resource.scope_spans {
+                    got.extend(scope.spans);
+                }
+            }
+            Vec::<u8>::new()
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, spans)
+}
+
 /// What the test's HTTP server saw.
 #[derive(Default)]
 struct Seen {
@@ -76,9 +103,9 @@ async fn meet(State(seen): State<Arc<Seen>>, Path(who): Path<String>) -> (Status
     }
 }
 
-fn config(server: &str) -> String {
+fn config(server: &str, extra: &str) -> String {
     format!(
-        r#"providers:
+        r#"{extra}providers:
   mock: {{ type: mock }}
   slow: {{ type: mock, latency_ms: 3000 }}
 models:
@@ -143,9 +170,14 @@ struct Env {
 }
 
 async fn env() -> Env {
+    env_with("").await
+}
+
+/// A gateway with `extra` config sections (telemetry) before the test's own.
+async fn env_with(extra: &str) -> Env {
     let db = Db::sqlite();
     let (url, seen, server) = start_server().await;
-    let gw = Gw::start(&db, &config(&url)).await;
+    let gw = Gw::start(&db, &config(&url, extra)).await;
     gw.seed_team("acme", "research", false).await;
     let key = gw.key("acme", "research").await;
     Env {
@@ -302,6 +334,53 @@ async fn the_api_timeout_bounds_the_whole_run() {
     assert_eq!(run.status, 504, "{run:?}");
     let slow = gw.record("run-bounded.slow").await;
     assert_eq!(slow.outcome, switchboard_core::usage::Outcome::Cancelled);
+}
+
+#[tokio::test]
+async fn the_run_span_is_the_parent_of_each_steps_span() {
+    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+    let (collector, spans) = start_collector().await;
+    let telemetry = format!(
+        "telemetry:\n  service_name: sb-wf\n  otlp: {{ endpoint: \"{collector}\", batch_delay_ms: 20 }}\n"
+    );
+    let Env { gw, key, .. } = env_with(&telemetry).await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = "00f067aa0ba902b7";
+    let resp = gw
+        .client
+        .post(gw.url("/apis/chain"))
+        .bearer_auth(&key.secret)
+        .header("traceparent", format!("00-{trace_id}-{parent}-01"))
+        .json(&json!({"name": "Ada"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    // The run's span, two steps' spans and one attempt span per step.
+    let mut server = Vec::new();
+    for _ in 0..3000 {
+        server = spans
+            .lock()
+            .iter()
+            .filter(|s| hex(&s.trace_id) == trace_id && s.kind == SpanKind::Server as i32)
+            .cloned()
+            .collect::<Vec<_>>();
+        if server.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(server.len(), 3, "{server:#?}");
+    let run = server
+        .iter()
+        .find(|s| s.name == "workflow chain@v1")
+        .unwrap_or_else(|| panic!("no run span: {server:#?}"));
+    assert_eq!(hex(&run.parent_span_id), parent);
+    for step in server.iter().filter(|s| s.name != "workflow chain@v1") {
+        assert_eq!(step.name, "chat m-echo");
+        assert_eq!(step.parent_span_id, run.span_id, "{step:#?}");
+    }
 }
 
 #[tokio::test]
