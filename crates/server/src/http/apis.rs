@@ -4,6 +4,7 @@
 //! Errors are in the OpenAI shape. The documents need a valid key, like every data-plane route,
 //! and list only the APIs that key may call.
 
+use super::capture::{self, StreamCapture};
 use super::chat::{prepare, Prepared};
 use super::context::{request_context, Edge};
 use super::format::{apply_rate, json_body, CallMeta, ClientFormat};
@@ -65,6 +66,9 @@ pub async fn call(
         target: None,
         attempts: 0,
     };
+    // `logging.bodies` selects API calls by their model alias (a workflow has none of its own),
+    // and keeps the API's request and answer under the API call's request id.
+    let capture = capture::start(&state, &snapshot.config, &ctx, &alias, &body);
 
     let mut response = if stream {
         match snapshot.stream_api(&mut ctx, api, variables, &sticky).await {
@@ -82,7 +86,7 @@ pub async fn call(
                     request_id.clone(),
                     served.routed.attempts,
                     served.meter,
-                    super::capture::StreamCapture::new(None),
+                    StreamCapture::new(capture),
                 );
                 let mut response = (StatusCode::OK, body).into_response();
                 let headers = response.headers_mut();
@@ -101,12 +105,18 @@ pub async fn call(
                 set(headers, X_PROMPT_VERSION, &version);
                 response
             }
-            Err(failure) => format.failure_response(&failure, &meta),
+            Err(failure) => {
+                capture::failed(capture);
+                format.failure_response(&failure, &meta)
+            }
         }
     } else {
         match snapshot.call_api(&mut ctx, api, variables, &sticky).await {
             Ok(answer) => {
                 let body = answer.body().to_string();
+                if let Some(capture) = capture {
+                    capture.finish(Some(body.as_bytes()));
+                }
                 let mut response = (StatusCode::OK, json_body(body)).into_response();
                 let headers = response.headers_mut();
                 CallMeta {
@@ -119,7 +129,10 @@ pub async fn call(
                 set(headers, X_PROMPT_VERSION, &answer.version);
                 response
             }
-            Err(failure) => format.failure_response(&failure, &meta),
+            Err(failure) => {
+                capture::failed(capture);
+                format.failure_response(&failure, &meta)
+            }
         }
     };
     apply_lifecycle(response.headers_mut(), &lifecycle);

@@ -594,3 +594,39 @@ async fn ab_splits_are_proportional_and_sticky_and_recorded() {
     }
     assert_eq!(seen.len(), 1, "{seen:?}");
 }
+
+#[tokio::test]
+async fn logged_bodies_are_the_apis_request_and_answer() {
+    let db = Db::sqlite();
+    let up = MockProvider::start(MockKind::OpenAi).await;
+    let extra = "logging:\n  bodies: { aliases: [m-echo] }\n";
+    let first = Gw::start(&db, &config(&up, extra)).await;
+    let headers = [("x-request-id", "req-bodies")];
+    let reply = post(
+        &first,
+        ADMIN,
+        "/apis/greet",
+        json!({"name": "Ada"}),
+        &headers,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    first.wait_records(1).await;
+    // Shutting down drains the body writer; a second gateway on the database answers.
+    first.server.shutdown().await;
+    let second = Gw::start(&db, &config(&up, extra)).await;
+    let resp = second
+        .client
+        .get(second.url("/admin/v1/logs/req-bodies"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let log = Reply::read(resp).await;
+    assert_eq!(log.status, 200, "{}", log.text);
+    let call = &log.json()["data"][0];
+    let request = call["request_body"].as_str().unwrap_or_default();
+    assert!(request.contains("\"name\""), "{call}");
+    let response = call["response_body"].as_str().unwrap_or_default();
+    assert!(response.contains("echo: Hi Ada!"), "{call}");
+}
