@@ -6,7 +6,11 @@ use serde_json::Value;
 /// The JSON value the text holds, when it satisfies `schema`; else what is wrong, in words the
 /// model (and the caller, in a 502) can act on.
 pub fn check(schema: &Value, text: &str) -> Result<Value, String> {
-    let value = parse(text)?;
+    check_value(schema, parse(text)?)
+}
+
+/// `value` when it satisfies `schema`, else the first few problems with their places.
+pub fn check_value(schema: &Value, value: Value) -> Result<Value, String> {
     let validator = jsonschema::validator_for(schema)
         .map_err(|e| format!("the API's output schema cannot be compiled: {e}"))?;
     let problems: Vec<String> = validator

@@ -221,7 +221,13 @@ impl Snapshot {
                     Ok((done.output, done.usage, Some(done.version), Some(done.call)))
                 }
                 StepKind::Http(http) => {
-                    let output = self.http_step(http, &variables).await?;
+                    let mut output = self.http_step(http, &variables).await?;
+                    // An HTTP output step is checked against the API's output schema too (a
+                    // service cannot be asked for a repair).
+                    if let Some(schema) = schema {
+                        output = super::output::check_value(schema, output)
+                            .map_err(GatewayError::InvalidOutput)?;
+                    }
                     Ok((output, Usage::default(), None, None))
                 }
             }

@@ -151,6 +151,14 @@ apis:
       - {{ id: quick, prompt: greet, model: m-echo }}
       - {{ id: slow, prompt: greet, model: m-slow, timeout_ms: 100, variables: {{ name: "x" }} }}
       - {{ id: after, http: {{ url: "{server}/echo" }} }}
+  checked:
+    status: published
+    output_schema: {{ type: object, required: [got] }}
+    steps: [ {{ id: fetch, http: {{ url: "{server}/echo" }} }} ]
+  mismatched:
+    status: published
+    output_schema: {{ type: object, required: [missing] }}
+    steps: [ {{ id: fetch, http: {{ url: "{server}/echo" }} }} ]
   bounded:
     status: published
     timeout_ms: 150
@@ -381,6 +389,18 @@ async fn the_run_span_is_the_parent_of_each_steps_span() {
         assert_eq!(step.name, "chat m-echo");
         assert_eq!(step.parent_span_id, run.span_id, "{step:#?}");
     }
+}
+
+#[tokio::test]
+async fn the_output_schema_checks_the_output_step() {
+    let Env { gw, key, .. } = env().await;
+    let reply = run(&gw, &key, "checked", json!({"a": 1}), "run-checked").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json()["output"], json!({"got": {"a": 1}}));
+    let reply = run(&gw, &key, "mismatched", json!({"a": 1}), "run-mismatched").await;
+    assert_eq!(reply.status, 502, "{}", reply.text);
+    assert_eq!(reply.code(), "workflow_step_failed");
+    assert!(reply.message().contains("missing"), "{}", reply.message());
 }
 
 #[tokio::test]
