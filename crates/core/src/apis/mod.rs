@@ -131,8 +131,9 @@ impl Snapshot {
         Ok(Resolved { api, version })
     }
 
-    /// The APIs `who` may read the documents of: every non-draft version (drafts for the
-    /// admin), of APIs the caller may call.
+    /// The APIs whose documents `who` may read: those its allow-list names (a gated API's
+    /// docs are readable before a subscription is approved: that is how an app decides to ask
+    /// for one). Which versions are shown is [`openapi::served_versions`].
     pub fn visible_apis<'a>(&'a self, who: &'a Principal) -> impl Iterator<Item = &'a ApiConfig> {
         self.config
             .apis
@@ -209,7 +210,9 @@ impl Snapshot {
         let version = rendered.reference();
         ctx.tags.push(("prompt".to_owned(), version.clone()));
         let req = api_request(call, &rendered, None, Vec::new(), true)?;
-        let served = self.chat_stream_granted(ctx, &req).await?;
+        // For a stream the version's timeout bounds the wait for the first event; once events
+        // flow, the model's own idle timeouts apply.
+        let served = within(api.version.timeout, self.chat_stream_granted(ctx, &req)).await?;
         Ok(ApiStream { served, version })
     }
 
