@@ -528,6 +528,21 @@ async fn keys_need_the_api_in_their_allow_list_and_gated_apis_a_subscription() {
     // The admin may call anything.
     let reply = post(&gw, ADMIN, "/apis/gated", json!({"name": "Ada"}), &[]).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
+
+    // The app asks for an API subscription; pending, then approved, the key may call it.
+    let request = json!({"team": "research", "app": "research-app", "api": "gated"});
+    let sub = gw.admin("/orgs/acme/subscriptions", request, 201).await;
+    let reply = post(&gw, &key.secret, "/apis/gated", json!({"name": "Ada"}), &[]).await;
+    assert_eq!(reply.code(), "subscription_pending", "{}", reply.text);
+    let id = sub["id"].as_str().unwrap();
+    gw.admin(
+        &format!("/orgs/acme/subscriptions/{id}/approve"),
+        json!({}),
+        200,
+    )
+    .await;
+    let reply = post(&gw, &key.secret, "/apis/gated", json!({"name": "Ada"}), &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
 }
 
 #[tokio::test]
