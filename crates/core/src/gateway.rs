@@ -30,6 +30,8 @@ pub struct Snapshot {
     pub telemetry: Option<Arc<Telemetry>>,
     /// The config's prompts, compiled.
     pub prompts: crate::prompts::PromptLibrary,
+    /// The gateway's shared HTTP client (workflow HTTP steps).
+    pub http: reqwest::Client,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +92,7 @@ impl Snapshot {
             limiter: Limiter::new(&config, shared.limits.clone()),
             usage: shared.usage.clone(),
             prompts: crate::prompts::PromptLibrary::build(&config.prompts),
+            http: shared.http.clone(),
             config: Arc::new(config),
         })
     }

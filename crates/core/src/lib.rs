@@ -4,6 +4,7 @@
 //! docs/architecture.md draws the same order.
 
 pub mod alias_metrics;
+pub mod apis;
 pub mod auth;
 mod clock;
 pub mod config;

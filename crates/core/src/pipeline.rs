@@ -87,6 +87,17 @@ impl Snapshot {
         req: &ChatRequest,
     ) -> Result<Served<ChatResponse>, RouteFailure> {
         self.authorize(ctx, &req.model)?; // 2 may they call it
+        self.chat_granted(ctx, req).await
+    }
+
+    /// A whole chat completion of a caller already entitled to the model: a prompt API is the
+    /// grant (its model is called on the caller's behalf, so step 2 is skipped), while the
+    /// context window, limits, budgets and routing apply exactly as to any chat.
+    pub async fn chat_granted(
+        &self,
+        ctx: &mut RequestContext,
+        req: &ChatRequest,
+    ) -> Result<Served<ChatResponse>, RouteFailure> {
         self.check_context_window(req)?; // 3 does it fit
         let Admitted {
             mut meter,
@@ -116,6 +127,15 @@ impl Snapshot {
         req: &ChatRequest,
     ) -> Result<Served<ChatEventStream>, RouteFailure> {
         self.authorize(ctx, &req.model)?;
+        self.chat_stream_granted(ctx, req).await
+    }
+
+    /// [`Self::chat_stream`] for a caller already entitled to the model (a prompt API).
+    pub async fn chat_stream_granted(
+        &self,
+        ctx: &mut RequestContext,
+        req: &ChatRequest,
+    ) -> Result<Served<ChatEventStream>, RouteFailure> {
         self.check_context_window(req)?;
         let Admitted {
             mut meter,
@@ -441,7 +461,7 @@ impl Snapshot {
 }
 
 /// The names of who made a call, for the usage record.
-fn caller(principal: Option<&Principal>) -> Caller {
+pub(crate) fn caller(principal: Option<&Principal>) -> Caller {
     match principal {
         Some(Principal::Key(grant)) => Caller {
             org: Some(grant.org.clone()),

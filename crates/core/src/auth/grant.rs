@@ -59,6 +59,13 @@ impl KeyGrant {
             .is_none_or(|models| models.iter().any(|m| m == alias))
     }
 
+    /// Whether the key's allow-list names the prompt API `name`.
+    pub fn lists_api(&self, name: &str) -> bool {
+        self.apis
+            .as_ref()
+            .is_none_or(|apis| apis.iter().any(|a| a == name))
+    }
+
     pub fn subscription(&self, kind: SubscriptionKind, target: &str) -> Option<&SubscriptionState> {
         self.subscriptions.get(&(kind, target.to_owned()))
     }

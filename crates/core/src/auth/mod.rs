@@ -127,19 +127,7 @@ impl Authenticator {
                 if !requires_approval {
                     return Ok(());
                 }
-                match grant.subscription(SubscriptionKind::Model, alias) {
-                    Some(SubscriptionState::Approved) => Ok(()),
-                    Some(SubscriptionState::Pending) => {
-                        Err(GatewayError::SubscriptionPending(alias.to_owned()))
-                    }
-                    Some(SubscriptionState::Rejected { reason }) => {
-                        Err(GatewayError::SubscriptionRejected {
-                            alias: alias.to_owned(),
-                            reason: reason.clone(),
-                        })
-                    }
-                    None => Err(GatewayError::ApprovalRequired(alias.to_owned())),
-                }
+                subscribed(grant, SubscriptionKind::Model, alias)
             }
             Principal::User(user) => {
                 let may_call = user.roles.iter().any(|r| r.role.at_least(Role::Developer));
@@ -154,10 +142,59 @@ impl Authenticator {
         }
     }
 
+    /// Whether `who` may call the prompt API `name`, in the same order as
+    /// [`Self::check_model`]: the key's `apis` allow-list, then the app's approved `api`
+    /// subscription when the API requires approval. The API is the grant: its model alias is
+    /// not checked against the key's model list.
+    pub fn check_api(
+        &self,
+        who: &Principal,
+        name: &str,
+        requires_approval: bool,
+    ) -> Result<(), GatewayError> {
+        match who {
+            Principal::Admin => Ok(()),
+            Principal::Key(grant) => {
+                if !grant.lists_api(name) {
+                    return Err(GatewayError::ApiNotAllowed(name.to_owned()));
+                }
+                if !requires_approval {
+                    return Ok(());
+                }
+                subscribed(grant, SubscriptionKind::Api, name)
+            }
+            Principal::User(user) => {
+                let may_call = user.roles.iter().any(|r| r.role.at_least(Role::Developer));
+                if !may_call {
+                    return Err(GatewayError::ApiNotAllowed(name.to_owned()));
+                }
+                if requires_approval {
+                    return Err(GatewayError::ApprovalRequired(name.to_owned()));
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Whether `alias` would pass [`Self::check_model`] (for `GET /v1/models`): listed and, if
     /// gated, approved.
     pub fn may_call(&self, who: &Principal, alias: &str, requires_approval: bool) -> bool {
         self.check_model(who, alias, requires_approval).is_ok()
+    }
+}
+
+/// Whether the app of `grant` holds an approved subscription to `target`.
+fn subscribed(grant: &KeyGrant, kind: SubscriptionKind, target: &str) -> Result<(), GatewayError> {
+    match grant.subscription(kind, target) {
+        Some(SubscriptionState::Approved) => Ok(()),
+        Some(SubscriptionState::Pending) => {
+            Err(GatewayError::SubscriptionPending(target.to_owned()))
+        }
+        Some(SubscriptionState::Rejected { reason }) => Err(GatewayError::SubscriptionRejected {
+            alias: target.to_owned(),
+            reason: reason.clone(),
+        }),
+        None => Err(GatewayError::ApprovalRequired(target.to_owned())),
     }
 }
 

@@ -160,3 +160,41 @@ async fn people_with_a_developer_role_may_call_ungated_models() {
         "approval_required"
     );
 }
+
+#[test]
+fn api_access_follows_the_apis_allow_list_and_api_subscriptions() {
+    let auth = Authenticator::new(None, None, None);
+    let mut g = grant();
+    // No `apis` list: every API; the key's model list does not matter to APIs.
+    let who = Principal::Key(Arc::new(g.clone()));
+    assert!(auth.check_api(&who, "summarize", false).is_ok());
+    g.apis = Some(vec!["summarize".into(), "gated-api".into()]);
+    g.subscriptions.insert(
+        (SubscriptionKind::Model, "gated-api".into()),
+        SubscriptionState::Approved,
+    );
+    let who = Principal::Key(Arc::new(g.clone()));
+    assert!(auth.check_api(&who, "summarize", false).is_ok());
+    let err = auth.check_api(&who, "other", false).unwrap_err();
+    assert_eq!(err.code(), "api_not_allowed");
+    assert_eq!(err.status(), 403);
+    // A model subscription of the same name is not an API subscription.
+    let err = auth.check_api(&who, "gated-api", true).unwrap_err();
+    assert_eq!(err.code(), "approval_required");
+    g.subscriptions.insert(
+        (SubscriptionKind::Api, "gated-api".into()),
+        SubscriptionState::Pending,
+    );
+    let who = Principal::Key(Arc::new(g.clone()));
+    assert_eq!(
+        auth.check_api(&who, "gated-api", true).unwrap_err().code(),
+        "subscription_pending"
+    );
+    g.subscriptions.insert(
+        (SubscriptionKind::Api, "gated-api".into()),
+        SubscriptionState::Approved,
+    );
+    let who = Principal::Key(Arc::new(g));
+    assert!(auth.check_api(&who, "gated-api", true).is_ok());
+    assert!(auth.check_api(&Principal::Admin, "anything", true).is_ok());
+}

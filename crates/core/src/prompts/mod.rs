@@ -289,3 +289,12 @@ pub fn chat_request(
     req.raw = None;
     Ok(req)
 }
+
+/// Renders one template string over `context` (a workflow step's variable over the run's
+/// context). Same rules as prompt templates: undefined names are errors, fuel bounds loops.
+/// The template is compiled per call: workflow variables are short and rendered once per run.
+pub fn render_str(template: &str, context: &Value) -> Result<String, String> {
+    let env = environment();
+    env.render_str(template, minijinja::value::Serde(context))
+        .map_err(|e| describe(&e))
+}

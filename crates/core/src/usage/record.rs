@@ -42,6 +42,9 @@ impl Outcome {
 pub enum CallKind {
     Chat,
     Embeddings,
+    /// A prompt API workflow run as a whole (zero tokens and cost: its steps' own records
+    /// carry those, so sums are not counted twice).
+    Workflow,
 }
 
 impl CallKind {
@@ -49,6 +52,7 @@ impl CallKind {
         match self {
             CallKind::Chat => "chat",
             CallKind::Embeddings => "embeddings",
+            CallKind::Workflow => "workflow",
         }
     }
 
@@ -56,6 +60,7 @@ impl CallKind {
         match text {
             "chat" => Some(CallKind::Chat),
             "embeddings" => Some(CallKind::Embeddings),
+            "workflow" => Some(CallKind::Workflow),
             _ => None,
         }
     }

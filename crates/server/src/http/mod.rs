@@ -3,6 +3,7 @@
 //! Handlers live in one file per API family.
 
 mod anthropic;
+mod apis;
 mod capture;
 mod chat;
 mod context;
@@ -49,6 +50,15 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .route(
             "/v1/messages/count_tokens",
             anthropic_post(post(anthropic::count_tokens)),
+        )
+        .route(
+            "/apis/openapi.json",
+            get(apis::openapi_all).fallback(openai_wrong_method),
+        )
+        .route("/apis/{name}", openai_post(post(apis::call)))
+        .route(
+            "/apis/{name}/openapi.json",
+            get(apis::openapi_one).fallback(openai_wrong_method),
         )
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::render))
