@@ -7,6 +7,7 @@ pub mod alias_metrics;
 pub mod auth;
 mod clock;
 pub mod config;
+pub mod context;
 pub mod error;
 pub mod gateway;
 pub mod limits;

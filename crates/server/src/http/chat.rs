@@ -6,7 +6,7 @@ use super::context::request_context;
 use super::format::{apply_rate, json_body, CallMeta, ClientFormat};
 use super::{sse, AppState};
 use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -109,6 +109,7 @@ pub async fn handle(
         }
         .apply(headers);
         apply_rate(headers, &rate);
+        apply_notes(headers, &ctx);
         response
     } else {
         let Served {
@@ -138,7 +139,20 @@ pub async fn handle(
         }
         .apply(headers);
         apply_rate(headers, &meter.admission().headers());
+        apply_notes(headers, &ctx);
         response
+    }
+}
+
+const X_SWITCHBOARD_CONTEXT: HeaderName = HeaderName::from_static("x-switchboard-context");
+
+/// Headers about what the gateway did to the request: `x-switchboard-context` when it was
+/// truncated to fit the context window.
+fn apply_notes(headers: &mut HeaderMap, ctx: &RequestContext) {
+    if let Some(trimmed) = &ctx.trimmed {
+        if let Ok(value) = HeaderValue::from_str(&trimmed.header_value()) {
+            headers.insert(X_SWITCHBOARD_CONTEXT, value);
+        }
     }
 }
 
