@@ -462,7 +462,8 @@ impl Snapshot {
             input_after = trimmed.input_after,
             "Truncated the conversation to fit the context window."
         );
-        ctx.tags.push(("context".to_owned(), trimmed.action().to_owned()));
+        ctx.tags
+            .push(("context".to_owned(), trimmed.action().to_owned()));
         ctx.trimmed = Some(trimmed);
         let bound = tokens::upper_bound(&fitted);
         Ok((fitted, bound))

@@ -424,7 +424,11 @@ mod tests {
         for model in ["gpt-4o", "gpt-4-turbo", "claude-sonnet-4-5"] {
             let parts = breakdown_for(model, &req);
             assert_eq!(parts.messages.len(), 2);
-            assert_eq!(parts.total(), count_input_for(model, &req).tokens, "{model}");
+            assert_eq!(
+                parts.total(),
+                count_input_for(model, &req).tokens,
+                "{model}"
+            );
         }
     }
 

@@ -118,12 +118,12 @@ pub fn fit<'r>(
         ContextPolicy::MiddleOut => middle_out(&sizes, budget),
     }
     .ok_or_else(exceeded)?;
-    let messages: Vec<Message> = kept
-        .iter()
-        .flat_map(|k| turns[k.clone()].iter())
-        .flat_map(|t| req.messages[t.clone()].iter().cloned())
+    let kept_turns = || kept.turns(turns.len());
+    let messages: Vec<Message> = kept_turns()
+        .flat_map(|k| turns[k].clone())
+        .map(|i| req.messages[i].clone())
         .collect();
-    let kept_tokens: u64 = kept.iter().flat_map(|k| sizes[k.clone()].iter()).sum();
+    let kept_tokens: u64 = kept_turns().map(|k| sizes[k]).sum();
     let trimmed = Trimmed {
         policy: window.policy,
         dropped: req.messages.len() - messages.len(),
@@ -155,9 +155,23 @@ fn turns(messages: &[Message]) -> Vec<Range<usize>> {
     turns
 }
 
+/// The turns a policy keeps: the first `head` and those from `tail` on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Kept {
+    head: usize,
+    tail: usize,
+}
+
+impl Kept {
+    /// The kept turn indices of a conversation of `n` turns, in order.
+    fn turns(self, n: usize) -> impl Iterator<Item = usize> {
+        (0..self.head).chain(self.tail..n)
+    }
+}
+
 /// `truncate_oldest`: the longest run of latest turns within `budget` (never none: the last
-/// turn must fit). Returns the kept ranges of turn indices.
-fn oldest(sizes: &[u64], budget: u64) -> Option<Vec<Range<usize>>> {
+/// turn must fit).
+fn oldest(sizes: &[u64], budget: u64) -> Option<Kept> {
     let n = sizes.len();
     let mut total = 0;
     let mut from = n;
@@ -165,14 +179,17 @@ fn oldest(sizes: &[u64], budget: u64) -> Option<Vec<Range<usize>>> {
         total += sizes[from - 1];
         from -= 1;
     }
-    (from < n).then(|| vec![from..n])
+    (from < n).then_some(Kept {
+        head: 0,
+        tail: from,
+    })
 }
 
 /// `middle_out`: keep the first and the last turn, and drop a run of turns centred on the
 /// middle of the conversation, widened one turn at a time on alternate sides (so the early and
 /// the latest context shrink evenly) until the rest fits. When the first and last turns alone
 /// do not fit, the first goes too (as `truncate_oldest`).
-fn middle_out(sizes: &[u64], budget: u64) -> Option<Vec<Range<usize>>> {
+fn middle_out(sizes: &[u64], budget: u64) -> Option<Kept> {
     let n = sizes.len();
     let last = *sizes.last()?;
     if n >= 3 {
@@ -194,11 +211,14 @@ fn middle_out(sizes: &[u64], budget: u64) -> Option<Vec<Range<usize>>> {
             }
         }
         if kept <= budget {
-            return Some(vec![0..lo, hi..n]);
+            return Some(Kept { head: lo, tail: hi });
         }
     }
     if n >= 2 && sizes[0] + last <= budget {
-        return Some(vec![0..1, n - 1..n]);
+        return Some(Kept {
+            head: 1,
+            tail: n - 1,
+        });
     }
     // The first turn does not fit beside the last: the latest turns that fit.
     oldest(sizes, budget)

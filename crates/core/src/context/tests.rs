@@ -28,7 +28,10 @@ fn result(id: &str) -> Message {
 fn conversation(turns: usize) -> ChatRequest {
     let mut messages = Vec::new();
     for i in 0..turns {
-        messages.push(text(Role::User, &format!("question {i}: tell me about topic {i}")));
+        messages.push(text(
+            Role::User,
+            &format!("question {i}: tell me about topic {i}"),
+        ));
         if i % 3 == 1 {
             let id = format!("call_{i}");
             messages.push(call(&id));
@@ -159,7 +162,10 @@ fn truncate_oldest_keeps_the_system_prompt_and_the_latest_turns() {
         assert_eq!(trimmed.input_before, before);
         assert_eq!(trimmed.input_after, after);
         assert_eq!(trimmed.dropped, req.messages.len() - fitted.messages.len());
-        assert_eq!(trimmed.header_value(), format!("truncated_oldest;dropped={}", trimmed.dropped));
+        assert_eq!(
+            trimmed.header_value(),
+            format!("truncated_oldest;dropped={}", trimmed.dropped)
+        );
         // A suffix of the conversation: the oldest turns went.
         assert!(req.messages.ends_with(&fitted.messages));
         // And as many turns as fit: one more turn would not.
@@ -183,7 +189,10 @@ fn middle_out_keeps_the_first_and_the_latest_turns() {
         let trimmed = trimmed.expect("truncated");
         assert_integrity(&req, &fitted);
         assert!(count(&fitted) + 100 <= u64::from(budget));
-        assert_eq!(trimmed.header_value(), format!("truncated_middle;dropped={}", trimmed.dropped));
+        assert_eq!(
+            trimmed.header_value(),
+            format!("truncated_middle;dropped={}", trimmed.dropped)
+        );
         // The first turn (question 0 and its answer) is kept...
         assert_eq!(fitted.messages[..2], req.messages[..2], "{budget}");
         // ...then one contiguous run was dropped: a head of the original, then its tail.
@@ -284,7 +293,8 @@ fn the_copy_keeps_every_other_field() {
     req.temperature = Some(0.3);
     req.stop = vec!["END".into()];
     req.stream = true;
-    req.extra.insert("metadata".into(), serde_json::json!({"a": 1}));
+    req.extra
+        .insert("metadata".into(), serde_json::json!({"a": 1}));
     let (fitted, _) = fit_in(&req, 1200, ContextPolicy::TruncateOldest).unwrap();
     let mut expected = req.clone();
     expected.messages = fitted.messages.clone();

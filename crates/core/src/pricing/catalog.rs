@@ -98,7 +98,9 @@ impl Catalog {
                 return Err(problem("has a context window of 0"));
             }
             if price.is_none() && entry.context_window.is_none() {
-                return Err(problem("has neither an `input` price nor a `context_window`"));
+                return Err(problem(
+                    "has neither an `input` price nor a `context_window`",
+                ));
             }
             for name in std::iter::once(&model).chain(&entry.aliases) {
                 let key = name.to_lowercase();
