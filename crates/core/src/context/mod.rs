@@ -256,6 +256,7 @@ fn with_messages(req: &ChatRequest, messages: Vec<Message>) -> ChatRequest {
         stream_include_usage,
         extra,
         raw: _,
+        prompt,
     } = req;
     ChatRequest {
         model: model.clone(),
@@ -283,5 +284,6 @@ fn with_messages(req: &ChatRequest, messages: Vec<Message>) -> ChatRequest {
         stream_include_usage: *stream_include_usage,
         extra: extra.clone(),
         raw: None,
+        prompt: prompt.clone(),
     }
 }

@@ -11,10 +11,13 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use std::sync::Arc;
+use switchboard_core::auth::Principal;
 use switchboard_core::pipeline::Served;
+use switchboard_core::prompts::reference;
 use switchboard_core::usage::ClientInfo;
 use switchboard_core::{GatewayError, RequestContext, Snapshot};
 use switchboard_protocols::ConvertError;
+use switchboard_types::ChatRequest;
 
 /// A request that passed the steps every data-plane route shares: the snapshot it will use,
 /// an authenticated context, and its body (within the size limit).
@@ -65,10 +68,21 @@ pub async fn handle(
         Err(response) => return response,
     };
     let request_id = ctx.request_id.clone();
-    let req = match format.parse_chat(&bytes) {
+    let mut req = match format.parse_chat(&bytes) {
         Ok(req) => req,
         Err(err) => return format.error_response(&err.into(), &request_id),
     };
+    // Only a request that references a stored prompt pays for rendering it.
+    let mut prompt_version = None;
+    if req.prompt.is_some() {
+        match render_prompt(&snapshot, &mut ctx, &headers, req) {
+            Ok((rendered, version)) => {
+                req = rendered;
+                prompt_version = Some(version);
+            }
+            Err(err) => return format.error_response(&err, &request_id),
+        }
+    }
     let alias = req.model.clone();
     let capture = capture::start(&state, &snapshot.config, &ctx, &alias, &bytes);
     let meta = CallMeta {
@@ -109,7 +123,7 @@ pub async fn handle(
         }
         .apply(headers);
         apply_rate(headers, &rate);
-        apply_notes(headers, &ctx);
+        apply_notes(headers, &ctx, prompt_version.as_deref());
         response
     } else {
         let Served {
@@ -139,19 +153,53 @@ pub async fn handle(
         }
         .apply(headers);
         apply_rate(headers, &meter.admission().headers());
-        apply_notes(headers, &ctx);
+        apply_notes(headers, &ctx, prompt_version.as_deref());
         response
     }
 }
 
 const X_SWITCHBOARD_CONTEXT: HeaderName = HeaderName::from_static("x-switchboard-context");
+const X_SWITCHBOARD_PROMPT_VERSION: HeaderName =
+    HeaderName::from_static("x-switchboard-prompt-version");
+/// Which arm of a split prompt label a caller gets, when not the key's own.
+const X_SWITCHBOARD_AB_KEY: &str = "x-switchboard-ab-key";
 
-/// Headers about what the gateway did to the request: `x-switchboard-context` when it was
-/// truncated to fit the context window.
-fn apply_notes(headers: &mut HeaderMap, ctx: &RequestContext) {
+/// Renders the stored prompt `req` references (see `switchboard_core::prompts::reference`)
+/// and tags the call `prompt=<name>@<version>` for the usage record, the log and analytics.
+/// Returns the rendered request and `<name>@<version>`.
+fn render_prompt(
+    snapshot: &Snapshot,
+    ctx: &mut RequestContext,
+    headers: &HeaderMap,
+    req: ChatRequest,
+) -> Result<(ChatRequest, String), GatewayError> {
+    // A split is sticky per caller: the `x-switchboard-ab-key` header (an app's own end user),
+    // else the key, else (no identity to stick to) the request.
+    let sticky = match headers.get(X_SWITCHBOARD_AB_KEY).map(HeaderValue::to_str) {
+        Some(Ok(key)) if !key.is_empty() => key,
+        _ => match &ctx.principal {
+            Some(Principal::Key(grant)) => grant.key_id.as_str(),
+            Some(Principal::User(user)) => user.subject.as_str(),
+            Some(Principal::Admin) | None => ctx.request_id.as_str(),
+        },
+    };
+    let (req, version) = reference::resolve(&snapshot.prompts, req, sticky)?;
+    ctx.tags.push(("prompt".to_owned(), version.clone()));
+    Ok((req, version))
+}
+
+/// Headers about what the gateway did to the request: `x-switchboard-prompt-version` when it
+/// rendered a stored prompt, `x-switchboard-context` when it truncated the conversation to fit
+/// the context window.
+fn apply_notes(headers: &mut HeaderMap, ctx: &RequestContext, prompt_version: Option<&str>) {
     if let Some(trimmed) = &ctx.trimmed {
         if let Ok(value) = HeaderValue::from_str(&trimmed.header_value()) {
             headers.insert(X_SWITCHBOARD_CONTEXT, value);
+        }
+    }
+    if let Some(version) = prompt_version {
+        if let Ok(value) = HeaderValue::from_str(version) {
+            headers.insert(X_SWITCHBOARD_PROMPT_VERSION, value);
         }
     }
 }
