@@ -456,12 +456,14 @@ impl Snapshot {
         tracing::info!(
             request_id = %ctx.request_id,
             alias = %req.model,
-            context = trimmed.action(),
+            policy = context::policy_name(trimmed.policy),
             dropped = trimmed.dropped,
             input_before = trimmed.input_before,
             input_after = trimmed.input_after,
             "Truncated the conversation to fit the context window."
         );
+        // The gateway's own tag: a client's `context=` in `x-switchboard-tags` does not stand.
+        ctx.tags.retain(|(key, _)| key != "context");
         ctx.tags
             .push(("context".to_owned(), trimmed.action().to_owned()));
         ctx.trimmed = Some(trimmed);

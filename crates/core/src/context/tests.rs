@@ -301,3 +301,48 @@ fn the_copy_keeps_every_other_field() {
     expected.raw = None;
     assert_eq!(fitted.into_owned(), expected);
 }
+
+/// The pipeline's policy: the API's (`ctx.context_policy`) over the alias's; a truncated call
+/// is tagged and noted on the context; the alias without a configured window takes its first
+/// target's catalog window.
+#[tokio::test]
+async fn the_pipeline_honours_an_apis_policy_over_the_aliass() {
+    let yaml = r#"
+providers: { demo: { type: mock } }
+models:
+  small: { targets: [ { provider: demo, model: echo } ], context_window: 500 }
+  catalogued: { targets: [ { provider: demo, model: gpt-4o-mini }, { provider: demo, model: echo } ] }
+"#;
+    let config = crate::config::load_str("t.yaml", yaml, &|_| None).expect("valid");
+    assert_eq!(config.models["small"].context_window, Some(500));
+    assert_eq!(config.models["catalogued"].context_window, Some(128_000));
+    assert_eq!(config.models["small"].context_policy, ContextPolicy::Reject);
+    let gateway = crate::Gateway::new(config).expect("builds");
+    let snapshot = gateway.snapshot();
+    let mut req = conversation(100);
+    req.model = "small".into();
+    req.raw = None;
+    let context = || crate::RequestContext {
+        principal: Some(crate::auth::Principal::Admin),
+        ..crate::RequestContext::default()
+    };
+
+    let mut ctx = context();
+    let refused = snapshot.chat(&mut ctx, &req).await.unwrap_err();
+    assert_eq!(refused.error.code(), "context_length_exceeded");
+    assert!(ctx.trimmed.is_none());
+
+    let mut ctx = context();
+    ctx.context_policy = Some(ContextPolicy::MiddleOut);
+    let served = snapshot
+        .chat(&mut ctx, &req)
+        .await
+        .expect("truncated and served");
+    assert_eq!(served.routed.value.choices.len(), 1);
+    let trimmed = ctx.trimmed.expect("noted");
+    assert_eq!(trimmed.policy, ContextPolicy::MiddleOut);
+    assert!(trimmed.dropped > 0 && trimmed.input_after + 100 <= 500);
+    assert!(ctx
+        .tags
+        .contains(&("context".to_owned(), "truncated_middle".to_owned())));
+}

@@ -184,6 +184,8 @@ fn render_prompt(
         },
     };
     let (req, version) = reference::resolve(&snapshot.prompts, req, sticky)?;
+    // The gateway's own tag: a client's `prompt=` in `x-switchboard-tags` does not stand.
+    ctx.tags.retain(|(key, _)| key != "prompt");
     ctx.tags.push(("prompt".to_owned(), version.clone()));
     Ok((req, version))
 }
