@@ -227,8 +227,8 @@ impl Snapshot {
 
     /// Step 4: a usage slot, then the limits and budgets that apply. Returns the meter and the
     /// alias to route (a `downgrade` budget may have replaced the one asked for). A refused
-    /// request is recorded too.
-    /// `bound` is [`tokens::upper_bound`] of `req` (computed once per request).
+    /// request is recorded too. `bound` is [`tokens::upper_bound`] of `req` (computed once per
+    /// request).
     async fn admit(
         &self,
         ctx: &RequestContext,

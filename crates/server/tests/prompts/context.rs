@@ -226,3 +226,77 @@ async fn an_alias_without_a_window_uses_the_catalogs() {
     let short = json!({"model": "catalog", "messages": [{"role": "user", "content": "word ".repeat(1_000)}]});
     assert_eq!(post(&gw, &short, &new_request_id()).await.status, 200);
 }
+
+/// An Anthropic client's conversation (tool_use in assistant turns, tool_result in user turns)
+/// truncated for an Anthropic upstream: what Anthropic receives starts with a user turn, and
+/// every tool_result it receives answers a tool_use it also receives.
+#[tokio::test]
+async fn an_anthropic_conversation_with_tools_is_truncated_into_a_valid_one() {
+    let up = MockProvider::start(MockKind::Anthropic).await;
+    let db = Db::sqlite();
+    let body = format!(
+        "providers:\n  claude-up: {{ type: anthropic, base_url: \"{}\", api_key: sk-up }}\n\
+         models:\n\
+         \x20 claude: {{ targets: [ {{ provider: claude-up, model: claude-sonnet-4-5 }} ], context_window: 700, context_policy: truncate_oldest }}\n",
+        up.base_url()
+    );
+    let gw = Gw::start(&db, &body).await;
+    let mut messages = Vec::new();
+    for i in 0..80 {
+        let id = format!("toolu_{i}");
+        messages.push(json!({"role": "user", "content": format!("question {i}")}));
+        messages.push(json!({"role": "assistant", "content": [
+            {"type": "text", "text": "Let me look."},
+            {"type": "tool_use", "id": id, "name": "lookup", "input": {"q": i}},
+        ]}));
+        messages.push(json!({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": id, "content": format!("data {i}")},
+            {"type": "text", "text": "go on"},
+        ]}));
+        messages.push(json!({"role": "assistant", "content": format!("answer {i}")}));
+    }
+    messages.push(json!({"role": "user", "content": "last question"}));
+    let resp = gw
+        .client
+        .post(gw.url("/v1/messages"))
+        .header("x-api-key", ADMIN)
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({"model": "claude", "max_tokens": 100, "system": "Be brief.", "messages": messages}))
+        .send()
+        .await
+        .unwrap();
+    let reply = Reply::read(resp).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(dropped(&reply, "truncated_oldest") > 0);
+    let received = upstream_messages(&up);
+    assert!(received.len() < messages.len());
+    assert_eq!(received[0]["role"], "user");
+    assert!(
+        received[0]["content"]
+            .as_array()
+            .is_none_or(|blocks| blocks.iter().all(|b| b["type"] != "tool_result")),
+        "the first turn answers no dropped tool_use: {}",
+        received[0]
+    );
+    assert!(received.last().unwrap()["content"]
+        .to_string()
+        .contains("last question"));
+    let mut used = std::collections::BTreeSet::new();
+    for m in &received {
+        for block in m["content"].as_array().into_iter().flatten() {
+            match block["type"].as_str() {
+                Some("tool_use") => {
+                    used.insert(block["id"].as_str().unwrap().to_owned());
+                }
+                Some("tool_result") => {
+                    let id = block["tool_use_id"].as_str().unwrap();
+                    assert!(used.contains(id), "{id} answers a tool_use that was sent");
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(up.requests().last().unwrap().body["system"]
+        .to_string()
+        .contains("Be brief."));
+}
