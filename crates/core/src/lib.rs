@@ -8,6 +8,7 @@ pub mod apis;
 pub mod auth;
 mod clock;
 pub mod config;
+pub mod context;
 pub mod error;
 pub mod gateway;
 pub mod limits;

@@ -4,6 +4,7 @@
 //! call one of these, and render the result in the client's format.
 
 use crate::auth::Principal;
+use crate::context;
 use crate::error::GatewayError;
 use crate::gateway::Snapshot;
 use crate::limits::{Admission, Demand, Plan, Refusal, RequestGate, Who};
@@ -11,6 +12,7 @@ use crate::routing::{CallInfo, RouteFailure, Routed, TargetGate, TraceIds};
 use crate::tokens;
 use crate::trace::{CallTrace, RequestFacts};
 use crate::usage::{CallKind, Caller, ClientInfo, Meter, MeterStart};
+use std::borrow::Cow;
 use switchboard_providers::ChatEventStream;
 use switchboard_types::{ChatRequest, ChatResponse, EmbedRequest, EmbedResponse};
 use switchboard_types::{EmbedInput, MicroUsd};
@@ -35,6 +37,9 @@ pub struct RequestContext {
     pub client: ClientInfo,
     /// A prompt API's own context-window policy, over the alias's (set by the API handler).
     pub context_policy: Option<crate::config::prompts::ContextPolicy>,
+    /// Set by the pipeline when the request was truncated to fit the context window (for the
+    /// `x-switchboard-context` response header).
+    pub trimmed: Option<crate::context::Trimmed>,
 }
 
 impl RequestContext {
@@ -98,12 +103,13 @@ impl Snapshot {
         ctx: &mut RequestContext,
         req: &ChatRequest,
     ) -> Result<Served<ChatResponse>, RouteFailure> {
-        self.check_context_window(req)?; // 3 does it fit
+        let (req, bound) = self.fit_context_window(ctx, req)?; // 3 does it fit
+        let req = req.as_ref();
         let Admitted {
             mut meter,
             alias,
             tokens,
-        } = self.admit(ctx, req, CallKind::Chat).await?; // 4 limits, budgets
+        } = self.admit(ctx, req, bound, CallKind::Chat).await?; // 4 limits, budgets
         let gate = self.gate(ctx, tokens);
         let trace = self.start_trace(ctx, &mut meter, || RequestFacts::chat(req));
         let mut result = self
@@ -136,12 +142,13 @@ impl Snapshot {
         ctx: &mut RequestContext,
         req: &ChatRequest,
     ) -> Result<Served<ChatEventStream>, RouteFailure> {
-        self.check_context_window(req)?;
+        let (req, bound) = self.fit_context_window(ctx, req)?;
+        let req = req.as_ref();
         let Admitted {
             mut meter,
             alias,
             tokens,
-        } = self.admit(ctx, req, CallKind::Chat).await?;
+        } = self.admit(ctx, req, bound, CallKind::Chat).await?;
         let gate = self.gate(ctx, tokens);
         let trace = self.start_trace(ctx, &mut meter, || RequestFacts::chat(req));
         let call = ctx.call_info_with(gate.as_ref(), trace);
@@ -240,11 +247,13 @@ impl Snapshot {
 
     /// Step 4: a usage slot, then the limits and budgets that apply. Returns the meter and the
     /// alias to route (a `downgrade` budget may have replaced the one asked for). A refused
-    /// request is recorded too.
+    /// request is recorded too. `bound` is [`tokens::upper_bound`] of `req` (computed once per
+    /// request).
     async fn admit(
         &self,
         ctx: &RequestContext,
         req: &ChatRequest,
+        bound: u64,
         kind: CallKind,
     ) -> Result<Admitted, GatewayError> {
         let estimate = |alias: &str, plan: &Plan| self.chat_demand(alias, req, plan);
@@ -255,7 +264,7 @@ impl Snapshot {
             alias: req.model.clone(),
             stream: req.stream,
             tags: ctx.tags.clone(),
-            input_bytes: tokens::upper_bound(req),
+            input_bytes: bound,
             client: ctx.client.clone(),
         };
         self.admit_with(ctx, start, estimate).await
@@ -437,26 +446,49 @@ impl Snapshot {
         self.auth.check_model(who, alias, model.requires_approval) // 2 may they call it
     }
 
-    /// 400 when the prompt cannot fit the alias's configured context window. Counting only
-    /// happens when the cheap upper bound says it might not fit.
-    fn check_context_window(&self, req: &ChatRequest) -> Result<(), GatewayError> {
-        let Some(window) = self.router.model(&req.model).and_then(|m| m.context_window) else {
-            return Ok(());
+    /// Step 3: the request as it fits the alias's context window (see [`crate::context`]),
+    /// with its [`tokens::upper_bound`]. Under `truncate_oldest` or `middle_out` a request too
+    /// long becomes a copy without some turns, recorded on `ctx` (`trimmed`, and a `context`
+    /// tag for the usage record); otherwise it is borrowed as is. The policy is the API's
+    /// (`ctx.context_policy`), else the alias's.
+    fn fit_context_window<'r>(
+        &self,
+        ctx: &mut RequestContext,
+        req: &'r ChatRequest,
+    ) -> Result<(Cow<'r, ChatRequest>, u64), GatewayError> {
+        let bound = tokens::upper_bound(req);
+        let Some(model) = self.router.model(&req.model) else {
+            return Ok((Cow::Borrowed(req), bound));
         };
-        let reserved = u64::from(req.max_tokens.unwrap_or(0));
-        if tokens::upper_bound(req) + reserved <= u64::from(window) {
-            return Ok(());
-        }
-        let input = tokens::count_input(req);
-        if input + reserved > u64::from(window) {
-            return Err(GatewayError::ContextWindowExceeded {
-                alias: req.model.clone(),
-                input,
-                max_tokens: reserved,
-                window,
-            });
-        }
-        Ok(())
+        let Some(window) = model.context_window else {
+            return Ok((Cow::Borrowed(req), bound));
+        };
+        let window = context::Window {
+            alias: &req.model,
+            upstream: model.targets.first().map_or("", |t| t.model.as_str()),
+            tokens: window,
+            policy: ctx.context_policy.unwrap_or(model.context_policy),
+        };
+        let (fitted, trimmed) = context::fit(req, bound, window)?;
+        let Some(trimmed) = trimmed else {
+            return Ok((fitted, bound));
+        };
+        tracing::info!(
+            request_id = %ctx.request_id,
+            alias = %req.model,
+            policy = context::policy_name(trimmed.policy),
+            dropped = trimmed.dropped,
+            input_before = trimmed.input_before,
+            input_after = trimmed.input_after,
+            "Truncated the conversation to fit the context window."
+        );
+        // The gateway's own tag: a client's `context=` in `x-switchboard-tags` does not stand.
+        ctx.tags.retain(|(key, _)| key != "context");
+        ctx.tags
+            .push(("context".to_owned(), trimmed.action().to_owned()));
+        ctx.trimmed = Some(trimmed);
+        let bound = tokens::upper_bound(&fitted);
+        Ok((fitted, bound))
     }
 }
 

@@ -151,6 +151,11 @@ impl Counter {
     }
 
     fn request(self, req: &ChatRequest) -> u64 {
+        self.fixed(req) + req.messages.iter().map(|m| self.message(m)).sum::<u64>()
+    }
+
+    /// Everything but the messages: the system prompt, the tool definitions, the reply primer.
+    fn fixed(self, req: &ChatRequest) -> u64 {
         let system = if req.system.is_empty() {
             0
         } else {
@@ -165,7 +170,31 @@ impl Counter {
                     + self.text(&t.parameters.to_string())
             })
             .sum();
-        system + req.messages.iter().map(|m| self.message(m)).sum::<u64>() + tools + REPLY_PRIMER
+        system + tools + REPLY_PRIMER
+    }
+}
+
+/// A request's input tokens in parts, for fitting it into a context window: what every
+/// version of the request keeps (system prompt, tools, reply primer), and each message's own.
+/// `fixed + messages.sum()` is [`count_input_for`]'s count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Breakdown {
+    pub fixed: u64,
+    pub messages: Vec<u64>,
+}
+
+impl Breakdown {
+    pub fn total(&self) -> u64 {
+        self.fixed + self.messages.iter().sum::<u64>()
+    }
+}
+
+/// [`count_input_for`], message by message.
+pub fn breakdown_for(model: &str, req: &ChatRequest) -> Breakdown {
+    let counter = Counter(encoding_for(model).0);
+    Breakdown {
+        fixed: counter.fixed(req),
+        messages: req.messages.iter().map(|m| counter.message(m)).collect(),
     }
 }
 
@@ -382,6 +411,25 @@ mod tests {
             }
         );
         assert_eq!(count_text_for("gpt-5", "").tokens, 0);
+    }
+
+    #[test]
+    fn the_breakdown_adds_up_to_the_count() {
+        let mut req = request("Hello there, how are you?");
+        req.system = vec![ContentPart::text("Be brief.")];
+        req.messages.push(Message::new(
+            Role::Assistant,
+            vec![ContentPart::text("Fine, thanks.")],
+        ));
+        for model in ["gpt-4o", "gpt-4-turbo", "claude-sonnet-4-5"] {
+            let parts = breakdown_for(model, &req);
+            assert_eq!(parts.messages.len(), 2);
+            assert_eq!(
+                parts.total(),
+                count_input_for(model, &req).tokens,
+                "{model}"
+            );
+        }
     }
 
     #[test]

@@ -181,6 +181,23 @@ pub struct ChatRequest {
     pub extra: Map<String, Value>,
     /// The client's body, for the same-protocol fast path.
     pub raw: Option<RawBody>,
+    /// A stored prompt the request references (OpenAI format's `prompt` object). The server
+    /// renders it into the messages before the pipeline; boxed so that the common request
+    /// without one stays small.
+    pub prompt: Option<Box<PromptRef>>,
+}
+
+/// A reference to a stored prompt in a chat request: `"prompt": {"id": ..., "version": ...,
+/// "label": ..., "variables": {...}}`, shaped like the `prompt` of OpenAI's Responses API.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct PromptRef {
+    /// The prompt's name (`id`, or its synonym `name`).
+    pub name: String,
+    /// A version asked for by number; it wins over `label`.
+    pub version: Option<u32>,
+    /// The label to serve (default `production`).
+    pub label: Option<String>,
+    pub variables: Map<String, Value>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,8 +12,8 @@ mod usage;
 
 pub use chat::{
     ChatRequest, ChatResponse, Choice, ContentPart, EmbedInput, EmbedRequest, EmbedResponse,
-    Embedding, FinishReason, ImageSource, Message, Protocol, RawBody, RawBytes, ResponseFormat,
-    Role, Tool, ToolCall, ToolChoice,
+    Embedding, FinishReason, ImageSource, Message, PromptRef, Protocol, RawBody, RawBytes,
+    ResponseFormat, Role, Tool, ToolCall, ToolChoice,
 };
 pub use event::ChatEvent;
 pub use ids::{ModelAlias, TargetId};

@@ -314,6 +314,14 @@ fn model_config(ck: &mut Checker<'_>, path: &KeyPath, alias: &str, raw: &RawMode
     let circuit = raw
         .circuit
         .map(|c| circuit_policy(ck, &path.key("circuit"), c));
+    // The one place an alias learns its window: the config's, else the built-in catalog's for
+    // the first target's upstream model (the target routing prefers, and the one token
+    // counting uses).
+    let context_window = raw.context_window.or_else(|| {
+        targets
+            .first()
+            .and_then(|t| crate::pricing::builtin().context_window(&t.model))
+    });
     ModelConfig {
         alias: alias.to_owned(),
         strategy,
@@ -322,7 +330,7 @@ fn model_config(ck: &mut Checker<'_>, path: &KeyPath, alias: &str, raw: &RawMode
         retry,
         timeouts,
         price,
-        context_window: raw.context_window,
+        context_window,
         context_policy: raw.context_policy.map(Into::into).unwrap_or_default(),
         default_max_tokens: raw.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
         requires_approval: raw.requires_approval.unwrap_or(false),

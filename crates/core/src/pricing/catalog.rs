@@ -4,7 +4,7 @@
 //! the model extends with nothing but a date or version suffix (`-2024-08-06`, `-20250929`,
 //! `-latest`, `-preview-05-20`, `-001`). So `gpt-4o-mini-2024-07-18` is `gpt-4o-mini`, never
 //! `gpt-4o`, and `claude-opus-4-5-20251101` is not `claude-opus-4` (a bare `-5` is a different
-//! model, not a date).
+//! model, not a date). [`Catalog::context_window`] resolves names the same way.
 
 use super::Price;
 use serde::de::{self, Visitor};
@@ -42,12 +42,15 @@ pub enum CatalogError {
     },
 }
 
-/// A list of model prices, by model name.
+/// A list of model prices and context windows, by model name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Catalog {
     version: String,
     /// Names (and aliases) in lower case.
     prices: BTreeMap<String, Price>,
+    /// Context windows in tokens, by the same names. Kept apart from the prices: an entry may
+    /// list a window without a price, and a lookup must then find no price for it.
+    windows: BTreeMap<String, u32>,
 }
 
 /// The catalog shipped with this build. Parsed on first use; a unit test proves it parses, so
@@ -84,23 +87,42 @@ impl Catalog {
             });
         }
         let mut prices = BTreeMap::new();
+        let mut windows = BTreeMap::new();
         for (model, entry) in raw.models {
-            let price = entry.price().map_err(|problem| CatalogError::Entry {
+            let problem = |problem| CatalogError::Entry {
                 model: model.clone(),
                 problem,
-            })?;
+            };
+            let price = entry.price().map_err(problem)?;
+            if entry.context_window == Some(0) {
+                return Err(problem("has a context window of 0"));
+            }
+            if price.is_none() && entry.context_window.is_none() {
+                return Err(problem(
+                    "has neither an `input` price nor a `context_window`",
+                ));
+            }
             for name in std::iter::once(&model).chain(&entry.aliases) {
-                if prices.insert(name.to_lowercase(), price).is_some() {
+                let key = name.to_lowercase();
+                let twice = windows.contains_key(&key) || prices.contains_key(&key);
+                if twice {
                     return Err(CatalogError::Entry {
                         model: name.clone(),
                         problem: "is listed twice",
                     });
+                }
+                if let Some(price) = price {
+                    prices.insert(key.clone(), price);
+                }
+                if let Some(window) = entry.context_window {
+                    windows.insert(key, window);
                 }
             }
         }
         Ok(Catalog {
             version: raw.version,
             prices,
+            windows,
         })
     }
 
@@ -120,22 +142,33 @@ impl Catalog {
     /// by normalised name, or by the longest listed name that `model` extends with only a date
     /// or version suffix.
     pub fn lookup(&self, model: &str) -> Option<Price> {
-        if let Some(price) = self.prices.get(model) {
-            return Some(*price);
-        }
-        let name = normalise(model);
-        if let Some(price) = self.prices.get(&name) {
-            return Some(*price);
-        }
-        self.prices
-            .iter()
-            .filter(|(known, _)| {
-                name.strip_prefix(known.as_str())
-                    .is_some_and(is_version_suffix)
-            })
-            .max_by_key(|(known, _)| known.len())
-            .map(|(_, price)| *price)
+        resolve(&self.prices, model)
     }
+
+    /// The context window of `model` (an upstream model name) in tokens, if the catalog knows
+    /// it, found the way [`Catalog::lookup`] finds a price.
+    pub fn context_window(&self, model: &str) -> Option<u32> {
+        resolve(&self.windows, model)
+    }
+}
+
+/// `model`'s value in `map`: by exact name, by normalised name, or by the longest listed name
+/// that `model` extends with only a date or version suffix.
+fn resolve<T: Copy>(map: &BTreeMap<String, T>, model: &str) -> Option<T> {
+    if let Some(value) = map.get(model) {
+        return Some(*value);
+    }
+    let name = normalise(model);
+    if let Some(value) = map.get(&name) {
+        return Some(*value);
+    }
+    map.iter()
+        .filter(|(known, _)| {
+            name.strip_prefix(known.as_str())
+                .is_some_and(is_version_suffix)
+        })
+        .max_by_key(|(known, _)| known.len())
+        .map(|(_, value)| *value)
 }
 
 /// Lower case, without any `provider/` or `models/` prefix (everything up to the last `/`),
@@ -190,7 +223,8 @@ struct RawCatalog {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEntry {
-    input: CatalogDollars,
+    /// Absent for an entry that lists only a context window.
+    input: Option<CatalogDollars>,
     /// Absent for embedding models, which generate nothing.
     #[serde(default)]
     output: CatalogDollars,
@@ -199,12 +233,25 @@ struct RawEntry {
     reasoning: Option<CatalogDollars>,
     #[serde(default)]
     aliases: Vec<String>,
+    context_window: Option<u32>,
 }
 
 impl RawEntry {
-    fn price(&self) -> Result<Price, &'static str> {
+    /// The entry's price; `None` when it lists no `input` price (a window-only entry).
+    fn price(&self) -> Result<Option<Price>, &'static str> {
+        let Some(input) = self.input else {
+            let priced = self.output.0 != MicroUsd::ZERO
+                || self.cached_input.is_some()
+                || self.cache_write.is_some()
+                || self.reasoning.is_some();
+            return if priced {
+                Err("has prices but no `input` price")
+            } else {
+                Ok(None)
+            };
+        };
         let price = Price {
-            input_per_mtok: self.input.0,
+            input_per_mtok: input.0,
             output_per_mtok: self.output.0,
             cached_input_per_mtok: self.cached_input.map(|d| d.0),
             cache_write_per_mtok: self.cache_write.map(|d| d.0),
@@ -226,7 +273,7 @@ impl RawEntry {
         {
             return Err("has a cache-read price above its input price");
         }
-        Ok(price)
+        Ok(Some(price))
     }
 }
 

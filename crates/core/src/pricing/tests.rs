@@ -18,7 +18,7 @@ fn price(input: &str, output: &str) -> Price {
 #[test]
 fn the_builtin_catalog_parses_and_every_entry_is_sane() {
     let catalog = Catalog::parse(include_str!("../../data/prices.yaml")).unwrap();
-    assert_eq!(catalog.version(), "2026-11-01");
+    assert_eq!(catalog.version(), "2026-12-06");
     assert_eq!(builtin(), &catalog);
     assert!(catalog.models().count() >= 30);
     for (name, p) in catalog.models() {
@@ -333,4 +333,47 @@ fn cheapest_needs_no_configured_price_for_catalog_models() {
             .contains("`in-house-llm` is not in the built-in price catalog")),
         "{errors:?}"
     );
+}
+
+#[test]
+fn the_catalog_knows_the_context_windows_of_the_main_models() {
+    let cat = builtin();
+    for (model, window) in [
+        ("gpt-4o", 128_000),
+        ("gpt-4o-mini-2024-07-18", 128_000),
+        ("openai/gpt-4.1-nano", 1_047_576),
+        ("gpt-5-mini", 400_000),
+        ("o3-mini", 200_000),
+        ("o4-mini-2025-04-16", 200_000),
+        ("claude-3-5-sonnet-20241022", 200_000),
+        ("claude-3-7-sonnet-latest", 200_000),
+        ("claude-sonnet-4-5-20250929", 200_000),
+        ("claude-opus-4-0", 200_000),
+        ("claude-haiku-4-5", 200_000),
+        ("models/gemini-2.5-pro", 1_048_576),
+        ("gemini-2.0-flash-001", 1_048_576),
+        ("gemini-1.5-pro-002", 2_097_152),
+        ("gemini-1.5-flash", 1_048_576),
+    ] {
+        assert_eq!(cat.context_window(model), Some(window), "{model}");
+    }
+    assert_eq!(cat.context_window("echo"), None);
+    assert_eq!(cat.context_window("text-embedding-3-small"), None);
+    // A window-only entry has no price.
+    assert!(cat.lookup("claude-3-5-sonnet").is_none());
+    assert!(cat.lookup("gemini-1.5-pro").is_none());
+}
+
+#[test]
+fn catalog_entries_need_a_price_or_a_window() {
+    let head = "version: \"1\"\ncurrency: USD\nunit: per million tokens\nmodels:\n";
+    let parse = |models: &str| Catalog::parse(&format!("{head}{models}"));
+    let cat = parse("  a: { context_window: 1000 }\n  b: { input: \"1\" }\n").unwrap();
+    assert_eq!(cat.context_window("a"), Some(1000));
+    assert_eq!(cat.context_window("b"), None);
+    assert!(cat.lookup("a").is_none());
+    assert!(parse("  a: {}\n").is_err());
+    assert!(parse("  a: { output: \"1\", context_window: 10 }\n").is_err());
+    assert!(parse("  a: { input: \"1\", context_window: 0 }\n").is_err());
+    assert!(parse("  a: { context_window: 10 }\n  A: { input: \"1\" }\n").is_err());
 }

@@ -14,6 +14,7 @@ use sha2::Digest;
 use std::collections::{BTreeMap, HashMap};
 use switchboard_types::ChatRequest;
 
+pub mod reference;
 #[cfg(test)]
 mod tests;
 

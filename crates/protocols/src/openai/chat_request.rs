@@ -6,15 +6,15 @@
 //! about (`messages[2].content[0]`). An explicit `null` counts as absent, as OpenAI treats it.
 
 use super::wire::{
-    InFunctionCall, InImageUrl, InPart, InResponseFormat, InStop, InStreamOptions, InTool,
-    InToolCall,
+    InFunctionCall, InImageUrl, InPart, InPrompt, InPromptVersion, InResponseFormat, InStop,
+    InStreamOptions, InTool, InToolCall,
 };
 use crate::error::ConvertError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use switchboard_types::{
-    ChatRequest, ContentPart, ImageSource, Message, Protocol, RawBody, ResponseFormat, Role, Tool,
-    ToolCall, ToolChoice,
+    ChatRequest, ContentPart, ImageSource, Message, PromptRef, Protocol, RawBody, ResponseFormat,
+    Role, Tool, ToolCall, ToolChoice,
 };
 
 /// Parses a client's `POST /v1/chat/completions` body. Sets `req.raw` to the client's object.
@@ -70,6 +70,7 @@ pub fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, ConvertError> {
             "reasoning_effort" => req.reasoning_effort = field(name, value)?,
             "user" => req.user = field(name, value)?,
             "stream" => req.stream = field(name, value)?,
+            "prompt" => req.prompt = Some(Box::new(parse_prompt(value)?)),
             "stream_options" => {
                 let opts: InStreamOptions = field(name, value)?;
                 req.stream_include_usage = opts.include_usage.unwrap_or(false);
@@ -97,10 +98,11 @@ pub fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, ConvertError> {
             "`model` is required: name the model alias to call.",
         ));
     }
-    if req.messages.is_empty() && req.system.is_empty() {
+    // A stored prompt supplies messages of its own: the client's may then be absent.
+    if req.messages.is_empty() && req.system.is_empty() && req.prompt.is_none() {
         return Err(ConvertError::invalid(
             "messages".to_owned(),
-            "`messages` must contain at least one message.",
+            "`messages` must contain at least one message (or reference a stored `prompt`).",
         ));
     }
     req.raw = Some(RawBody {
@@ -108,6 +110,48 @@ pub fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, ConvertError> {
         object,
     });
     Ok(req)
+}
+
+/// The `prompt` object: which stored prompt, which version or label, and its variables.
+fn parse_prompt(value: &Value) -> Result<PromptRef, ConvertError> {
+    let prompt: InPrompt = field("prompt", value)?;
+    let name = match (prompt.id, prompt.name) {
+        (Some(id), Some(name)) if id != name => {
+            return Err(ConvertError::invalid(
+                "prompt.id".to_owned(),
+                "`prompt.id` and `prompt.name` name different prompts; send one of them.",
+            ))
+        }
+        (Some(name), _) | (None, Some(name)) if !name.trim().is_empty() => name,
+        _ => {
+            return Err(ConvertError::invalid(
+                "prompt.id".to_owned(),
+                "`prompt.id` is required: name the stored prompt to use.",
+            ))
+        }
+    };
+    let version = match prompt.version {
+        None => None,
+        Some(InPromptVersion::Number(n)) => Some(n),
+        Some(InPromptVersion::Text(text)) => Some(text.trim().parse().map_err(|_| {
+            ConvertError::invalid(
+                "prompt.version".to_owned(),
+                format!("`prompt.version` must be a version number, not `{text}`."),
+            )
+        })?),
+    };
+    if version == Some(0) {
+        return Err(ConvertError::invalid(
+            "prompt.version".to_owned(),
+            "`prompt.version` starts at 1.",
+        ));
+    }
+    Ok(PromptRef {
+        name,
+        version,
+        label: prompt.label,
+        variables: prompt.variables.unwrap_or_default(),
+    })
 }
 
 /// Reads one field with its serde shape; the error names the field.

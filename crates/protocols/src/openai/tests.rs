@@ -415,3 +415,56 @@ fn embeddings_requests() {
         assert!(parse_embed_request(bad.as_bytes()).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn a_prompt_reference_is_parsed_and_makes_messages_optional() {
+    let req = parse_chat_request(
+        br#"{"model":"m","prompt":{"id":"support","version":"3","label":"staging","variables":{"product":"W"}}}"#,
+    )
+    .unwrap();
+    let prompt = req.prompt.expect("the reference");
+    assert_eq!(prompt.name, "support");
+    assert_eq!(prompt.version, Some(3));
+    assert_eq!(prompt.label.as_deref(), Some("staging"));
+    assert_eq!(prompt.variables["product"], "W");
+    assert!(req.messages.is_empty());
+    let req = parse_chat_request(br#"{"model":"m","prompt":{"name":"p","version":2},"messages":[{"role":"user","content":"hi"}]}"#)
+        .unwrap();
+    let prompt = req.prompt.expect("the reference");
+    assert_eq!((prompt.name.as_str(), prompt.version), ("p", Some(2)));
+    assert_eq!(req.messages.len(), 1);
+    // Without a reference nothing is allocated for one.
+    let req = parse_chat_request(br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#)
+        .unwrap();
+    assert!(req.prompt.is_none());
+}
+
+#[test]
+fn a_bad_prompt_reference_names_its_field() {
+    for (body, param) in [
+        (&br#"{"model":"m","prompt":{}}"#[..], "prompt.id"),
+        (br#"{"model":"m","prompt":{"id":" "}}"#, "prompt.id"),
+        (
+            br#"{"model":"m","prompt":{"id":"a","name":"b"}}"#,
+            "prompt.id",
+        ),
+        (
+            br#"{"model":"m","prompt":{"id":"a","version":"x"}}"#,
+            "prompt.version",
+        ),
+        (
+            br#"{"model":"m","prompt":{"id":"a","version":0}}"#,
+            "prompt.version",
+        ),
+        (
+            br#"{"model":"m","prompt":{"id":"a","variables":[1]}}"#,
+            "prompt",
+        ),
+        (br#"{"model":"m","prompt":"a"}"#, "prompt"),
+        (br#"{"model":"m","prompt":{"id":"a","oops":1}}"#, "prompt"),
+        (br#"{"model":"m"}"#, "messages"),
+    ] {
+        let (got, _) = err_param(parse_chat_request(body));
+        assert_eq!(got, param, "{}", String::from_utf8_lossy(body));
+    }
+}

@@ -95,6 +95,25 @@ pub(super) struct InStreamOptions {
     pub include_usage: Option<bool>,
 }
 
+/// A chat request's `prompt` reference (the Responses API's shape; `name` is a synonym of `id`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct InPrompt {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub version: Option<InPromptVersion>,
+    pub label: Option<String>,
+    pub variables: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The Responses API sends `version` as a string; a number is accepted too.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum InPromptVersion {
+    Number(u32),
+    Text(String),
+}
+
 // ---------------------------------------------------------------------------------------------
 // Requests, outbound (to an OpenAI-compatible upstream).
 

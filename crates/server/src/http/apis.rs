@@ -21,8 +21,6 @@ use switchboard_core::GatewayError;
 use switchboard_protocols::{openai, ClientError, StreamEncoder};
 use switchboard_types::{ChatEvent, Usage};
 
-const X_AB_KEY: HeaderName = HeaderName::from_static("x-switchboard-ab-key");
-const X_PROMPT_VERSION: HeaderName = HeaderName::from_static("x-switchboard-prompt-version");
 const DEPRECATION: HeaderName = HeaderName::from_static("deprecation");
 const SUNSET: HeaderName = HeaderName::from_static("sunset");
 
@@ -55,7 +53,9 @@ pub async fn call(
         Ok(parsed) => parsed,
         Err(err) => return format.error_response(&err, &request_id),
     };
-    let ab_key = headers.get(X_AB_KEY).and_then(|v| v.to_str().ok());
+    let ab_key = headers
+        .get(super::chat::X_SWITCHBOARD_AB_KEY)
+        .and_then(|v| v.to_str().ok());
     let sticky = sticky_key(ab_key, &ctx);
     let alias = api.alias().unwrap_or_default().to_owned();
     let lifecycle = lifecycle::headers(api.version);
@@ -102,7 +102,7 @@ pub async fn call(
                 }
                 .apply(headers);
                 apply_rate(headers, &rate);
-                set(headers, X_PROMPT_VERSION, &version);
+                super::chat::apply_notes(headers, &ctx, Some(&version));
                 response
             }
             Err(failure) => {
@@ -126,7 +126,7 @@ pub async fn call(
                 }
                 .apply(headers);
                 apply_rate(headers, &answer.call.rate);
-                set(headers, X_PROMPT_VERSION, &answer.version);
+                super::chat::apply_notes(headers, &ctx, Some(&answer.version));
                 response
             }
             Err(failure) => {

@@ -6,15 +6,17 @@ use super::context::request_context;
 use super::format::{apply_rate, json_body, CallMeta, ClientFormat};
 use super::{sse, AppState};
 use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use std::sync::Arc;
 use switchboard_core::pipeline::Served;
+use switchboard_core::prompts::reference;
 use switchboard_core::usage::ClientInfo;
 use switchboard_core::{GatewayError, RequestContext, Snapshot};
 use switchboard_protocols::ConvertError;
+use switchboard_types::ChatRequest;
 
 /// A request that passed the steps every data-plane route shares: the snapshot it will use,
 /// an authenticated context, and its body (within the size limit).
@@ -65,10 +67,21 @@ pub async fn handle(
         Err(response) => return response,
     };
     let request_id = ctx.request_id.clone();
-    let req = match format.parse_chat(&bytes) {
+    let mut req = match format.parse_chat(&bytes) {
         Ok(req) => req,
         Err(err) => return format.error_response(&err.into(), &request_id),
     };
+    // Only a request that references a stored prompt pays for rendering it.
+    let mut prompt_version = None;
+    if req.prompt.is_some() {
+        match render_prompt(&snapshot, &mut ctx, &headers, req) {
+            Ok((rendered, version)) => {
+                req = rendered;
+                prompt_version = Some(version);
+            }
+            Err(err) => return format.error_response(&err, &request_id),
+        }
+    }
     let alias = req.model.clone();
     let capture = capture::start(&state, &snapshot.config, &ctx, &alias, &bytes);
     let meta = CallMeta {
@@ -109,6 +122,7 @@ pub async fn handle(
         }
         .apply(headers);
         apply_rate(headers, &rate);
+        apply_notes(headers, &ctx, prompt_version.as_deref());
         response
     } else {
         let Served {
@@ -138,7 +152,54 @@ pub async fn handle(
         }
         .apply(headers);
         apply_rate(headers, &meter.admission().headers());
+        apply_notes(headers, &ctx, prompt_version.as_deref());
         response
+    }
+}
+
+const X_SWITCHBOARD_CONTEXT: HeaderName = HeaderName::from_static("x-switchboard-context");
+const X_SWITCHBOARD_PROMPT_VERSION: HeaderName =
+    HeaderName::from_static("x-switchboard-prompt-version");
+/// Which arm of a split prompt label a caller gets, when not the key's own.
+pub(super) const X_SWITCHBOARD_AB_KEY: &str = "x-switchboard-ab-key";
+
+/// Renders the stored prompt `req` references (see `switchboard_core::prompts::reference`)
+/// and tags the call `prompt=<name>@<version>` for the usage record, the log and analytics.
+/// Returns the rendered request and `<name>@<version>`.
+fn render_prompt(
+    snapshot: &Snapshot,
+    ctx: &mut RequestContext,
+    headers: &HeaderMap,
+    req: ChatRequest,
+) -> Result<(ChatRequest, String), GatewayError> {
+    let ab_key = headers
+        .get(X_SWITCHBOARD_AB_KEY)
+        .and_then(|v| v.to_str().ok());
+    let sticky = switchboard_core::apis::sticky_key(ab_key, ctx);
+    let (req, version) = reference::resolve(&snapshot.prompts, req, &sticky)?;
+    // The gateway's own tag: a client's `prompt=` in `x-switchboard-tags` does not stand.
+    ctx.tags.retain(|(key, _)| key != "prompt");
+    ctx.tags.push(("prompt".to_owned(), version.clone()));
+    Ok((req, version))
+}
+
+/// Headers about what the gateway did to the request: `x-switchboard-prompt-version` when it
+/// rendered a stored prompt, `x-switchboard-context` when it truncated the conversation to fit
+/// the context window.
+pub(super) fn apply_notes(
+    headers: &mut HeaderMap,
+    ctx: &RequestContext,
+    prompt_version: Option<&str>,
+) {
+    if let Some(trimmed) = &ctx.trimmed {
+        if let Ok(value) = HeaderValue::from_str(&trimmed.header_value()) {
+            headers.insert(X_SWITCHBOARD_CONTEXT, value);
+        }
+    }
+    if let Some(version) = prompt_version {
+        if let Ok(value) = HeaderValue::from_str(version) {
+            headers.insert(X_SWITCHBOARD_PROMPT_VERSION, value);
+        }
     }
 }
 

@@ -93,6 +93,7 @@ pub fn request_context(headers: &HeaderMap) -> RequestContext {
         tags: tags(headers),
         client: ClientInfo::default(),
         context_policy: None,
+        trimmed: None,
     }
 }
 
