@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_core::config::immutable::{self, Removal, VersionConflict};
 use switchboard_core::config::{self, Config, ConfigErrors, RedisFailure, StoredLayer};
 use switchboard_core::gateway::Attachments;
 use switchboard_core::limits::LimitBackend;
@@ -175,6 +176,14 @@ impl Runtime {
         };
         match self.source.load(&stored) {
             Ok(config) => {
+                if let Err(conflict) =
+                    prompt_versions_kept(&self.gateway.snapshot().config, &config)
+                {
+                    let why = format!("{conflict}");
+                    tracing::error!(%why, "Config problem.");
+                    self.gateway.reload_refused(why.clone());
+                    return Err(why);
+                }
                 let old_listen = self.gateway.snapshot().config.listen;
                 if config.listen != old_listen {
                     tracing::warn!("`listen` changed: restart to apply it.");
@@ -300,6 +309,18 @@ async fn sync_orgs(store: &Store, config: &Config) {
         }
         Err(err) => tracing::error!(%err, "Cannot store the config file's orgs."),
     }
+}
+
+/// A reload may add prompt versions and move labels, never change a version the running config
+/// has: a call log's `prompt@n` must keep meaning one text. (Versions the new config drops are
+/// allowed here: the server's file may prune them; stored prompts keep theirs, see the store.)
+fn prompt_versions_kept(running: &Config, new: &Config) -> Result<(), VersionConflict> {
+    for (name, prompt) in &new.prompts {
+        if let Some(old) = running.prompts.get(name) {
+            immutable::check_versions(name, &old.versions, &prompt.versions, Removal::Allow)?;
+        }
+    }
+    Ok(())
 }
 
 async fn stored_layer(store: &Store) -> anyhow::Result<StoredLayer> {

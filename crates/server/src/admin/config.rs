@@ -18,11 +18,13 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::Value;
 
-/// The two sections of stored config.
+/// The sections of stored config (prompts and APIs have their handlers in `admin::prompts`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Section {
+pub(super) enum Section {
     Providers,
     Models,
+    Prompts,
+    Apis,
 }
 
 impl Section {
@@ -30,6 +32,8 @@ impl Section {
         match self {
             Section::Providers => "providers",
             Section::Models => "models",
+            Section::Prompts => "prompts",
+            Section::Apis => "apis",
         }
     }
 
@@ -37,17 +41,19 @@ impl Section {
         match self {
             Section::Providers => "provider",
             Section::Models => "model",
+            Section::Prompts => "prompt",
+            Section::Apis => "API",
         }
     }
 }
 
 /// Reading needs the platform admin key or a role somewhere.
-fn require_reader(caller: &Caller) -> ApiResult<()> {
+pub(super) fn require_reader(caller: &Caller) -> ApiResult<()> {
     if caller.is_platform() || !caller.roles().is_empty() {
         Ok(())
     } else {
         Err(ApiError::forbidden(
-            "reading providers and models needs a role in an organisation",
+            "reading stored config (providers, models, prompts, APIs) needs a role in an organisation",
         ))
     }
 }
@@ -71,7 +77,11 @@ fn defined_by_server(source: &ConfigSource, section: Section, name: &str) -> boo
         .is_some_and(|map| map.contains_key(name))
 }
 
-fn refuse_server_defined(state: &AppState, section: Section, name: &str) -> ApiResult<()> {
+pub(super) fn refuse_server_defined(
+    state: &AppState,
+    section: Section,
+    name: &str,
+) -> ApiResult<()> {
     if defined_by_server(&state.runtime.source, section, name) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -88,7 +98,7 @@ fn refuse_server_defined(state: &AppState, section: Section, name: &str) -> ApiR
 
 /// The stored layer as it would be with `name` set to `value` (or removed, for `None`), checked
 /// by loading the whole config. A provider left without `api_key` keeps its stored key.
-async fn validate(
+pub(super) async fn validate(
     state: &AppState,
     section: Section,
     name: &str,
@@ -101,6 +111,8 @@ async fn validate(
     let entries = match section {
         Section::Providers => &mut layer.providers,
         Section::Models => &mut layer.models,
+        Section::Prompts => &mut layer.prompts,
+        Section::Apis => &mut layer.apis,
     };
     let old = entries
         .iter()
@@ -147,13 +159,13 @@ async fn validate(
 }
 
 /// Rebuilds this instance's config so that the change is live when the answer arrives.
-async fn reload(state: &AppState) {
+pub(super) async fn reload(state: &AppState) {
     if let Err(why) = state.runtime.reload().await {
         tracing::warn!(%why, "Config rebuild after a stored change was refused.");
     }
 }
 
-fn object(section: Section, body: Value) -> ApiResult<Value> {
+pub(super) fn object(section: Section, body: Value) -> ApiResult<Value> {
     if body.is_object() {
         Ok(body)
     } else {
