@@ -29,6 +29,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use dto::{LabelTarget, NewVersion, Prompt, PromptVersion};
 use serde_json::{json, Map, Value};
+use switchboard_core::config::immutable;
+use switchboard_store::StoreError;
 
 /// Stored prompts.
 #[utoipa::path(get, path = "/prompts", tag = "prompts", params(PageParams),
@@ -71,7 +73,18 @@ pub async fn put_prompt(
     caller.require_platform()?;
     let body = object(Section::Prompts, body)?;
     refuse_server_defined(&state, Section::Prompts, &name)?;
-    let existed = state.runtime.store.get_prompt(&name).await.is_ok();
+    let existing = match state.runtime.store.get_prompt(&name).await {
+        Ok(stored) => Some(stored),
+        Err(StoreError::NotFound { .. }) => None,
+        Err(err) => return Err(err.into()),
+    };
+    let existed = existing.is_some();
+    // The store refuses this too (inside its transaction, the authority); checked first here
+    // so that dropping a version a label points at reports the immutability, not the label.
+    if let Some(stored) = &existing {
+        immutable::check_stored(&name, &stored.settings, &body)
+            .map_err(|conflict| ApiError::from(StoreError::Immutable(conflict)))?;
+    }
     let prompt = store_prompt(&state, &caller, &name, body).await?;
     let status = if existed {
         StatusCode::OK
