@@ -59,22 +59,9 @@ pub(super) fn require_reader(caller: &Caller) -> ApiResult<()> {
 }
 
 /// Whether the server's own config (file or fixed text) defines `name` in `section`: such
-/// entries are not the admin API's to change. Read from the YAML's keys, since the file alone
-/// may not validate without the stored layer.
+/// entries are not the admin API's to change.
 fn defined_by_server(source: &ConfigSource, section: Section, name: &str) -> bool {
-    let text = match source {
-        ConfigSource::File(path) => match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(_) => return false,
-        },
-        ConfigSource::Text { text, .. } => text.clone(),
-    };
-    let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(&text) else {
-        return false;
-    };
-    doc.get(section.key())
-        .and_then(serde_yaml::Value::as_mapping)
-        .is_some_and(|map| map.contains_key(name))
+    source.defined(section.key()).contains(name)
 }
 
 pub(super) fn refuse_server_defined(

@@ -4,7 +4,7 @@
 //! `apply`/`export` round trips, and reloads of the server's file that would change a running
 //! prompt version (refused, the running config stays).
 
-use super::admin_kit::{both, write_file, Db, Env, ADMIN};
+use super::admin_kit::{both, path_str, run_cli, write_file, Db, Env, ADMIN};
 use reqwest::Method;
 use serde_json::{json, Value};
 use switchboard::runtime::ConfigSource;
@@ -17,6 +17,7 @@ both!(
     writes_are_audited,
     apply_and_export_round_trip,
     apply_refuses_a_changed_version,
+    cli_applies_and_exports_prompts,
     reload_refuses_a_changed_version,
 );
 
@@ -145,6 +146,27 @@ async fn versions_are_appended_and_immutable(db: Db) {
         gw.admin(Method::GET, "/prompts/greet", None).await.status,
         404
     );
+    // A deleted prompt may be made again from version 1 with other text: the running config
+    // (and every instance's reload) takes it.
+    let mut again = greet();
+    again["versions"][0]["user"] = json!("Welcome, {{ name }}.");
+    gw.admin_ok(Method::PUT, "/prompts/greet", again, 201).await;
+    let out = render(&gw, json!({"variables": {"name": "Ada"}})).await;
+    assert_eq!(out["user"], "Welcome, Ada.");
+    // Even when an instance sees the delete and the new prompt in one reload (another
+    // instance made both), the stored prompt is taken: the store guards stored versions.
+    let store = &gw.server.runtime.store;
+    let actor = switchboard_store::Actor::admin_key();
+    store.delete_prompt(&actor, "greet").await.unwrap();
+    let mut third = greet();
+    third["versions"][0]["user"] = json!("Good day, {{ name }}.");
+    store
+        .put_prompt(&actor, "greet", third, None)
+        .await
+        .unwrap();
+    gw.server.runtime.reload().await.unwrap();
+    let out = render(&gw, json!({"variables": {"name": "Ada"}})).await;
+    assert_eq!(out["user"], "Good day, Ada.");
 }
 
 async fn render(gw: &Env, body: Value) -> Value {
@@ -624,6 +646,42 @@ async fn apply_refuses_a_changed_version(db: Db) {
         reply.text.contains("version 1 is missing"),
         "{}",
         reply.text
+    );
+}
+
+/// `switchboard apply -f` / `switchboard export` from the shell: the sections round-trip, and a
+/// changed version fails with the immutability message and exit code 1.
+async fn cli_applies_and_exports_prompts(db: Db) {
+    let gw = Env::config(db, "").await;
+    let file = path_str(&write_file(&gw.db, "prompts.yaml", DOC));
+    let run = run_cli(Some(&gw), &["apply", "-f", &file], &[]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    for line in ["+ prompt greet", "+ api hello"] {
+        assert!(run.stdout.lines().any(|l| l == line), "{line}: {run:?}");
+    }
+    let out = path_str(&write_file(&gw.db, "exported.yaml", ""));
+    let run = run_cli(Some(&gw), &["export", "-o", &out], &[]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let exported = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        exported.contains("greet:") && exported.contains("hello:"),
+        "{exported}"
+    );
+    let run = run_cli(Some(&gw), &["apply", "-f", &out], &[]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("no changes"), "{run:?}");
+
+    let changed = path_str(&write_file(
+        &gw.db,
+        "changed.yaml",
+        &DOC.replace("Hello {{ name }}!", "Howdy {{ name }}!"),
+    ));
+    let run = run_cli(Some(&gw), &["apply", "-f", &changed], &[]).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        said.contains("prompt `greet` version 2 changed: versions are immutable; add version 3"),
+        "{run:?}"
     );
 }
 
