@@ -5,8 +5,9 @@
 //!
 //! Prompt versions are immutable, and this is the one place that enforces it for stored
 //! prompts: [`Store::put_prompt`] refuses, inside its write transaction, a mapping in which an
-//! existing version has other content or is missing ([`StoreError::Immutable`]). Two writers
-//! that both append "the next version" therefore cannot both win with different texts.
+//! existing version has other content or is missing ([`StoreError::Immutable`]). Writes are
+//! serialised (`begin_write`), so the check reads what is committed: two writers that both
+//! append "the next version" cannot both win with different texts.
 
 use crate::audit::{self, AuditRecord};
 use crate::changes::Change;

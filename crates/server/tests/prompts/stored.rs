@@ -11,6 +11,7 @@ use switchboard::runtime::ConfigSource;
 
 both!(
     versions_are_appended_and_immutable,
+    concurrent_appends_never_lose_a_version,
     labels_and_splits_drive_the_playground,
     playground_names_the_bad_variable,
     apis_crud_and_lifecycle,
@@ -167,6 +168,42 @@ async fn versions_are_appended_and_immutable(db: Db) {
     gw.server.runtime.reload().await.unwrap();
     let out = render(&gw, json!({"variables": {"name": "Ada"}})).await;
     assert_eq!(out["user"], "Good day, Ada.");
+}
+
+/// Appends race: each gets its own number, or 409 when another took it first; no text is
+/// ever lost or replaced (writes are serialised and `put_prompt` checks inside the transaction).
+async fn concurrent_appends_never_lose_a_version(db: Db) {
+    let gw = Env::config(db, "").await;
+    create_greet(&gw).await;
+    let appends = (0..4).map(|i| {
+        gw.admin(
+            Method::POST,
+            "/prompts/greet/versions",
+            Some(json!({"user": format!("Text {i} for {{{{ name }}}}")})),
+        )
+    });
+    let replies = futures::future::join_all(appends).await;
+    let mut made = Vec::new();
+    for reply in &replies {
+        match reply.status {
+            201 => made.push((
+                reply.json()["version"].as_u64().unwrap(),
+                reply.json()["user"].clone(),
+            )),
+            409 => assert_eq!(reply.code(), "version_immutable", "{}", reply.text),
+            other => panic!("{other}: {}", reply.text),
+        }
+    }
+    assert!(!made.is_empty());
+    let stored = gw
+        .admin_ok(Method::GET, "/prompts/greet", Value::Null, 200)
+        .await;
+    let versions = stored["settings"]["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), made.len() + 1, "{stored}");
+    for (number, text) in made {
+        let found = versions.iter().find(|v| v["version"] == number).unwrap();
+        assert_eq!(found["user"], text);
+    }
 }
 
 async fn render(gw: &Env, body: Value) -> Value {
