@@ -211,12 +211,12 @@ impl Runtime {
                     .collect();
                 if let Err(conflict) = prompt_versions_kept(&running.config, &config, &stored_only)
                 {
-                    let why = format!("{conflict}");
+                    let why = conflict.to_string();
                     tracing::error!(%why, "Config problem.");
                     self.gateway.reload_refused(why.clone());
                     return Err(why);
                 }
-                let old_listen = self.gateway.snapshot().config.listen;
+                let old_listen = running.config.listen;
                 if config.listen != old_listen {
                     tracing::warn!("`listen` changed: restart to apply it.");
                 }
@@ -345,8 +345,8 @@ async fn sync_orgs(store: &Store, config: &Config) {
 
 /// A reload may add prompt versions and move labels, never change a version the running config
 /// has: a call log's `prompt@n` must keep meaning one text. `skip` names prompts that only
-/// storage defines. (Versions the new config drops are
-/// allowed here: the server's file may prune them; stored prompts keep theirs, see the store.)
+/// storage defines. (Versions the new config drops are allowed here: the server's file may
+/// prune them; stored prompts keep theirs, see the store.)
 fn prompt_versions_kept(
     running: &Config,
     new: &Config,

@@ -1,6 +1,7 @@
 //! Everything stored that joins the server's config file on every load: providers (API keys
-//! decrypted), models, rate-limit rules, budgets, prompts and prompt APIs, as the `StoredLayer` the config loader
-//! merges. One place, so that a reload, the admin API's validation and `apply` see the same.
+//! decrypted), models, rate-limit rules, budgets, prompts and prompt APIs, as the `StoredLayer`
+//! the config loader merges. One place, so that a reload, the admin API's validation and
+//! `apply` see the same.
 
 use crate::{Store, StoreError};
 use switchboard_core::config::StoredLayer;

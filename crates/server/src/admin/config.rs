@@ -53,7 +53,8 @@ pub(super) fn require_reader(caller: &Caller) -> ApiResult<()> {
         Ok(())
     } else {
         Err(ApiError::forbidden(
-            "reading stored config (providers, models, prompts, APIs) needs a role in an organisation",
+            "reading stored config (providers, models, prompts, APIs) needs a role in an \
+             organisation",
         ))
     }
 }

@@ -14,7 +14,8 @@ use utoipa::{IntoResponses, Modify, OpenApi};
         title = "Switchboard admin API",
         version = "1",
         description = "Organisations, teams, apps, members, virtual keys, subscriptions, stored \
-            providers, models, prompts and prompt APIs, and the audit log. Authenticate with `Authorization: Bearer` \
+            providers, models, prompts and prompt APIs, and the audit log. Authenticate with \
+            `Authorization: Bearer` \
             (or `x-api-key`): the server's `admin_key`, or a JWT from the configured OIDC \
             issuer. Times are Unix milliseconds. Lists are paged with `limit` and `cursor`. \
             Errors are `{\"error\":{\"message\",\"type\",\"code\",\"param\"}}`."

@@ -1,13 +1,13 @@
 //! Config as code: make the stored providers, models, prompts, APIs, organisations, teams,
-//! apps, rate limits and budgets equal to a YAML document (the config file's schema), and write the stored state
-//! back as such a document (`export`).
+//! apps, rate limits and budgets equal to a YAML document (the config file's schema), and write
+//! the stored state back as such a document (`export`).
 //!
 //! A run: read the server's own file (its entries are not stored, so a document may not name
 //! them), validate the document with the config loader (problems name file, line, column and
 //! key) and the server's file with the result as its stored layer (what the next reload will
-//! see), read everything stored, check that no stored prompt version would change (versions
-//! are immutable), diff ([`Plan`]), then unless it is a dry run execute the plan
-//! as the `apply` actor ([`execute`]). Nothing is written before every check passed. Runs are
+//! see), read everything stored, check that no stored prompt version would change or go
+//! (versions are immutable), diff ([`Plan`]), then unless it is a dry run execute the plan as
+//! the `apply` actor ([`execute`]). Nothing is written before every check passed. Runs are
 //! serialised within a process so that two applies never interleave their steps.
 //!
 //! `routes()` is the admin API's face of it (`POST /admin/v1/config/apply`,
@@ -126,7 +126,7 @@ pub async fn plan(store: &Store, server: &ServerFile, doc: &Document) -> Result<
         .filter(|p| p.has_api_key)
         .map(|p| p.name.clone())
         .collect();
-    let now = final_layer(
+    let mut now = final_layer(
         current
             .providers
             .values()
@@ -136,7 +136,6 @@ pub async fn plan(store: &Store, server: &ServerFile, doc: &Document) -> Result<
             .values()
             .map(|m| (m.name.clone(), m.settings.clone())),
     );
-    let mut now = now;
     now.prompts = stored_entries(current.prompts.values().map(|p| (&p.name, &p.settings)));
     now.apis = stored_entries(current.apis.values().map(|a| (&a.name, &a.settings)));
     let desired = document::read(doc, &file, &server.name, &now, &keyed)?;

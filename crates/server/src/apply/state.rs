@@ -1,6 +1,7 @@
 //! The stored state config as code compares against: every stored provider, model, prompt,
-//! API, organisation, team, app, rate limit and budget, read page by page; and `export`, which writes it as a document
-//! that apply accepts (without provider API keys, which never leave the store).
+//! API, organisation, team, app, rate limit and budget, read page by page; and `export`, which
+//! writes it as a document that apply accepts (without provider API keys, which never leave
+//! the store).
 
 use super::ApplyError;
 use serde_json::Value;
