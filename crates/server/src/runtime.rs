@@ -4,9 +4,11 @@
 //! (or the admin API here) changes stored config. Access changes only drop cached key grants.
 
 use anyhow::Context as _;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_core::config::immutable::{self, Removal, VersionConflict};
 use switchboard_core::config::{self, Config, ConfigErrors, RedisFailure, StoredLayer};
 use switchboard_core::gateway::Attachments;
 use switchboard_core::limits::LimitBackend;
@@ -35,6 +37,28 @@ impl ConfigSource {
             ConfigSource::File(path) => path.display().to_string(),
             ConfigSource::Text { name, .. } => name.clone(),
         }
+    }
+
+    /// The entry names of a mapping section (`prompts`, `models`, ...) the source itself
+    /// defines, read from the YAML's keys (the text alone may not validate without the stored
+    /// layer). Empty when the file cannot be read or parsed: loading reports that.
+    pub fn defined(&self, section: &str) -> BTreeSet<String> {
+        let text = match self {
+            ConfigSource::File(path) => match std::fs::read_to_string(path) {
+                Ok(text) => text,
+                Err(_) => return BTreeSet::new(),
+            },
+            ConfigSource::Text { text, .. } => text.clone(),
+        };
+        let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(&text) else {
+            return BTreeSet::new();
+        };
+        doc.get(section)
+            .and_then(serde_yaml::Value::as_mapping)
+            .into_iter()
+            .flatten()
+            .filter_map(|(key, _)| key.as_str().map(str::to_owned))
+            .collect()
     }
 
     /// Reads and validates the source with `stored` added.
@@ -175,7 +199,24 @@ impl Runtime {
         };
         match self.source.load(&stored) {
             Ok(config) => {
-                let old_listen = self.gateway.snapshot().config.listen;
+                let running = self.gateway.snapshot();
+                let from_file = self.source.defined("prompts");
+                // Stored prompts are guarded by the store (which also lets a deleted prompt be
+                // made again from 1); this check is for the ones the server's file defines.
+                let stored_only: BTreeSet<&str> = stored
+                    .prompts
+                    .iter()
+                    .map(|(name, _)| name.as_str())
+                    .filter(|name| !from_file.contains(*name))
+                    .collect();
+                if let Err(conflict) = prompt_versions_kept(&running.config, &config, &stored_only)
+                {
+                    let why = conflict.to_string();
+                    tracing::error!(%why, "Config problem.");
+                    self.gateway.reload_refused(why.clone());
+                    return Err(why);
+                }
+                let old_listen = running.config.listen;
                 if config.listen != old_listen {
                     tracing::warn!("`listen` changed: restart to apply it.");
                 }
@@ -300,6 +341,27 @@ async fn sync_orgs(store: &Store, config: &Config) {
         }
         Err(err) => tracing::error!(%err, "Cannot store the config file's orgs."),
     }
+}
+
+/// A reload may add prompt versions and move labels, never change a version the running config
+/// has: a call log's `prompt@n` must keep meaning one text. `skip` names prompts that only
+/// storage defines. (Versions the new config drops are allowed here: the server's file may
+/// prune them; stored prompts keep theirs, see the store.)
+fn prompt_versions_kept(
+    running: &Config,
+    new: &Config,
+    skip: &BTreeSet<&str>,
+) -> Result<(), VersionConflict> {
+    for (name, prompt) in new
+        .prompts
+        .iter()
+        .filter(|(n, _)| !skip.contains(n.as_str()))
+    {
+        if let Some(old) = running.prompts.get(name) {
+            immutable::check_versions(name, &old.versions, &prompt.versions, Removal::Allow)?;
+        }
+    }
+    Ok(())
 }
 
 async fn stored_layer(store: &Store) -> anyhow::Result<StoredLayer> {

@@ -13,6 +13,9 @@ pub enum StoreError {
     /// The object is owned by config as code and cannot be changed through the admin API.
     #[error("{kind} `{name}` is managed by `switchboard apply`; change the file and apply it")]
     Managed { kind: &'static str, name: String },
+    /// A stored prompt's version would change or disappear: versions are immutable (409).
+    #[error(transparent)]
+    Immutable(#[from] switchboard_core::config::immutable::VersionConflict),
     /// The input is not acceptable (a message for the caller).
     #[error("{0}")]
     Invalid(String),

@@ -1,6 +1,7 @@
 //! Everything stored that joins the server's config file on every load: providers (API keys
-//! decrypted), models, rate-limit rules and budgets, as the `StoredLayer` the config loader
-//! merges. One place, so that a reload, the admin API's validation and `apply` see the same.
+//! decrypted), models, rate-limit rules, budgets, prompts and prompt APIs, as the `StoredLayer`
+//! the config loader merges. One place, so that a reload, the admin API's validation and
+//! `apply` see the same.
 
 use crate::{Store, StoreError};
 use switchboard_core::config::StoredLayer;
@@ -28,8 +29,18 @@ impl Store {
                 .into_iter()
                 .filter_map(|s| json(serde_json::to_value(s.rule)))
                 .collect(),
-            prompts: Vec::new(),
-            apis: Vec::new(),
+            prompts: self
+                .stored_prompts()
+                .await?
+                .into_iter()
+                .map(|p| (p.name, p.settings))
+                .collect(),
+            apis: self
+                .stored_apis()
+                .await?
+                .into_iter()
+                .map(|a| (a.name, a.settings))
+                .collect(),
         })
     }
 }

@@ -4,7 +4,7 @@
 //! folder per database, and run by `serve` and `switchboard migrate`.
 //!
 //! What lives here: tenancy (orgs, teams, apps, users, memberships), virtual keys,
-//! subscriptions, stored providers and models, stored rate-limit rules and budgets, the usage
+//! subscriptions, stored providers, models, prompts and prompt APIs, stored rate-limit rules and budgets, the usage
 //! ledger and its batch writer, the hash-chained audit log, encryption of provider keys at
 //! rest, and the change feed that tells every instance when access data or stored config
 //! changed. Every change made through [`Store`] writes its audit row in the same transaction.
@@ -23,6 +23,7 @@ mod layer;
 mod limits;
 mod models;
 mod orgs;
+mod prompts;
 mod providers;
 mod records;
 mod rows;
@@ -47,7 +48,7 @@ pub use keys::{CreatedKey, KeyFilter, KeyPatch, KeyRecord, NewKey};
 pub use limits::RedisLimits;
 pub use records::{
     App, AppPatch, AuditEntry, AuditReport, Membership, NewApp, NewOrg, NewTeam, NewUser, Org,
-    OrgPatch, StoredModel, StoredProvider, Team, TeamPatch, User,
+    OrgPatch, StoredApi, StoredModel, StoredPrompt, StoredProvider, Team, TeamPatch, User,
 };
 pub use rules::{StoredBudget, StoredRateLimit, StoredRule};
 pub use subscriptions::{Subscription, SubscriptionFilter, SubscriptionKind, SubscriptionStatus};

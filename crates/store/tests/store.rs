@@ -30,6 +30,8 @@ mod limits;
 mod log_reads;
 #[path = "store/migrations.rs"]
 mod migrations;
+#[path = "store/prompts.rs"]
+mod prompts;
 #[path = "store/rules.rs"]
 mod rules;
 #[path = "store/subscriptions.rs"]

@@ -10,6 +10,7 @@
 //! config when that fails.
 
 pub mod alerts;
+pub mod immutable;
 mod interpolate;
 mod locate;
 pub mod logging;

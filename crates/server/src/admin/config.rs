@@ -18,11 +18,13 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::Value;
 
-/// The two sections of stored config.
+/// The sections of stored config (prompts and APIs have their handlers in `admin::prompts`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Section {
+pub(super) enum Section {
     Providers,
     Models,
+    Prompts,
+    Apis,
 }
 
 impl Section {
@@ -30,6 +32,8 @@ impl Section {
         match self {
             Section::Providers => "providers",
             Section::Models => "models",
+            Section::Prompts => "prompts",
+            Section::Apis => "apis",
         }
     }
 
@@ -37,41 +41,35 @@ impl Section {
         match self {
             Section::Providers => "provider",
             Section::Models => "model",
+            Section::Prompts => "prompt",
+            Section::Apis => "API",
         }
     }
 }
 
 /// Reading needs the platform admin key or a role somewhere.
-fn require_reader(caller: &Caller) -> ApiResult<()> {
+pub(super) fn require_reader(caller: &Caller) -> ApiResult<()> {
     if caller.is_platform() || !caller.roles().is_empty() {
         Ok(())
     } else {
         Err(ApiError::forbidden(
-            "reading providers and models needs a role in an organisation",
+            "reading stored config (providers, models, prompts, APIs) needs a role in an \
+             organisation",
         ))
     }
 }
 
 /// Whether the server's own config (file or fixed text) defines `name` in `section`: such
-/// entries are not the admin API's to change. Read from the YAML's keys, since the file alone
-/// may not validate without the stored layer.
+/// entries are not the admin API's to change.
 fn defined_by_server(source: &ConfigSource, section: Section, name: &str) -> bool {
-    let text = match source {
-        ConfigSource::File(path) => match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(_) => return false,
-        },
-        ConfigSource::Text { text, .. } => text.clone(),
-    };
-    let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(&text) else {
-        return false;
-    };
-    doc.get(section.key())
-        .and_then(serde_yaml::Value::as_mapping)
-        .is_some_and(|map| map.contains_key(name))
+    source.defined(section.key()).contains(name)
 }
 
-fn refuse_server_defined(state: &AppState, section: Section, name: &str) -> ApiResult<()> {
+pub(super) fn refuse_server_defined(
+    state: &AppState,
+    section: Section,
+    name: &str,
+) -> ApiResult<()> {
     if defined_by_server(&state.runtime.source, section, name) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -88,7 +86,7 @@ fn refuse_server_defined(state: &AppState, section: Section, name: &str) -> ApiR
 
 /// The stored layer as it would be with `name` set to `value` (or removed, for `None`), checked
 /// by loading the whole config. A provider left without `api_key` keeps its stored key.
-async fn validate(
+pub(super) async fn validate(
     state: &AppState,
     section: Section,
     name: &str,
@@ -101,6 +99,8 @@ async fn validate(
     let entries = match section {
         Section::Providers => &mut layer.providers,
         Section::Models => &mut layer.models,
+        Section::Prompts => &mut layer.prompts,
+        Section::Apis => &mut layer.apis,
     };
     let old = entries
         .iter()
@@ -147,13 +147,13 @@ async fn validate(
 }
 
 /// Rebuilds this instance's config so that the change is live when the answer arrives.
-async fn reload(state: &AppState) {
+pub(super) async fn reload(state: &AppState) {
     if let Err(why) = state.runtime.reload().await {
         tracing::warn!(%why, "Config rebuild after a stored change was refused.");
     }
 }
 
-fn object(section: Section, body: Value) -> ApiResult<Value> {
+pub(super) fn object(section: Section, body: Value) -> ApiResult<Value> {
     if body.is_object() {
         Ok(body)
     } else {

@@ -168,6 +168,9 @@ impl From<StoreError> for ApiError {
             err @ StoreError::Managed { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "managed_by_apply", err.to_string())
             }
+            err @ StoreError::Immutable(_) => {
+                ApiError::new(StatusCode::CONFLICT, "version_immutable", err.to_string())
+            }
             StoreError::Invalid(message) => ApiError::bad_request(message),
             // The operator's setup (no or a wrong SWITCHBOARD_SECRET_KEY): the message says how
             // to fix it and holds no secret.

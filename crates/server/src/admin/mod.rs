@@ -1,5 +1,6 @@
 //! The admin API under `/admin/v1`: organisations, teams, apps, members, users, virtual keys,
-//! subscriptions, stored providers and models, stored rate limits and budgets, usage and the
+//! subscriptions, stored providers and models, stored prompts (versions, labels, the
+//! playground) and prompt APIs (lifecycle), stored rate limits and budgets, usage and the
 //! standing of limits, and the audit log, as JSON with paged lists and
 //! the OpenAI error shape. Every route is registered through `utoipa-axum`, so the OpenAPI
 //! document at `/admin/v1/openapi.json` is generated from the same handlers that serve it.
@@ -22,6 +23,7 @@ mod logs;
 mod members;
 mod openapi;
 mod orgs;
+mod prompts;
 mod subscriptions;
 mod teams;
 mod usage;
@@ -108,6 +110,22 @@ fn api() -> OpenApiRouter<AppState> {
             config::put_model,
             config::delete_model
         ))
+        .routes(routes!(prompts::list_prompts))
+        .routes(routes!(
+            prompts::get_prompt,
+            prompts::put_prompt,
+            prompts::delete_prompt
+        ))
+        .routes(routes!(prompts::add_version))
+        .routes(routes!(prompts::put_label, prompts::delete_label))
+        .routes(routes!(prompts::render_prompt))
+        .routes(routes!(prompts::list_apis))
+        .routes(routes!(
+            prompts::get_api,
+            prompts::put_api,
+            prompts::delete_api
+        ))
+        .routes(routes!(prompts::set_api_status))
         .routes(routes!(limits::list_rate_limits))
         .routes(routes!(
             limits::get_rate_limit,

@@ -14,7 +14,8 @@ use utoipa::{IntoResponses, Modify, OpenApi};
         title = "Switchboard admin API",
         version = "1",
         description = "Organisations, teams, apps, members, virtual keys, subscriptions, stored \
-            providers and models, and the audit log. Authenticate with `Authorization: Bearer` \
+            providers, models, prompts and prompt APIs, and the audit log. Authenticate with \
+            `Authorization: Bearer` \
             (or `x-api-key`): the server's `admin_key`, or a JWT from the configured OIDC \
             issuer. Times are Unix milliseconds. Lists are paged with `limit` and `cursor`. \
             Errors are `{\"error\":{\"message\",\"type\",\"code\",\"param\"}}`."
@@ -30,6 +31,8 @@ use utoipa::{IntoResponses, Modify, OpenApi};
         (name = "keys", description = "Virtual keys"),
         (name = "subscriptions", description = "Access to models and APIs that need approval"),
         (name = "config", description = "Providers and models stored in the database"),
+        (name = "prompts", description = "Prompts (immutable versions, labels, A/B splits, the \
+            render playground) and prompt APIs (lifecycle) stored in the database"),
         (name = "audit", description = "The hash-chained audit log"),
         (name = "logs", description = "The call log: one row per request, paged and exported"),
         (name = "analytics", description = "Time series and top lists from the rollups; alert rules"),

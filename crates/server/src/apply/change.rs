@@ -37,6 +37,8 @@ pub enum Kind {
     App,
     RateLimit,
     Budget,
+    Prompt,
+    Api,
 }
 
 impl Kind {
@@ -49,6 +51,8 @@ impl Kind {
             Kind::App => "app",
             Kind::RateLimit => "rate_limit",
             Kind::Budget => "budget",
+            Kind::Prompt => "prompt",
+            Kind::Api => "api",
         }
     }
 }

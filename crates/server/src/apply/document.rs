@@ -64,6 +64,9 @@ pub(crate) struct DesiredProvider {
 pub(crate) struct Desired {
     pub(crate) providers: Option<BTreeMap<String, DesiredProvider>>,
     pub(crate) models: Option<BTreeMap<String, Value>>,
+    /// Prompt and API mappings as in a config file.
+    pub(crate) prompts: Option<BTreeMap<String, Value>>,
+    pub(crate) apis: Option<BTreeMap<String, Value>>,
     pub(crate) orgs: Option<BTreeMap<String, OrgSpec>>,
     /// By name (every entry of a document has one).
     pub(crate) rate_limits: Option<BTreeMap<String, RateLimitRule>>,
@@ -93,6 +96,14 @@ impl FileEntries {
         self.layer.models.iter().map(|(n, _)| n.as_str()).collect()
     }
 
+    fn prompt_names(&self) -> BTreeSet<&str> {
+        self.layer.prompts.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    fn api_names(&self) -> BTreeSet<&str> {
+        self.layer.apis.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
     /// The file's entries of the list section `rate_limits` or `budgets`.
     pub(crate) fn rules(&self, section: &str) -> &FileRules {
         if section == "budgets" {
@@ -120,6 +131,8 @@ impl ServerFile {
         for (section, out) in [
             ("providers", &mut entries.layer.providers),
             ("models", &mut entries.layer.models),
+            ("prompts", &mut entries.layer.prompts),
+            ("apis", &mut entries.layer.apis),
         ] {
             if let Some(Value::Object(map)) = top.get(section) {
                 out.extend(map.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -141,8 +154,8 @@ fn parse_top(text: &str) -> Result<serde_json::Map<String, Value>, String> {
         Value::Object(map) => Ok(map),
         Value::Null => Ok(serde_json::Map::new()),
         _ => Err(
-            "the document must be a mapping of sections (providers, models, orgs, rate_limits, \
-             budgets)"
+            "the document must be a mapping of sections (providers, models, prompts, apis, orgs, \
+             rate_limits, budgets)"
                 .into(),
         ),
     }
@@ -170,6 +183,8 @@ pub(crate) fn read(
     };
     let file_providers = file.provider_names();
     let file_models = file.model_names();
+    let file_prompts = file.prompt_names();
+    let file_apis = file.api_names();
     // Entries the loader gets besides the document's: the server file's, and the stored ones
     // of sections the document leaves out. Their own problems are not the document's.
     let mut layer = file.layer.clone();
@@ -182,6 +197,13 @@ pub(crate) fn read(
                 &file_providers,
             ),
             ("models", &stored.models, &mut layer.models, &file_models),
+            (
+                "prompts",
+                &stored.prompts,
+                &mut layer.prompts,
+                &file_prompts,
+            ),
+            ("apis", &stored.apis, &mut layer.apis, &file_apis),
         ] {
             if !top.contains_key(section) {
                 let extra = from.iter().filter(|(n, _)| !skip.contains(n.as_str()));
@@ -205,6 +227,8 @@ pub(crate) fn read(
                 .is_some_and(|name| stored_keys.contains(name));
         !(from_layer("providers", &layer.providers)
             || from_layer("models", &layer.models)
+            || from_layer("prompts", &layer.prompts)
+            || from_layer("apis", &layer.apis)
             || keeps_stored_key)
     });
     let Some(top) = top else {
@@ -214,6 +238,8 @@ pub(crate) fn read(
     for (section, names) in [
         ("providers", &file_providers),
         ("models", &file_models),
+        ("prompts", &file_prompts),
+        ("apis", &file_apis),
         ("orgs", &file.orgs.iter().map(String::as_str).collect()),
     ] {
         let Some(Value::Object(entries)) = top.get(section) else {
@@ -299,6 +325,14 @@ fn desired(top: &serde_json::Map<String, Value>) -> Result<Desired, String> {
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect();
         out.models = Some(models);
+    }
+    for (section, out) in [("prompts", &mut out.prompts), ("apis", &mut out.apis)] {
+        if let Some(section) = top.get(section) {
+            let named = entries(section)
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect();
+            *out = Some(named);
+        }
     }
     if let Some(section) = top.get("orgs") {
         let raw: BTreeMap<String, Option<RawOrg>> = match section {
@@ -417,6 +451,8 @@ pub(crate) fn check_final(
     };
     let file_providers = file.provider_names();
     let file_models = file.model_names();
+    let file_prompts = file.prompt_names();
+    let file_apis = file.api_names();
     let problems = errors
         .problems
         .into_iter()
@@ -428,6 +464,8 @@ pub(crate) fn check_final(
             };
             if stored("providers", &layer.providers, &file_providers)
                 || stored("models", &layer.models, &file_models)
+                || stored("prompts", &layer.prompts, &file_prompts)
+                || stored("apis", &layer.apis, &file_apis)
                 || rules::is_stored_entry(&p.key, file)
             {
                 p.file = "(stored)".to_owned();
@@ -439,8 +477,8 @@ pub(crate) fn check_final(
         .collect();
     Err(ApplyError::Invalid {
         context: format!(
-            "after this apply, the server's config ({}) with the stored providers, models, rate \
-             limits and budgets would not be valid",
+            "after this apply, the server's config ({}) with the stored providers, models, \
+             prompts, APIs, rate limits and budgets would not be valid",
             server.name
         ),
         problems,

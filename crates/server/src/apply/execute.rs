@@ -93,6 +93,18 @@ async fn run(store: &Store, actor: &Actor, ids: &mut Ids, step: &Step) -> Result
                 .put_model(actor, name, settings.clone(), managed())
                 .await?;
         }
+        Step::PutPrompt { name, settings } => {
+            store
+                .put_prompt(actor, name, settings.clone(), managed())
+                .await?;
+        }
+        Step::PutApi { name, settings } => {
+            store
+                .put_api(actor, name, settings.clone(), managed())
+                .await?;
+        }
+        Step::DeleteApi { name } => store.delete_api(actor, name).await?,
+        Step::DeletePrompt { name } => store.delete_prompt(actor, name).await?,
         Step::CreateOrg { name, display_name } => {
             let new = NewOrg {
                 name: name.clone(),

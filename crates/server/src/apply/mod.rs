@@ -1,12 +1,13 @@
-//! Config as code: make the stored providers, models, organisations, teams, apps, rate limits
-//! and budgets equal to a YAML document (the config file's schema), and write the stored state
-//! back as such a document (`export`).
+//! Config as code: make the stored providers, models, prompts, APIs, organisations, teams,
+//! apps, rate limits and budgets equal to a YAML document (the config file's schema), and write
+//! the stored state back as such a document (`export`).
 //!
 //! A run: read the server's own file (its entries are not stored, so a document may not name
 //! them), validate the document with the config loader (problems name file, line, column and
 //! key) and the server's file with the result as its stored layer (what the next reload will
-//! see), read everything stored, diff ([`Plan`]), then unless it is a dry run execute the plan
-//! as the `apply` actor ([`execute`]). Nothing is written before every check passed. Runs are
+//! see), read everything stored, check that no stored prompt version would change or go
+//! (versions are immutable), diff ([`Plan`]), then unless it is a dry run execute the plan as
+//! the `apply` actor ([`execute`]). Nothing is written before every check passed. Runs are
 //! serialised within a process so that two applies never interleave their steps.
 //!
 //! `routes()` is the admin API's face of it (`POST /admin/v1/config/apply`,
@@ -32,6 +33,7 @@ use serde::Serialize;
 use state::Current;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
+use switchboard_core::config::immutable;
 use switchboard_core::config::{Problem, StoredLayer};
 use switchboard_store::{Store, StoreError, SECRET_KEY_ENV};
 
@@ -124,7 +126,7 @@ pub async fn plan(store: &Store, server: &ServerFile, doc: &Document) -> Result<
         .filter(|p| p.has_api_key)
         .map(|p| p.name.clone())
         .collect();
-    let now = final_layer(
+    let mut now = final_layer(
         current
             .providers
             .values()
@@ -134,7 +136,10 @@ pub async fn plan(store: &Store, server: &ServerFile, doc: &Document) -> Result<
             .values()
             .map(|m| (m.name.clone(), m.settings.clone())),
     );
+    now.prompts = stored_entries(current.prompts.values().map(|p| (&p.name, &p.settings)));
+    now.apis = stored_entries(current.apis.values().map(|a| (&a.name, &a.settings)));
     let desired = document::read(doc, &file, &server.name, &now, &keyed)?;
+    versions_kept(doc, &desired, &current)?;
 
     let sets_keys: Vec<&String> = desired
         .providers
@@ -184,9 +189,18 @@ pub async fn plan(store: &Store, server: &ServerFile, doc: &Document) -> Result<
         Some(models) => models.iter().map(|(n, v)| (n.clone(), v.clone())).collect(),
         None => now.models.clone(),
     };
+    let named = |want: &Option<BTreeMap<String, serde_json::Value>>, now: &[_]| match want {
+        Some(entries) => entries
+            .iter()
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect(),
+        None => now.to_vec(),
+    };
     let mut layer = StoredLayer {
         providers,
         models,
+        prompts: named(&desired.prompts, &now.prompts),
+        apis: named(&desired.apis, &now.apis),
         ..StoredLayer::default()
     };
     rules::final_rules(&desired, &current, &mut layer);
@@ -197,6 +211,46 @@ pub async fn plan(store: &Store, server: &ServerFile, doc: &Document) -> Result<
         file_orgs: &file.orgs,
     };
     Ok(plan::diff(&desired, &current, &ctx))
+}
+
+fn stored_entries<'a>(
+    entries: impl Iterator<Item = (&'a String, &'a serde_json::Value)>,
+) -> Vec<(String, serde_json::Value)> {
+    entries.map(|(n, v)| (n.clone(), v.clone())).collect()
+}
+
+/// Stored prompt versions are immutable: a document that changes or drops one is refused
+/// before anything is written (the store would refuse that step, leaving a partial apply).
+fn versions_kept(
+    doc: &Document,
+    desired: &document::Desired,
+    current: &Current,
+) -> Result<(), ApplyError> {
+    let problems: Vec<Problem> = desired
+        .prompts
+        .iter()
+        .flatten()
+        .filter_map(|(name, want)| {
+            let have = current.prompts.get(name)?;
+            let conflict = immutable::check_stored(name, &have.settings, want).err()?;
+            let (line, column) = document::find_entry(&doc.text, "prompts", name).unzip();
+            Some(Problem {
+                file: doc.name.clone(),
+                line,
+                column,
+                key: format!("prompts.{name}.versions"),
+                message: conflict.to_string(),
+            })
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApplyError::Invalid {
+            context: format!("{} cannot be applied", doc.name),
+            problems,
+        })
+    }
 }
 
 /// Storing an API key needs the encryption key: say so before anything is written.

@@ -1,8 +1,9 @@
 //! The diff: which stored objects to create, update or delete so that storage equals a
 //! document. Changes come in the order they must run: creations and updates parent first
-//! (providers, models, then each organisation, its teams, their apps, then rate limits and
-//! budgets), then deletions child first (rate limits and budgets, apps, teams, organisations,
-//! then models, then providers, so that nothing is ever left pointing at a deleted object).
+//! (providers, models, prompts, APIs, then each organisation, its teams, their apps, then rate
+//! limits and budgets), then deletions child first (rate limits and budgets, apps, teams,
+//! organisations, then APIs, prompts, models, then providers, so that nothing is ever left
+//! pointing at a deleted object).
 
 use super::change::{Change, Kind};
 use super::document::{Desired, DesiredProvider, KeyIntent};
@@ -44,6 +45,20 @@ pub(crate) enum Step {
     PutModel {
         name: String,
         settings: Value,
+    },
+    PutPrompt {
+        name: String,
+        settings: Value,
+    },
+    PutApi {
+        name: String,
+        settings: Value,
+    },
+    DeleteApi {
+        name: String,
+    },
+    DeletePrompt {
+        name: String,
     },
     CreateOrg {
         name: String,
@@ -141,6 +156,18 @@ pub(crate) fn diff(desired: &Desired, current: &Current, ctx: &Context<'_>) -> P
             }
         }
     }
+    named(
+        &mut plan,
+        Kind::Prompt,
+        desired.prompts.as_ref(),
+        &current.prompts_now(),
+    );
+    named(
+        &mut plan,
+        Kind::Api,
+        desired.apis.as_ref(),
+        &current.apis_now(),
+    );
     if let Some(orgs) = &desired.orgs {
         for (name, want) in orgs {
             org(
@@ -165,6 +192,18 @@ pub(crate) fn diff(desired: &Desired, current: &Current, ctx: &Context<'_>) -> P
     }
     let mut rule_deletions = Plan::default();
     super::rules::diff(desired, current, &mut plan, &mut rule_deletions);
+    if let Some(apis) = &desired.apis {
+        for name in current.apis.keys().filter(|n| !apis.contains_key(*n)) {
+            let step = Step::DeleteApi { name: name.clone() };
+            deletions.push(Change::delete(Kind::Api, name.clone()), step);
+        }
+    }
+    if let Some(prompts) = &desired.prompts {
+        for name in current.prompts.keys().filter(|n| !prompts.contains_key(*n)) {
+            let step = Step::DeletePrompt { name: name.clone() };
+            deletions.push(Change::delete(Kind::Prompt, name.clone()), step);
+        }
+    }
     if let Some(models) = &desired.models {
         for name in current.models.keys().filter(|n| !models.contains_key(*n)) {
             let step = Step::DeleteModel { name: name.clone() };
@@ -186,6 +225,29 @@ pub(crate) fn diff(desired: &Desired, current: &Current, ctx: &Context<'_>) -> P
     plan.changes.extend(deletions.changes);
     plan.steps.extend(deletions.steps);
     plan
+}
+
+/// Creations and updates of a section of named mappings (prompts, APIs); `have` is what is
+/// stored: `(settings, managed_by)` by name.
+fn named(
+    plan: &mut Plan,
+    kind: Kind,
+    want: Option<&BTreeMap<String, Value>>,
+    have: &BTreeMap<&str, (&Value, Option<&str>)>,
+) {
+    for (name, want) in want.into_iter().flatten() {
+        let stored = have.get(name.as_str());
+        let settings = stored.map(|(s, _)| *s);
+        let managed = stored.and_then(|(_, m)| *m);
+        if let Some(change) = compare(kind, name, want, settings, managed, &[]) {
+            let (name, settings) = (name.clone(), want.clone());
+            let step = match kind {
+                Kind::Api => Step::PutApi { name, settings },
+                _ => Step::PutPrompt { name, settings },
+            };
+            plan.push(change, step);
+        }
+    }
 }
 
 fn provider(

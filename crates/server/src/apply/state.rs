@@ -1,14 +1,15 @@
-//! The stored state config as code compares against: every stored provider, model,
-//! organisation, team, app, rate limit and budget, read page by page; and `export`, which writes it as a document
-//! that apply accepts (without provider API keys, which never leave the store).
+//! The stored state config as code compares against: every stored provider, model, prompt,
+//! API, organisation, team, app, rate limit and budget, read page by page; and `export`, which
+//! writes it as a document that apply accepts (without provider API keys, which never leave
+//! the store).
 
 use super::ApplyError;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use switchboard_core::config::{AppSpec, OrgSpec, TeamSpec};
 use switchboard_store::{
-    App, Org, Page, PageRequest, Store, StoreError, StoredBudget, StoredModel, StoredProvider,
-    StoredRateLimit, Team,
+    App, Org, Page, PageRequest, Store, StoreError, StoredApi, StoredBudget, StoredModel,
+    StoredPrompt, StoredProvider, StoredRateLimit, Team,
 };
 
 /// Everything stored, by name.
@@ -16,6 +17,8 @@ use switchboard_store::{
 pub(crate) struct Current {
     pub(crate) providers: BTreeMap<String, StoredProvider>,
     pub(crate) models: BTreeMap<String, StoredModel>,
+    pub(crate) prompts: BTreeMap<String, StoredPrompt>,
+    pub(crate) apis: BTreeMap<String, StoredApi>,
     pub(crate) orgs: BTreeMap<String, CurrentOrg>,
     pub(crate) rate_limits: BTreeMap<String, StoredRateLimit>,
     pub(crate) budgets: BTreeMap<String, StoredBudget>,
@@ -63,6 +66,18 @@ impl Current {
         let mut current = Current {
             providers: providers.into_iter().map(|p| (p.name.clone(), p)).collect(),
             models: models.into_iter().map(|m| (m.name.clone(), m)).collect(),
+            prompts: store
+                .stored_prompts()
+                .await?
+                .into_iter()
+                .map(|p| (p.name.clone(), p))
+                .collect(),
+            apis: store
+                .stored_apis()
+                .await?
+                .into_iter()
+                .map(|a| (a.name.clone(), a))
+                .collect(),
             orgs: BTreeMap::new(),
             rate_limits: store
                 .list_rate_limits()
@@ -108,6 +123,22 @@ impl Current {
                 .insert(org.name.clone(), CurrentOrg { org, teams });
         }
         Ok(current)
+    }
+
+    /// The stored prompts' mappings and owners, by name.
+    pub(crate) fn prompts_now(&self) -> BTreeMap<&str, (&Value, Option<&str>)> {
+        self.prompts
+            .iter()
+            .map(|(n, p)| (n.as_str(), (&p.settings, p.managed_by.as_deref())))
+            .collect()
+    }
+
+    /// The stored APIs' mappings and owners, by name.
+    pub(crate) fn apis_now(&self) -> BTreeMap<&str, (&Value, Option<&str>)> {
+        self.apis
+            .iter()
+            .map(|(n, a)| (n.as_str(), (&a.settings, a.managed_by.as_deref())))
+            .collect()
     }
 
     /// The stored organisations as config describes them, without `skip` (the server file's).
@@ -182,6 +213,21 @@ pub(crate) fn export_yaml(
         "models".into(),
         serde_yaml::to_value(models).map_err(encode)?,
     );
+    let prompts: BTreeMap<&str, &Value> = current
+        .prompts
+        .iter()
+        .map(|(name, p)| (name.as_str(), &p.settings))
+        .collect();
+    let apis: BTreeMap<&str, &Value> = current
+        .apis
+        .iter()
+        .map(|(name, a)| (name.as_str(), &a.settings))
+        .collect();
+    top.insert(
+        "prompts".into(),
+        serde_yaml::to_value(prompts).map_err(encode)?,
+    );
+    top.insert("apis".into(), serde_yaml::to_value(apis).map_err(encode)?);
     let orgs = current.org_specs(skip_orgs);
     top.insert("orgs".into(), serde_yaml::to_value(orgs).map_err(encode)?);
     let (rate_limits, budgets) = super::rules::export_lists(current).map_err(encode)?;

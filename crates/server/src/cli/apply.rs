@@ -14,7 +14,7 @@ use switchboard_core::config::{expand_text, Escapes};
 
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
-    /// The config document (YAML: `providers:`, `models:`, `orgs:`).
+    /// The config document (YAML: `providers:`, `models:`, `prompts:`, `apis:`, `orgs:`, ...).
     #[arg(long = "file", short = 'f')]
     pub file: PathBuf,
     /// Print the diff only; change nothing.
