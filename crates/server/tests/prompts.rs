@@ -29,4 +29,6 @@ mod prompts {
     // Context-window policies and chat requests that reference a stored prompt.
     mod chat_prompt;
     mod context;
+    // docs/prompts-and-apis.md's worked example, run as written.
+    mod worked_example;
 }

@@ -25,11 +25,12 @@ pub fn compile_check(text: &str) -> Result<(), String> {
         .map_err(|e| describe(&e))
 }
 
-/// Templates see undefined variables as errors: a typo in a template must not silently
-/// render an empty string into a prompt.
+/// Printing an undefined variable is an error (a typo in a template must not silently render
+/// an empty string into a prompt), while `{% if optional %}` on a variable the caller did not
+/// send is false: optional variables are tested that way.
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
     // A template loop over a huge variable must end: fuel bounds the instructions of one render.
     env.set_fuel(Some(1_000_000));
     env

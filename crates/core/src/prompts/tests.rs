@@ -15,6 +15,7 @@ prompts:
     versions:
       - { version: 1, system: "Classify.", user: "Text: {{ text }}", params: { temperature: 0 } }
       - { version: 2, system: "Classify ({{ lang | default('en') }}).", user: "{{ text }}" }
+      - { version: 3, system: "Classify{% if lang %} ({{ lang }}){% endif %}.", user: "{{ txt }}" }
     labels:
       production: 1
       staging: 2
@@ -154,4 +155,26 @@ fn api_versions_inherit_the_api_keys_and_one_is_current() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn optional_variables_may_be_tested_but_printing_an_undefined_one_fails() {
+    let lib = library();
+    let out = lib
+        .render("sentiment", 2, &serde_json::json!({"text": "x"}))
+        .unwrap();
+    assert_eq!(out.system.as_deref(), Some("Classify (en)."));
+    let err = lib
+        .render("sentiment", 3, &serde_json::json!({"text": "x"}))
+        .unwrap_err();
+    assert!(err.to_string().contains("txt"), "{err}");
+    let err_system_ok = lib.render(
+        "sentiment",
+        3,
+        &serde_json::json!({"text": "x", "lang": "fr"}),
+    );
+    assert!(
+        err_system_ok.is_err(),
+        "the user template still names `txt`"
+    );
 }

@@ -248,7 +248,7 @@ impl Env {
         Env::launch(db, side, yaml).await
     }
 
-    async fn launch(db: Db, side: Side, yaml: String) -> Env {
+    pub async fn launch(db: Db, side: Side, yaml: String) -> Env {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let source = ConfigSource::Text {
             name: "server.yaml".into(),
