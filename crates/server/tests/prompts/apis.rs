@@ -423,6 +423,9 @@ async fn openapi_documents_describe_the_served_apis() {
     let reply = get(&gw, Some(&key.secret), "/apis/greet/openapi.json").await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let doc = reply.json();
+    let spec = oas3::from_json(&reply.text).expect("a valid OpenAPI 3.1 document");
+    assert_eq!(spec.validate_version().unwrap().minor, 1);
+    assert_eq!(spec.paths.as_ref().map(|p| p.len()), Some(3));
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["info"]["title"].is_string());
     let paths = doc["paths"].as_object().unwrap();
@@ -479,6 +482,7 @@ async fn openapi_documents_describe_the_served_apis() {
     // All APIs together: the retired one is not served, drafts only for the admin.
     let all = get(&gw, Some(&key.secret), "/apis/openapi.json").await;
     assert_eq!(all.status, 200, "{}", all.text);
+    oas3::from_json(&all.text).expect("a valid OpenAPI 3.1 document");
     let all = all.json();
     let paths = all["paths"].as_object().unwrap();
     for path in [
