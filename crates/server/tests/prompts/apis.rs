@@ -563,6 +563,21 @@ async fn limits_apply_to_api_calls_as_to_models() {
 }
 
 #[tokio::test]
+async fn budgets_apply_to_api_calls_as_to_models() {
+    // $0.01 a day for the team: a call to the priced alias (gpt-4o from the catalog) reserves
+    // its worst case (input plus 4096 output tokens at $10/M, about $0.04) and is refused; the
+    // API on the unpriced mock alias costs nothing and passes.
+    let rules = "budgets:\n  - { name: tiny, scope: team, match: { org: acme, team: research }, period: day, usd: 0.01 }\n";
+    let Env { gw, key, .. } = env(rules).await;
+    let refused = post(&gw, &key.secret, "/apis/classify", json!({"text": "x"}), &[]).await;
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    assert_eq!(refused.code(), "budget_exceeded");
+    assert!(refused.message().contains("tiny"), "{}", refused.text);
+    let free = post(&gw, &key.secret, "/apis/greet", json!({"name": "Ada"}), &[]).await;
+    assert_eq!(free.status, 200, "{}", free.text);
+}
+
+#[tokio::test]
 async fn ab_splits_are_proportional_and_sticky_and_recorded() {
     let Env { gw, key, .. } = env("").await;
     let mut twos = 0;
