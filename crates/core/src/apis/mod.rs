@@ -313,9 +313,7 @@ pub(crate) async fn within<T, E: From<GatewayError>>(
     }
 }
 
-/// Tags the gateway sets on API calls. A client's own values of these (`x-switchboard-tags`)
-/// are dropped, so that the versions compared in analytics are the ones really served.
-const RESERVED_TAGS: [&str; 4] = ["api", "prompt", "step", "workflow"];
+use crate::usage::RESERVED_TAGS;
 
 /// What every API call sets on its context: the version's context-window policy and the `api`
 /// tag.

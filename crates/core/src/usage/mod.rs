@@ -12,5 +12,7 @@ pub use bodies::{cut, BodyQueue, BodyReceiver, CallBody, Redactor, REDACTED};
 pub use meter::{ClientInfo, Meter, MeterStart};
 
 pub use queue::{UsageQueue, UsageReceiver, UsageSlot, DEFAULT_CAPACITY};
-pub use record::{AttemptLog, CallDetails, CallKind, Caller, Outcome, UsageRecord, UsageSource};
+pub use record::{
+    AttemptLog, CallDetails, CallKind, Caller, Outcome, UsageRecord, UsageSource, RESERVED_TAGS,
+};
 pub use rollup::{bucket_index, LATENCY_BUCKETS_MS};

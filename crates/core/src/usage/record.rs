@@ -36,6 +36,11 @@ impl Outcome {
     }
 }
 
+/// Tags the gateway itself sets (prompt and API versions served, workflow steps, context
+/// truncation). A client's own values of these in `x-switchboard-tags` are dropped at the edge,
+/// so that the versions compared in analytics are the ones really served.
+pub const RESERVED_TAGS: [&str; 5] = ["api", "prompt", "step", "workflow", "context"];
+
 /// What kind of call a record is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

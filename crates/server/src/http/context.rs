@@ -115,7 +115,8 @@ fn tags(headers: &HeaderMap) -> Vec<(String, String)> {
             let (key, value) = pair.split_once('=')?;
             let (key, value) = (key.trim(), value.trim());
             let fits = !key.is_empty() && key.len() <= MAX_TAG_LEN && value.len() <= MAX_TAG_LEN;
-            fits.then(|| (key.to_owned(), value.to_owned()))
+            let ours = switchboard_core::usage::RESERVED_TAGS.contains(&key);
+            (fits && !ours).then(|| (key.to_owned(), value.to_owned()))
         })
         .take(MAX_TAGS)
         .collect()
@@ -206,7 +207,7 @@ mod tests {
     fn tags_are_pairs_within_caps() {
         let got = tags(&headers(&[(
             "x-switchboard-tags",
-            "team=ml, run = 7,bad,=x,k=",
+            "team=ml, run = 7,bad,=x,k=,prompt=mine@9,api=x",
         )]));
         let want: Vec<(String, String)> = [("team", "ml"), ("run", "7"), ("k", "")]
             .iter()

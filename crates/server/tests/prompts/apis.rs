@@ -569,7 +569,14 @@ async fn budgets_apply_to_api_calls_as_to_models() {
     // API on the unpriced mock alias costs nothing and passes.
     let rules = "budgets:\n  - { name: tiny, scope: team, match: { org: acme, team: research }, period: day, usd: 0.01 }\n";
     let Env { gw, key, .. } = env(rules).await;
-    let refused = post(&gw, &key.secret, "/apis/classify", json!({"text": "x"}), &[]).await;
+    let refused = post(
+        &gw,
+        &key.secret,
+        "/apis/classify",
+        json!({"text": "x"}),
+        &[],
+    )
+    .await;
     assert_eq!(refused.status, 429, "{}", refused.text);
     assert_eq!(refused.code(), "budget_exceeded");
     assert!(refused.message().contains("tiny"), "{}", refused.text);

@@ -70,8 +70,14 @@ async fn the_documented_sentiment_analysis_example_runs(db: Db) {
         "    labels:\n      production: 1\n",
         "      - version: 2\n        system: 'Classify the sentiment. Answer JSON {\"sentiment\": ...}.'\n        user: \"Text: {{ text }}\"\n    labels:\n      production: 1\n",
     );
-    assert_ne!(with_v2, EXAMPLE, "the example's labels moved: update this test and the doc");
-    assert_eq!(gw.apply_ok(&with_v2).await, ["~ prompt sentiment (versions)"]);
+    assert_ne!(
+        with_v2, EXAMPLE,
+        "the example's labels moved: update this test and the doc"
+    );
+    assert_eq!(
+        gw.apply_ok(&with_v2).await,
+        ["~ prompt sentiment (versions)"]
+    );
     let rendered = gw
         .admin_ok(
             Method::POST,
