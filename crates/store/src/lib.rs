@@ -17,6 +17,7 @@ mod changes;
 mod common;
 mod crypto;
 mod db;
+mod entries;
 mod error;
 mod keys;
 mod layer;
@@ -48,7 +49,8 @@ pub use keys::{CreatedKey, KeyFilter, KeyPatch, KeyRecord, NewKey};
 pub use limits::RedisLimits;
 pub use records::{
     App, AppPatch, AuditEntry, AuditReport, Membership, NewApp, NewOrg, NewTeam, NewUser, Org,
-    OrgPatch, StoredApi, StoredModel, StoredPrompt, StoredProvider, Team, TeamPatch, User,
+    OrgPatch, StoredApi, StoredEntry, StoredModel, StoredPrompt, StoredProvider, Team, TeamPatch,
+    User,
 };
 pub use rules::{StoredBudget, StoredRateLimit, StoredRule};
 pub use subscriptions::{Subscription, SubscriptionFilter, SubscriptionKind, SubscriptionStatus};

@@ -139,10 +139,10 @@ pub struct StoredProvider {
     pub updated_at: i64,
 }
 
-/// A model alias stored through the admin API or `apply`: the mapping a config file's
-/// `models:` entry holds, as JSON.
+/// A model alias, prompt or prompt API stored through the admin API or `apply`: the mapping a
+/// config file's `models:`, `prompts:` or `apis:` entry holds, as JSON.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StoredModel {
+pub struct StoredEntry {
     pub name: String,
     pub settings: serde_json::Value,
     pub managed_by: Option<String>,
@@ -150,27 +150,10 @@ pub struct StoredModel {
     pub updated_at: i64,
 }
 
-/// A prompt stored through the admin API or `apply`: the mapping a config file's `prompts:`
-/// entry holds, as JSON (description, variables, versions, labels).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StoredPrompt {
-    pub name: String,
-    pub settings: serde_json::Value,
-    pub managed_by: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-/// A prompt API stored through the admin API or `apply`: the mapping a config file's `apis:`
-/// entry holds, as JSON.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StoredApi {
-    pub name: String,
-    pub settings: serde_json::Value,
-    pub managed_by: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
+pub type StoredModel = StoredEntry;
+/// Description, variables, versions and labels.
+pub type StoredPrompt = StoredEntry;
+pub type StoredApi = StoredEntry;
 
 /// One row of the audit log.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

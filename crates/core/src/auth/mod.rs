@@ -118,68 +118,63 @@ impl Authenticator {
         alias: &str,
         requires_approval: bool,
     ) -> Result<(), GatewayError> {
-        match who {
-            Principal::Admin => Ok(()),
-            Principal::Key(grant) => {
-                if !grant.lists_model(alias) {
-                    return Err(GatewayError::ModelNotAllowed(alias.to_owned()));
-                }
-                if !requires_approval {
-                    return Ok(());
-                }
-                subscribed(grant, SubscriptionKind::Model, alias)
-            }
-            Principal::User(user) => {
-                let may_call = user.roles.iter().any(|r| r.role.at_least(Role::Developer));
-                if !may_call {
-                    return Err(GatewayError::ModelNotAllowed(alias.to_owned()));
-                }
-                if requires_approval {
-                    return Err(GatewayError::ApprovalRequired(alias.to_owned()));
-                }
-                Ok(())
-            }
-        }
+        check_access(who, SubscriptionKind::Model, alias, requires_approval)
     }
 
-    /// Whether `who` may call the prompt API `name`, in the same order as
-    /// [`Self::check_model`]: the key's `apis` allow-list, then the app's approved `api`
-    /// subscription when the API requires approval. The API is the grant: its model alias is
-    /// not checked against the key's model list.
+    /// Whether `who` may call the prompt API `name`, by the same rules as
+    /// [`Self::check_model`] with the key's `apis` allow-list and `api` subscriptions. The API
+    /// is the grant: its model alias is not checked against the key's model list.
     pub fn check_api(
         &self,
         who: &Principal,
         name: &str,
         requires_approval: bool,
     ) -> Result<(), GatewayError> {
-        match who {
-            Principal::Admin => Ok(()),
-            Principal::Key(grant) => {
-                if !grant.lists_api(name) {
-                    return Err(GatewayError::ApiNotAllowed(name.to_owned()));
-                }
-                if !requires_approval {
-                    return Ok(());
-                }
-                subscribed(grant, SubscriptionKind::Api, name)
-            }
-            Principal::User(user) => {
-                let may_call = user.roles.iter().any(|r| r.role.at_least(Role::Developer));
-                if !may_call {
-                    return Err(GatewayError::ApiNotAllowed(name.to_owned()));
-                }
-                if requires_approval {
-                    return Err(GatewayError::ApprovalRequired(name.to_owned()));
-                }
-                Ok(())
-            }
-        }
+        check_access(who, SubscriptionKind::Api, name, requires_approval)
     }
 
     /// Whether `alias` would pass [`Self::check_model`] (for `GET /v1/models`): listed and, if
     /// gated, approved.
     pub fn may_call(&self, who: &Principal, alias: &str, requires_approval: bool) -> bool {
         self.check_model(who, alias, requires_approval).is_ok()
+    }
+}
+
+/// The rules of [`Authenticator::check_model`] for a model alias or a prompt API.
+fn check_access(
+    who: &Principal,
+    kind: SubscriptionKind,
+    name: &str,
+    requires_approval: bool,
+) -> Result<(), GatewayError> {
+    let not_allowed = || match kind {
+        SubscriptionKind::Model => GatewayError::ModelNotAllowed(name.to_owned()),
+        SubscriptionKind::Api => GatewayError::ApiNotAllowed(name.to_owned()),
+    };
+    match who {
+        Principal::Admin => Ok(()),
+        Principal::Key(grant) => {
+            let listed = match kind {
+                SubscriptionKind::Model => grant.lists_model(name),
+                SubscriptionKind::Api => grant.lists_api(name),
+            };
+            if !listed {
+                return Err(not_allowed());
+            }
+            if !requires_approval {
+                return Ok(());
+            }
+            subscribed(grant, kind, name)
+        }
+        Principal::User(user) => {
+            if !user.roles.iter().any(|r| r.role.at_least(Role::Developer)) {
+                return Err(not_allowed());
+            }
+            if requires_approval {
+                return Err(GatewayError::ApprovalRequired(name.to_owned()));
+            }
+            Ok(())
+        }
     }
 }
 
