@@ -37,6 +37,13 @@ impl Resolved<'_> {
         format!("{}@{}", self.api.name, self.version.version)
     }
 
+    /// Whether `stream: true` forwards the model's events as they come: a prompt API without an
+    /// output schema. Others (a schema's output is checked whole, a workflow's comes from its
+    /// last step) answer a stream request with the same events once the output is ready.
+    pub fn streams_live(&self) -> bool {
+        matches!(self.version.body, ApiBody::Prompt(_)) && self.version.output_schema.is_none()
+    }
+
     /// The model alias a prompt API calls; a workflow has none of its own.
     pub fn alias(&self) -> Option<&str> {
         match &self.version.body {
@@ -175,7 +182,8 @@ impl Snapshot {
     }
 
     /// A streamed prompt API call, resolved once the first event is in hand (as a chat
-    /// stream). Workflows and APIs with an output schema do not stream: the output can only be
+    /// stream). Only for [`Resolved::streams_live`] APIs: workflows and APIs with an output schema
+    /// are refused here (the HTTP edge answers them whole, as events): their output can only be
     /// checked (and repaired) whole.
     pub async fn stream_api(
         &self,

@@ -75,21 +75,23 @@ pub fn document(apis: &[(&ApiConfig, Vec<&ApiVersion>)], prompts: &PromptLibrary
 
 fn operation(api: &Resolved<'_>, id: &str) -> Value {
     let version = api.version;
-    let streams = matches!(version.body, ApiBody::Prompt(_)) && version.output_schema.is_none();
     let mut ok = Map::new();
     ok.insert(
         "application/json".into(),
         json!({ "schema": { "$ref": format!("#/components/schemas/{id}_response") } }),
     );
-    if streams {
-        ok.insert(
-            "text/event-stream".into(),
-            json!({
-                "schema": { "type": "string" },
-                "description": "With \"stream\": true: `data: {\"delta\": \"...\"}` events, then one `data: {\"output\", \"usage\", \"version\", \"api_version\"}` event and `data: [DONE]`."
-            }),
-        );
-    }
+    let when = if api.streams_live() {
+        "as the model writes them"
+    } else {
+        "once the output is checked whole (one delta)"
+    };
+    ok.insert(
+        "text/event-stream".into(),
+        json!({
+            "schema": { "type": "string" },
+            "description": format!("With \"stream\": true: `data: {{\"delta\": \"...\"}}` events {when}, then one `data: {{\"output\", \"usage\", \"version\", \"api_version\"}}` event and `data: [DONE]`.")
+        }),
+    );
     let error = |what: &str| {
         json!({
             "description": what,
@@ -135,7 +137,7 @@ fn operation(api: &Resolved<'_>, id: &str) -> Value {
     })
 }
 
-/// The request body: the variables schema (with `stream` when the version can stream).
+/// The request body: the variables schema, with `stream`.
 fn request_schema(api: &Resolved<'_>, prompts: &PromptLibrary) -> Value {
     let mut schema = match &api.version.body {
         ApiBody::Prompt(call) => prompts
@@ -144,19 +146,15 @@ fn request_schema(api: &Resolved<'_>, prompts: &PromptLibrary) -> Value {
         // A workflow's input is the context of its steps: any object.
         ApiBody::Workflow(_) => json!({"type": "object"}),
     };
-    let streams =
-        matches!(api.version.body, ApiBody::Prompt(_)) && api.version.output_schema.is_none();
     if let Some(map) = schema.as_object_mut() {
-        if streams {
-            let properties = map
-                .entry("properties")
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Some(properties) = properties.as_object_mut() {
-                properties.insert(
-                    "stream".into(),
-                    json!({"type": "boolean", "description": "Answer with server-sent events."}),
-                );
-            }
+        let properties = map
+            .entry("properties")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(properties) = properties.as_object_mut() {
+            properties.insert(
+                "stream".into(),
+                json!({"type": "boolean", "description": "Answer with server-sent events."}),
+            );
         }
     }
     schema

@@ -15,7 +15,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 use switchboard_core::apis::lifecycle::{self, LifecycleHeaders};
-use switchboard_core::apis::{openapi, sticky_key, usage_json, ApiStream};
+use switchboard_core::apis::{openapi, sticky_key, usage_json, ApiAnswer, ApiStream};
 use switchboard_core::auth::Principal;
 use switchboard_core::GatewayError;
 use switchboard_protocols::{openai, ClientError, StreamEncoder};
@@ -70,7 +70,10 @@ pub async fn call(
     // and keeps the API's request and answer under the API call's request id.
     let capture = capture::start(&state, &snapshot.config, &ctx, &alias, &body);
 
-    let mut response = if stream {
+    // An output checked whole (an output schema, a workflow's) cannot be sent piece by piece:
+    // such APIs answer `stream: true` with the same events, sent once the output is checked.
+    let streams_live = stream && api.streams_live();
+    let mut response = if streams_live {
         match snapshot.stream_api(&mut ctx, api, variables, &sticky).await {
             Ok(ApiStream { served, version }) => {
                 let rate = served.meter.admission().headers();
@@ -117,7 +120,19 @@ pub async fn call(
                 if let Some(capture) = capture {
                     capture.finish(Some(body.as_bytes()));
                 }
-                let mut response = (StatusCode::OK, json_body(body)).into_response();
+                let mut response = if stream {
+                    let events = buffered_events(&answer);
+                    let mut response = (StatusCode::OK, events).into_response();
+                    let headers = response.headers_mut();
+                    headers.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/event-stream"),
+                    );
+                    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                    response
+                } else {
+                    (StatusCode::OK, json_body(body)).into_response()
+                };
                 let headers = response.headers_mut();
                 CallMeta {
                     target: answer.call.target.as_ref(),
@@ -137,6 +152,22 @@ pub async fn call(
     };
     apply_lifecycle(response.headers_mut(), &lifecycle);
     response
+}
+
+/// A whole answer as the events of a stream: its output as one delta (JSON text when it is
+/// not a string), then the final event and `[DONE]`, as [`ApiStreamEncoder`] writes them.
+fn buffered_events(answer: &ApiAnswer) -> Vec<u8> {
+    let mut out = Vec::new();
+    let text = match &answer.output {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    if !text.is_empty() {
+        event(&mut out, json!({ "delta": text }).to_string().as_bytes());
+    }
+    event(&mut out, answer.body().to_string().as_bytes());
+    event(&mut out, b"[DONE]");
+    out
 }
 
 /// The variables object, and whether `stream` was asked for (removed from the variables

@@ -309,6 +309,30 @@ async fn an_output_schema_answer_is_parsed_json() {
         sent["response_format"]["json_schema"]["schema"]["required"],
         json!(["label"])
     );
+
+    // `stream: true`: the same answer as events, sent once the output is checked.
+    up.enqueue(text("{\"label\": \"neg\"}"));
+    let reply = post(
+        &gw,
+        &key.secret,
+        "/apis/classify",
+        json!({"text": "bad", "stream": true}),
+        &[],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.header("content-type"), Some("text/event-stream"));
+    let data: Vec<&str> = reply
+        .text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .collect();
+    assert_eq!(data.len(), 3, "one delta, the answer, [DONE]: {}", reply.text);
+    let delta: Value = serde_json::from_str(data[0]).unwrap();
+    assert_eq!(delta["delta"], "{\"label\":\"neg\"}");
+    let last: Value = serde_json::from_str(data[1]).unwrap();
+    assert_eq!(last["output"], json!({"label": "neg"}));
+    assert_eq!(data[2], "[DONE]");
 }
 
 #[tokio::test]
@@ -363,17 +387,6 @@ async fn an_output_invalid_twice_is_a_502() {
     assert_eq!(reply.status, 502, "{}", reply.text);
     assert_eq!(reply.code(), "invalid_output");
     assert_eq!(up.request_count(), 2, "exactly one repair");
-    // Output-schema APIs do not stream.
-    let reply = post(
-        &gw,
-        &key.secret,
-        "/apis/classify",
-        json!({"text": "x", "stream": true}),
-        &[],
-    )
-    .await;
-    assert_eq!(reply.status, 400, "{}", reply.text);
-    assert_eq!(reply.json()["error"]["param"], "stream");
 }
 
 #[tokio::test]

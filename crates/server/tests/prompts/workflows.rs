@@ -404,7 +404,7 @@ async fn the_output_schema_checks_the_output_step() {
 }
 
 #[tokio::test]
-async fn workflows_do_not_stream() {
+async fn a_workflow_streams_its_answer_once_it_is_whole() {
     let Env { gw, key, .. } = env().await;
     let reply = run(
         &gw,
@@ -414,6 +414,14 @@ async fn workflows_do_not_stream() {
         "run-stream",
     )
     .await;
-    assert_eq!(reply.status, 400, "{}", reply.text);
-    assert!(reply.message().contains("workflow"), "{}", reply.message());
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let data: Vec<&str> = reply
+        .text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .collect();
+    assert_eq!(data.last(), Some(&"[DONE]"), "{}", reply.text);
+    let last: Value = serde_json::from_str(data[data.len() - 2]).unwrap();
+    assert!(last["steps"].is_array(), "{last}");
+    assert!(!last["output"].is_null(), "{last}");
 }
