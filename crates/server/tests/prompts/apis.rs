@@ -327,7 +327,12 @@ async fn an_output_schema_answer_is_parsed_json() {
         .split("\n\n")
         .filter_map(|e| e.strip_prefix("data: "))
         .collect();
-    assert_eq!(data.len(), 3, "one delta, the answer, [DONE]: {}", reply.text);
+    assert_eq!(
+        data.len(),
+        3,
+        "one delta, the answer, [DONE]: {}",
+        reply.text
+    );
     let delta: Value = serde_json::from_str(data[0]).unwrap();
     assert_eq!(delta["delta"], "{\"label\":\"neg\"}");
     let last: Value = serde_json::from_str(data[1]).unwrap();
@@ -479,7 +484,7 @@ async fn openapi_documents_describe_the_served_apis() {
         json!(["output", "usage", "version", "api_version"])
     );
 
-    // The output schema of an output-schema API; no stream variant.
+    // The output schema of an output-schema API; its stream is sent whole.
     let doc = get(&gw, Some(&key.secret), "/apis/classify/openapi.json")
         .await
         .json();
@@ -487,9 +492,14 @@ async fn openapi_documents_describe_the_served_apis() {
         doc["components"]["schemas"]["classify_v1_response"]["properties"]["output"]["required"],
         json!(["label"])
     );
+    let stream =
+        &doc["paths"]["/apis/classify"]["post"]["responses"]["200"]["content"]["text/event-stream"];
     assert!(
-        doc["paths"]["/apis/classify"]["post"]["responses"]["200"]["content"]["text/event-stream"]
-            .is_null()
+        stream["description"]
+            .as_str()
+            .unwrap()
+            .contains("checked whole"),
+        "{stream}"
     );
 
     // All APIs together: the retired one is not served, drafts only for the admin.
