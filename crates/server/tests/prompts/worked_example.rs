@@ -105,4 +105,30 @@ async fn the_documented_sentiment_analysis_example_runs(db: Db) {
         seen.into_iter().collect::<Vec<_>>(),
         ["sentiment@1", "sentiment@2"]
     );
+
+    // Analytics compare the versions: one row per `prompt=` tag.
+    let now = switchboard_types::calendar::now_ms();
+    let path = format!(
+        "/analytics/top?group_by=tag&from={}&to={}",
+        now - 3_600_000,
+        now + 60_000
+    );
+    let mut groups = Vec::new();
+    for _ in 0..100 {
+        let top = gw.admin_ok(Method::GET, &path, Value::Null, 200).await;
+        groups = top["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|row| row["group"].as_str())
+            .filter(|group| group.starts_with("prompt="))
+            .map(str::to_owned)
+            .collect::<Vec<_>>();
+        groups.sort();
+        if groups.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(groups, ["prompt=sentiment@1", "prompt=sentiment@2"]);
 }
