@@ -77,10 +77,7 @@ fn prose(len: usize, seed: usize) -> String {
     let mut i = seed;
     while out.len() < len {
         if !out.is_empty() {
-            out.push(if i % 13 == 0 { '.' } else { ' ' });
-            if i % 13 == 0 {
-                out.push(' ');
-            }
+            out.push_str(if i.is_multiple_of(13) { ". " } else { " " });
         }
         out.push_str(WORDS[i % WORDS.len()]);
         i = i.wrapping_mul(31).wrapping_add(7) % 1009;
