@@ -317,7 +317,7 @@ fn openai_stream() -> Vec<u8> {
 }
 
 /// An Anthropic Messages stream: `message_start`, a text block of 16 deltas with a `ping`, a
-/// `tool_use` block of 3 `input_json_delta`s, `message_delta` and `message_stop` (29 events).
+/// `tool_use` block of 3 `input_json_delta`s, `message_delta` and `message_stop` (27 events).
 fn anthropic_stream() -> Vec<u8> {
     let mut events: Vec<(&str, Value)> = vec![
         (
@@ -370,6 +370,7 @@ fn anthropic_stream() -> Vec<u8> {
         "usage": {"output_tokens": 89}}),
     ));
     events.push(("message_stop", json!({"type": "message_stop"})));
+    assert_eq!(events.len(), 27);
     let mut out = Vec::new();
     for (name, data) in &events {
         out.extend_from_slice(format!("event: {name}\ndata: ").as_bytes());
@@ -404,7 +405,7 @@ fn gemini_stream() -> Vec<u8> {
 }
 
 /// Canonical events of a streamed answer: `Start`, 18 text deltas, a tool call in 3 pieces,
-/// `Finish` and `Usage` (24 events).
+/// `Finish` and `Usage` (25 events).
 fn canonical_events() -> Vec<ChatEvent> {
     let mut events = vec![ChatEvent::Start {
         id: "chatcmpl-123".to_owned(),
@@ -438,6 +439,7 @@ fn canonical_events() -> Vec<ChatEvent> {
         cache_write_tokens: 0,
         reasoning_tokens: 0,
     }));
+    assert_eq!(events.len(), 25);
     events
 }
 
@@ -574,7 +576,7 @@ fn sse_decode(c: &mut Criterion) {
         });
     });
     group.throughput(Throughput::Bytes(anthropic_body.len() as u64));
-    group.bench_function("anthropic_29_events", |b| {
+    group.bench_function("anthropic_27_events", |b| {
         b.iter(|| {
             let mut d = anthropic::MessagesStreamDecoder::new(ResponseMode::Plain);
             decode_stream(black_box(&anthropic_body), &mut d)
@@ -606,7 +608,7 @@ fn sse_encode(c: &mut Criterion) {
     let events = canonical_events();
     let mut group = c.benchmark_group("sse_encode");
     group.throughput(Throughput::Elements(events.len() as u64));
-    group.bench_function("openai_24_events", |b| {
+    group.bench_function("openai_25_events", |b| {
         b.iter(|| {
             encode_stream(
                 black_box(&events),
@@ -614,7 +616,7 @@ fn sse_encode(c: &mut Criterion) {
             )
         });
     });
-    group.bench_function("anthropic_24_events", |b| {
+    group.bench_function("anthropic_25_events", |b| {
         b.iter(|| {
             encode_stream(
                 black_box(&events),
