@@ -610,8 +610,29 @@ measure_all() {
       # Metrics are on in every gateway: one scrape shows they counted the run.
       R[$name.metrics_lines]=$(curl -s --max-time 5 -H "Authorization: Bearer $ADMIN_KEY" "${URL[$name]}/metrics" \
         | grep -c '^switchboard_' || true)
+      R[$name.log_rows]=$(log_rows "$name")
+      local k sent=$(( TTFB_REQUESTS + 2 ))
+      for k in "${!R[@]}"; do
+        if [[ "$k" =~ ^$name\.(warmup|rps#[0-9]+|lat#[0-9]+|one#[0-9]+|open#[0-9]+|soak)\.requests$ ]]; then
+          sent=$(( sent + ${R[$k]} ))
+        fi
+      done
+      R[$name.requests_sent]=$sent
     fi
   done
+}
+
+# log_rows NAME: rows of the call log (usage_records) in NAME's database, after the writer's
+# batches settle: evidence that the call log was on (empty when it cannot be read).
+log_rows() {
+  local yaml="$WORK/$1.yaml" db
+  [ -f "$yaml" ] || { [ "$1" = vkey ] && yaml="$WORK/gateway.yaml"; }
+  db=$(sed -n 's/^database: //p' "$yaml" 2>/dev/null)
+  sleep 1
+  case "$db" in
+    sqlite://*) command -v sqlite3 >/dev/null && sqlite3 "${db#sqlite://}" 'select count(*) from usage_records' 2>/dev/null || true ;;
+    postgres://*) psql "$db" -XAtqc 'select count(*) from usage_records' 2>/dev/null || true ;;
+  esac
 }
 
 # calc EXPR: floating-point arithmetic via awk.
@@ -697,7 +718,7 @@ check7() {
     dist=$(awk -v m="$measured" -v l="$limit" 'BEGIN { printf ((l < 10 && l > -10) ? "%+.3f" : "%+.0f"), m - l }')
     pct=$(awk -v m="$measured" -v l="$limit" 'BEGIN { if (l != 0) printf "%+.0f%%", (m - l) * 100 / l }')
   fi
-  CHECK_ROWS+="| $name | $label | $(or_dash "$measured") $unit | $op $limit $unit | $verdict | $(or_dash "$dist") $unit ($(or_dash "$pct")) |"$'\n'
+  CHECK_ROWS+="| $name | $label | $(or_dash "$measured")${unit:+ $unit} | $op $limit${unit:+ $unit} | $verdict | $(or_dash "$dist")${unit:+ $unit} ($(or_dash "$pct")) |"$'\n'
   [ -z "$CHECK_JSON" ] || CHECK_JSON+=", "
   CHECK_JSON+="{\"target\": \"$name\", \"check\": \"$label\", \"measured\": $(jnum "$measured"), \"op\": \"$op\", \"limit\": $limit, \"unit\": \"$unit\", \"verdict\": \"$verdict\", \"distance\": $(jnum "${dist#+}")}"
   [ "$verdict" = PASS ] || [ "$verdict" = "NOT RUN" ] || CHECK_ALL_PASS=0
@@ -770,7 +791,7 @@ report() {
       echo "- $name adds p50 ${R[$name.added_p50_us]} µs, p99 ${R[$name.added_p99_us]} µs" \
         "at concurrency $LAT_CONNS; p50 ${R[$name.added_one_p50_us]} µs unloaded (concurrency 1);" \
         "stream TTFB p50 ${R[$name.added_ttfb_p50_us]} µs, whole stream p50 ${R[$name.added_stream_total_p50_us]} µs" \
-        "(vs the mock alone); p50 @$LAT_CONNS $(or_dash "${R[$name.p50_vs_nginx]:-}")x nginx's, CPU/request $(or_dash "${R[$name.cpu_vs_nginx]:-}")x nginx's."
+        "(vs the mock alone)$([ "$name" = nginx ] || echo "; p50 @$LAT_CONNS $(or_dash "${R[$name.p50_vs_nginx]:-}")x nginx's, CPU/request $(or_dash "${R[$name.cpu_vs_nginx]:-}")x nginx's")."
     done
     if [ -n "${R[baseline.rps.rps]:-}" ] && [ -n "${R[gateway.rps.rps]:-}" ]; then
       R[baseline_rps_ratio]=$(ratio_median gateway baseline rps rps)
@@ -798,7 +819,7 @@ report() {
       echo "- Postgres vs SQLite (everything on): throughput $(ratio_median on-pg on rps rps)x, CPU/request of the gateway process $(ratio_median on-pg on rps cpu_us)x (Postgres's own processes are not counted)."
     fi
     for name in $TARGETS; do
-      [ -z "${R[$name.metrics_lines]:-}" ] || echo "- $name: /metrics answered ${R[$name.metrics_lines]} switchboard_ series lines after the run."
+      [ -z "${R[$name.metrics_lines]:-}" ] || echo "- $name: /metrics answered ${R[$name.metrics_lines]} switchboard_ series lines after the run; call log rows in its database: $(or_dash "${R[$name.log_rows]:-}") (all phases, soak included; requests sent: ${R[$name.requests_sent]:-?})."
     done
     for name in $TARGETS; do
       [ -n "${R[$name.soak.samples]:-}" ] || continue
@@ -878,7 +899,7 @@ report() {
       printf ', "rss_after_warmup_kib": %s, "rss_end_kib": %s, "peak_rss_kib": %s' \
         "$(jnum "${R[$name.rss_warm_kib]:-}")" "$(jnum "${R[$name.rss_end_kib]:-}")" "$(jnum "${R[$name.peak_rss_kib]:-}")"
       for f in rps_vs_nginx rps_vs_mock p50_vs_nginx p50_vs_mock cpu_vs_nginx added_p50_us added_p99_us added_one_p50_us \
-        added_ttfb_p50_us added_stream_total_p50_us metrics_lines; do
+        added_ttfb_p50_us added_stream_total_p50_us metrics_lines log_rows requests_sent; do
         [ -z "${R[$name.$f]:-}" ] || printf ', "%s": %s' "${f/added_one_p50_us/added_unloaded_p50_us}" "$(jnum "${R[$name.$f]}")"
       done
       if [ -n "${R[$name.open.rps]:-}" ]; then
