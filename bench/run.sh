@@ -597,6 +597,9 @@ measure_all() {
   done
   for name in $TARGETS; do
     R[$name.rss_end_kib]=$(status_kib "${PID[$name]}" VmRSS)
+    # The split says how much is heap (anonymous) and how much mapped files (the binary's code).
+    R[$name.rss_end_anon_kib]=$(status_kib "${PID[$name]}" RssAnon)
+    R[$name.rss_end_file_kib]=$(status_kib "${PID[$name]}" RssFile)
   done
   if [ "$SOAK_SECS" -gt 0 ]; then
     for name in $SOAK_TARGETS; do
@@ -896,8 +899,9 @@ report() {
         "$name" "${R[$name.rps.rps]}" "$(jnum "${R[$name.rps.cpu_us]}")" "${R[$name.lat.p50_us]}" "${R[$name.lat.p90_us]}" \
         "${R[$name.lat.p99_us]}" "${R[$name.ttfb.p50_us]}" "${R[$name.ttfb.p99_us]}" \
         "${R[$name.ttfb.total_p50_us]}" "${R[$name.one.p50_us]}" "${R[$name.errors]}"
-      printf ', "rss_after_warmup_kib": %s, "rss_end_kib": %s, "peak_rss_kib": %s' \
-        "$(jnum "${R[$name.rss_warm_kib]:-}")" "$(jnum "${R[$name.rss_end_kib]:-}")" "$(jnum "${R[$name.peak_rss_kib]:-}")"
+      printf ', "rss_after_warmup_kib": %s, "rss_end_kib": %s, "rss_end_anon_kib": %s, "rss_end_file_kib": %s, "peak_rss_kib": %s' \
+        "$(jnum "${R[$name.rss_warm_kib]:-}")" "$(jnum "${R[$name.rss_end_kib]:-}")" "$(jnum "${R[$name.rss_end_anon_kib]:-}")" \
+        "$(jnum "${R[$name.rss_end_file_kib]:-}")" "$(jnum "${R[$name.peak_rss_kib]:-}")"
       for f in rps_vs_nginx rps_vs_mock p50_vs_nginx p50_vs_mock cpu_vs_nginx added_p50_us added_p99_us added_one_p50_us \
         added_ttfb_p50_us added_stream_total_p50_us metrics_lines log_rows requests_sent; do
         [ -z "${R[$name.$f]:-}" ] || printf ', "%s": %s' "${f/added_one_p50_us/added_unloaded_p50_us}" "$(jnum "${R[$name.$f]}")"
