@@ -305,7 +305,7 @@ postgres_up() {
   timeout 5 psql "$BENCH_POSTGRES" -XAtqc 'select 1' >/dev/null 2>&1
 }
 
-# create_pg_db: a fresh database next to BENCH_POSTGRES's, dropped on exit; prints its URL.
+# create_pg_db: a fresh database on BENCH_POSTGRES's server, dropped on exit; sets PG_DB and PG_URL.
 PG_DB=""
 create_pg_db() {
   PG_DB="sb_bench_$(date +%s)_$$"
