@@ -32,7 +32,8 @@ STREAM_CHUNKS="${STREAM_CHUNKS:-20}"    # content chunks per streamed answer
 CHUNK_DELAY_MS="${CHUNK_DELAY_MS:-1}"   # pause between streamed chunks
 ROUNDS="${ROUNDS:-1}"                   # repeat the wrk phases; the median is reported
 OPEN_FRACTION="${OPEN_FRACTION:-0.5}"   # open-loop rate as a fraction of the measured maximum
-OPEN_WINDOW_MS="${OPEN_WINDOW_MS:-5}"   # open-loop connections = rate x this window (min 8)
+OPEN_WINDOW_MS="${OPEN_WINDOW_MS:-10}"  # open-loop connections = rate x this window (min 8)
+OPEN_GEN="${OPEN_GEN:-auto}"            # open-loop generator: auto (c if it builds), c, wrk
 SOAK_SECS="${SOAK_SECS:-600}"           # soak length (0: no soak)
 SOAK_SAMPLE_SECS="${SOAK_SAMPLE_SECS:-10}" # RSS sampling period during the soak
 SOAK_TARGETS="${SOAK_TARGETS:-on}"      # which targets get a soak (each at half its own maximum)
@@ -384,12 +385,50 @@ wrk_phase() {
 # open_conns RATE: connections for an open-loop phase: OPEN_WINDOW_MS of requests (min 8).
 open_conns() { awk -v r="$1" -v w="$OPEN_WINDOW_MS" 'BEGIN { c = int(r * w / 1000 + 0.999); if (c < 8) c = 8; if (c > 2000) c = 2000; print c }'; }
 
-# open_phase KEY TARGET RATE SECONDS: open loop at RATE req/s against TARGET (bench/wrk-rate.lua);
-# the RESULT fields go to R[KEY.*], with R[KEY.rate] and R[KEY.conns].
+# open_run URL TOKEN CONNS SECONDS RATE: one open-loop run on the load CPU with the selected
+# generator (OPEN_GEN: bench/openloop.c or wrk with bench/wrk-rate.lua); prints its RESULT line.
+open_run() {
+  local url=$1 tok=$2 conns=$3 secs=$4 rate=$5 hostport
+  if [ "$OPEN_GEN" = c ]; then
+    hostport=${url#http://}
+    BENCH_TOKEN="$tok" BENCH_BODY="$CHAT_BODY" "${PIN_LOAD[@]}" "$WORK/openloop" "${hostport%:*}" "${hostport##*:}" \
+      /v1/chat/completions "$rate" "$secs" "$conns" | grep '^RESULT ' || true
+  else
+    wrk_run "$url" "$tok" "$conns" "$secs" "$BENCH/wrk-rate.lua" "$rate"
+  fi
+}
+
+# setup_open_gen: OPEN_GEN=auto picks bench/openloop.c when a C compiler builds it (even pacing,
+# latency from the due time), else wrk + bench/wrk-rate.lua (1 ms bursts, latency from the send).
+setup_open_gen() {
+  local cc
+  cc=$(command -v cc || command -v gcc || true)
+  case "$OPEN_GEN" in
+    auto|c)
+      if [ -n "$cc" ] && "$cc" -O2 -o "$WORK/openloop" "$BENCH/openloop.c" 2>"$WORK/openloop-cc.log"; then
+        OPEN_GEN=c
+      elif [ "$OPEN_GEN" = c ]; then
+        die "OPEN_GEN=c but bench/openloop.c does not build: $(head -n 5 "$WORK/openloop-cc.log" 2>/dev/null || echo "no C compiler")"
+      else
+        log "warning: no C compiler for bench/openloop.c; open-loop phases use wrk + bench/wrk-rate.lua (1 ms bursts)"
+        OPEN_GEN=wrk
+      fi ;;
+    wrk) ;;
+    *) die "OPEN_GEN must be auto, c or wrk" ;;
+  esac
+  if [ "$OPEN_GEN" = c ]; then
+    OPEN_GEN_DESC="bench/openloop.c (evenly paced, latency from each request's due time)"
+  else
+    OPEN_GEN_DESC="wrk + bench/wrk-rate.lua (1 ms bursts, latency from the send)"
+  fi
+}
+
+# open_phase KEY TARGET RATE SECONDS: open loop at RATE req/s against TARGET; the RESULT fields
+# go to R[KEY.*], with R[KEY.rate] and R[KEY.conns].
 open_phase() {
   local key=$1 target=$2 rate=$3 secs=$4 conns line
   conns=$(open_conns "$rate")
-  line=$(wrk_run "${URL[$target]}" "$(token "$target")" "$conns" "$secs" "$BENCH/wrk-rate.lua" "$rate")
+  line=$(open_run "${URL[$target]}" "$(token "$target")" "$conns" "$secs" "$rate")
   [ -n "$line" ] || die "$target: wrk (open loop, $rate req/s) produced no result"
   store "$key" "$line"
   R[$key.rate]=$rate
@@ -486,9 +525,7 @@ soak_phase() {
   conns=$(open_conns "$rate")
   out="$WORK/soak-$name.txt"
   log "$name: soak ${SOAK_SECS}s at $rate req/s ($conns connections), RSS every ${SOAK_SAMPLE_SECS}s"
-  BENCH_TOKEN="$(token "$name")" BENCH_BODY="$CHAT_BODY" BENCH_RATE="$rate" "${PIN_LOAD[@]}" wrk -t1 \
-    -c"$conns" -d"${SOAK_SECS}s" --timeout 5s -s "$BENCH/wrk-rate.lua" "${URL[$name]}/v1/chat/completions" \
-    >"$out" 2>&1 &
+  open_run "${URL[$name]}" "$(token "$name")" "$conns" "$SOAK_SECS" "$rate" >"$out" 2>&1 &
   local wpid=$!
   PIDS+=("$wpid")
   start=$SECONDS
@@ -499,7 +536,7 @@ soak_phase() {
     t=$(( SECONDS - start ))
     samples="$samples $t:$(status_kib "$pid" VmRSS)"
   done
-  wait "$wpid" || die "$name: wrk failed during the soak: $(tail -n 5 "$out")"
+  wait "$wpid" || die "$name: the load generator failed during the soak: $(tail -n 5 "$out")"
   sleep 1 # let the last batches settle before the final sample
   R[$name.rss_soak_end_kib]=$(status_kib "$pid" VmRSS)
   samples="$samples $(( SECONDS - start )):${R[$name.rss_soak_end_kib]}"
@@ -507,7 +544,7 @@ soak_phase() {
   R[$name.soak.rate]=$rate
   R[$name.soak.conns]=$conns
   local line
-  line=$(grep '^RESULT ' "$out") || die "$name: wrk produced no result during the soak"
+  line=$(grep '^RESULT ' "$out") || die "$name: the load generator produced no result during the soak"
   store "$name.soak" "$line"
   R[$name.soak.errors]=$(errors_of "$name.soak")
 }
@@ -665,7 +702,8 @@ main() {
     fi
     [ -x "$SWITCHBOARD_BIN" ] || die "no binary at $SWITCHBOARD_BIN"
   fi
-  log "pinning: $PINNING; work dir $WORK"
+  setup_open_gen
+  log "pinning: $PINNING; work dir $WORK; open loop: $OPEN_GEN_DESC"
   LOADAVG_START=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)
   if awk "BEGIN { exit !($LOADAVG_START > 0.5) }"; then
     log "warning: load average is $LOADAVG_START; other work on this machine will add noise"
@@ -772,14 +810,14 @@ report() {
         "${R[$name.errors]}"
     done
     echo
-    echo "Open loop (bench/wrk-rate.lua): each proxy at ${OPEN_FRACTION} x its own req/s @$CONNS, the mock alone and nginx at the same rate just before it; added = minus the mock's at that rate."
+    echo "Open loop ($OPEN_GEN_DESC): each proxy at ${OPEN_FRACTION} x its own req/s @$CONNS, the mock alone and nginx at the same rate just before it; added = minus the mock's at that rate."
     echo
-    echo "| target | rate req/s | achieved | conns | p50 | p99 | mock p50 / p99 | added p50 | added p99 | nginx added p50 / p99 (same rate) |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| target | rate req/s | achieved | conns | late | p50 | p99 | mock p50 / p99 | added p50 | added p99 | nginx added p50 / p99 (same rate) |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for name in $TARGETS; do
       [ -n "${R[$name.open.rps]:-}" ] || continue
-      printf '| %s | %s | %.0f | %s | %.0f µs | %.0f µs | %.0f / %.0f µs | %s µs | %s µs | %s / %s µs |\n' "$name" \
-        "${R[$name.open_rate]}" "${R[$name.open.rps]}" "${R[$name.open.conns]}" "${R[$name.open.p50_us]}" "${R[$name.open.p99_us]}" \
+      printf '| %s | %s | %.0f | %s | %s | %.0f µs | %.0f µs | %.0f / %.0f µs | %s µs | %s µs | %s / %s µs |\n' "$name" \
+        "${R[$name.open_rate]}" "${R[$name.open.rps]}" "${R[$name.open.conns]}" "$(or_dash "${R[$name.open#1.late]:-}")" "${R[$name.open.p50_us]}" "${R[$name.open.p99_us]}" \
         "${R[$name.openmock.p50_us]}" "${R[$name.openmock.p99_us]}" "${R[$name.open_added_p50_us]}" "${R[$name.open_added_p99_us]}" \
         "$(or_dash "${R[$name.open_nginx_added_p50_us]:-}")" "$(or_dash "${R[$name.open_nginx_added_p99_us]:-}")"
       awk -v a="${R[$name.open.rps]}" -v r="${R[$name.open_rate]}" 'BEGIN { exit !(a < 0.95 * r) }' \
@@ -787,6 +825,9 @@ report() {
     done
     for name in $TARGETS; do
       [ -z "${R[$name.open_short]:-}" ] || echo "- WARNING: $name achieved less than 95% of its open-loop rate: the generator fell behind (latencies understate)."
+      if awk -v l="${R[$name.open#1.late]:-0}" -v n="${R[$name.open#1.requests]:-1}" 'BEGIN { exit !(l > 0.01 * n) }'; then
+        echo "- $name: ${R[$name.open#1.late]} of ${R[$name.open#1.requests]} open-loop requests (round 1) left more than 1 ms after their slot: every connection was busy (the server stalled) or the generator was preempted; their wait is in the latency."
+      fi
     done
     echo
     for name in $TARGETS; do
@@ -888,8 +929,8 @@ report() {
   {
     printf '{\n  "time": "%s",\n  "commit": "%s",\n  "cpus": %d,\n  "pinning": "%s",\n  "loadavg_start": %s,\n  "loadavg_end": %s,\n  "quick": %s,\n  "left_out": "%s",\n' \
       "$when" "$commit" "$NCPU" "$PINNING" "$LOADAVG_START" "$LOADAVG_END" "$([ "$QUICK" = 1 ] && echo true || echo false)" "${DROPPED# }"
-    printf '  "config": {"duration_s": %s, "concurrency": %s, "latency_concurrency": %s, "ttfb_requests": %s, "stream_chunks": %s, "chunk_delay_ms": %s, "rounds": %s, "open_fraction": %s, "open_window_ms": %s, "soak_s": %s, "soak_sample_s": %s, "clk_tck": %s},\n' \
-      "$DURATION" "$CONNS" "$LAT_CONNS" "$TTFB_REQUESTS" "$STREAM_CHUNKS" "$CHUNK_DELAY_MS" "$ROUNDS" "$OPEN_FRACTION" "$OPEN_WINDOW_MS" "$SOAK_SECS" "$SOAK_SAMPLE_SECS" "$CLK_TCK"
+    printf '  "config": {"duration_s": %s, "concurrency": %s, "latency_concurrency": %s, "ttfb_requests": %s, "stream_chunks": %s, "chunk_delay_ms": %s, "rounds": %s, "open_fraction": %s, "open_window_ms": %s, "soak_s": %s, "soak_sample_s": %s, "clk_tck": %s, "open_generator": "%s"},\n' \
+      "$DURATION" "$CONNS" "$LAT_CONNS" "$TTFB_REQUESTS" "$STREAM_CHUNKS" "$CHUNK_DELAY_MS" "$ROUNDS" "$OPEN_FRACTION" "$OPEN_WINDOW_MS" "$SOAK_SECS" "$SOAK_SAMPLE_SECS" "$CLK_TCK" "$OPEN_GEN"
     printf '  "targets": {\n'
     local first=1 f
     for name in $TARGETS; do
@@ -907,15 +948,16 @@ report() {
         [ -z "${R[$name.$f]:-}" ] || printf ', "%s": %s' "${f/added_one_p50_us/added_unloaded_p50_us}" "$(jnum "${R[$name.$f]}")"
       done
       if [ -n "${R[$name.open.rps]:-}" ]; then
-        printf ', "open_loop": {"rate": %s, "connections": %s, "achieved_rps": %s, "p50_us": %s, "p90_us": %s, "p99_us": %s, "errors": %s, "mock_p50_us": %s, "mock_p99_us": %s, "added_p50_us": %s, "added_p99_us": %s, "nginx_p50_us": %s, "nginx_p99_us": %s, "nginx_added_p50_us": %s, "nginx_added_p99_us": %s}' \
+        printf ', "open_loop": {"generator": "%s", "late_round1": %s, "sent_p50_us_round1": %s, "sent_p99_us_round1": %s, "rate": %s, "connections": %s, "achieved_rps": %s, "p50_us": %s, "p90_us": %s, "p99_us": %s, "errors": %s, "mock_p50_us": %s, "mock_p99_us": %s, "added_p50_us": %s, "added_p99_us": %s, "nginx_p50_us": %s, "nginx_p99_us": %s, "nginx_added_p50_us": %s, "nginx_added_p99_us": %s}' \
+          "$OPEN_GEN" "$(jnum "${R[$name.open#1.late]:-}")" "$(jnum "${R[$name.open#1.sent_p50_us]:-}")" "$(jnum "${R[$name.open#1.sent_p99_us]:-}")" \
           "${R[$name.open_rate]}" "${R[$name.open.conns]}" "${R[$name.open.rps]}" "${R[$name.open.p50_us]}" "${R[$name.open.p90_us]}" \
           "${R[$name.open.p99_us]}" "${R[$name.open.errors]}" "${R[$name.openmock.p50_us]}" "${R[$name.openmock.p99_us]}" \
           "${R[$name.open_added_p50_us]}" "${R[$name.open_added_p99_us]}" "$(jnum "${R[$name.openngx.p50_us]:-}")" \
           "$(jnum "${R[$name.openngx.p99_us]:-}")" "$(jnum "${R[$name.open_nginx_added_p50_us]:-}")" "$(jnum "${R[$name.open_nginx_added_p99_us]:-}")"
       fi
       if [ -n "${R[$name.soak.samples]:-}" ]; then
-        printf ', "soak": {"seconds": %s, "rate": %s, "connections": %s, "achieved_rps": %s, "p50_us": %s, "p99_us": %s, "errors": %s, "rss_after_soak_kib": %s, "drift": %s, "rss_samples": [%s]}' \
-          "$SOAK_SECS" "${R[$name.soak.rate]}" "${R[$name.soak.conns]}" "${R[$name.soak.rps]}" "${R[$name.soak.p50_us]}" \
+        printf ', "soak": {"generator": "%s", "late": %s, "seconds": %s, "rate": %s, "connections": %s, "achieved_rps": %s, "p50_us": %s, "p99_us": %s, "errors": %s, "rss_after_soak_kib": %s, "drift": %s, "rss_samples": [%s]}' \
+          "$OPEN_GEN" "$(jnum "${R[$name.soak.late]:-}")" "$SOAK_SECS" "${R[$name.soak.rate]}" "${R[$name.soak.conns]}" "${R[$name.soak.rps]}" "${R[$name.soak.p50_us]}" \
           "${R[$name.soak.p99_us]}" "${R[$name.soak.errors]}" "${R[$name.rss_soak_end_kib]}" "${R[$name.soak_drift]}" \
           "$(printf '%s\n' ${R[$name.soak.samples]} | awk -F: '{ printf "%s{\"t_s\": %s, \"rss_kib\": %s}", (NR > 1 ? ", " : ""), $1, $2 }')"
       fi
