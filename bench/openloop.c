@@ -11,6 +11,7 @@
  * Prints one line, the same fields as bench/wrk-post.lua's, plus:
  *   late=N        requests sent more than 1 ms after their slot (no free connection)
  *   sent_p50_us / sent_p99_us  latency from the actual send (what wrk would report)
+ *   lag_p50_us / lag_p99_us    how long after its slot each request was written (pacing accuracy)
  *
  * One thread, epoll. Answers are framed by Content-Length or chunked encoding (the end of a
  * chunked body is found by its terminating "0\r\n\r\n"). Single file, no dependencies:
@@ -162,7 +163,7 @@ int main(int argc, char **argv) {
   }
   if (nidle == 0) { fprintf(stderr, "openloop: cannot connect to %s:%d\n", host, port); return 1; }
 
-  lat_t due_lat = {0}, sent_lat = {0};
+  lat_t due_lat = {0}, sent_lat = {0}, lag = {0};
   double total_us = 0;
   uint64_t interval = (uint64_t)(1e9 / rate);
   uint64_t start = now_ns() + 1000000; /* first slot 1 ms from now */
@@ -195,6 +196,7 @@ int main(int argc, char **argv) {
       }
       uint64_t sent = now_ns();
       if (sent > next + 1000000) late++;
+      push(&lag, sent > next ? (sent - next) / 1000 : 0);
       c->busy = 1; c->due_ns = next; c->sent_ns = sent; c->len = 0;
       inflight++;
       next += interval;
@@ -256,13 +258,14 @@ int main(int argc, char **argv) {
   double dur_us = (double)(end - start) / 1000.0;
   qsort(due_lat.v, due_lat.n, sizeof *due_lat.v, cmp);
   qsort(sent_lat.v, sent_lat.n, sizeof *sent_lat.v, cmp);
+  qsort(lag.v, lag.n, sizeof *lag.v, cmp);
   printf("RESULT requests=%zu duration_us=%.0f rps=%.1f p50_us=%u p90_us=%u p99_us=%u max_us=%llu "
          "mean_us=%.1f non2xx=%llu connect_err=%llu read_err=%llu write_err=%llu timeout_err=%llu "
-         "late=%llu sent_p50_us=%u sent_p99_us=%u\n",
+         "late=%llu sent_p50_us=%u sent_p99_us=%u lag_p50_us=%u lag_p99_us=%u\n",
          due_lat.n, dur_us, (double)due_lat.n / (dur_us / 1e6), pct(&due_lat, 50), pct(&due_lat, 90),
          pct(&due_lat, 99), (unsigned long long)max_us, due_lat.n ? total_us / (double)due_lat.n : 0.0,
          (unsigned long long)non2xx, (unsigned long long)connect_err, (unsigned long long)read_err,
          (unsigned long long)write_err, (unsigned long long)timeout_err, (unsigned long long)late,
-         pct(&sent_lat, 50), pct(&sent_lat, 99));
+         pct(&sent_lat, 50), pct(&sent_lat, 99), pct(&lag, 50), pct(&lag, 99));
   return 0;
 }

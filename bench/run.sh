@@ -948,8 +948,9 @@ report() {
         [ -z "${R[$name.$f]:-}" ] || printf ', "%s": %s' "${f/added_one_p50_us/added_unloaded_p50_us}" "$(jnum "${R[$name.$f]}")"
       done
       if [ -n "${R[$name.open.rps]:-}" ]; then
-        printf ', "open_loop": {"generator": "%s", "late_round1": %s, "sent_p50_us_round1": %s, "sent_p99_us_round1": %s, "rate": %s, "connections": %s, "achieved_rps": %s, "p50_us": %s, "p90_us": %s, "p99_us": %s, "errors": %s, "mock_p50_us": %s, "mock_p99_us": %s, "added_p50_us": %s, "added_p99_us": %s, "nginx_p50_us": %s, "nginx_p99_us": %s, "nginx_added_p50_us": %s, "nginx_added_p99_us": %s}' \
+        printf ', "open_loop": {"generator": "%s", "late_round1": %s, "sent_p50_us_round1": %s, "sent_p99_us_round1": %s, "lag_p50_us_round1": %s, "lag_p99_us_round1": %s, "rate": %s, "connections": %s, "achieved_rps": %s, "p50_us": %s, "p90_us": %s, "p99_us": %s, "errors": %s, "mock_p50_us": %s, "mock_p99_us": %s, "added_p50_us": %s, "added_p99_us": %s, "nginx_p50_us": %s, "nginx_p99_us": %s, "nginx_added_p50_us": %s, "nginx_added_p99_us": %s}' \
           "$OPEN_GEN" "$(jnum "${R[$name.open#1.late]:-}")" "$(jnum "${R[$name.open#1.sent_p50_us]:-}")" "$(jnum "${R[$name.open#1.sent_p99_us]:-}")" \
+          "$(jnum "${R[$name.open#1.lag_p50_us]:-}")" "$(jnum "${R[$name.open#1.lag_p99_us]:-}")" \
           "${R[$name.open_rate]}" "${R[$name.open.conns]}" "${R[$name.open.rps]}" "${R[$name.open.p50_us]}" "${R[$name.open.p90_us]}" \
           "${R[$name.open.p99_us]}" "${R[$name.open.errors]}" "${R[$name.openmock.p50_us]}" "${R[$name.openmock.p99_us]}" \
           "${R[$name.open_added_p50_us]}" "${R[$name.open_added_p99_us]}" "$(jnum "${R[$name.openngx.p50_us]:-}")" \
