@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Switchboard load benchmark: the mock upstream alone, nginx as a plain reverse proxy in front
-# of it, and the gateway in front of it, measured in one run on loopback with wrk and curl.
-# Prints a markdown table, writes bench/results/latest.{json,md}, and checks the targets:
-#   throughput (gateway / nginx, concurrency 64) >= 0.7
-#   added p50 latency (gateway p50 - mock p50, concurrency 8) <= 200 us
+# Switchboard load benchmark (issue 7): the mock upstream alone, nginx as a plain reverse proxy
+# in front of it, and the gateway in front of it with everything off (`off`) and everything on
+# (`on`: virtual key, request/token/concurrency limits, a budget, Redis, the call log in SQLite,
+# metrics; `on-pg`: the same with Postgres), measured side by side in one run on loopback with
+# wrk and curl. Phases: throughput at concurrency 64 with the server's CPU time per request,
+# closed-loop latency at concurrency 8 and 1, open-loop latency at half each proxy's maximum
+# rate (mock and nginx measured at the same rate, pair by pair), streaming TTFB and whole-stream
+# time, peak and steady RSS, and a soak (SOAK_SECS, default 600) at half the maximum rate with
+# RSS sampled every SOAK_SAMPLE_SECS. Prints a markdown table, writes
+# bench/results/latest.{json,md}, and checks issue 7's targets (PASS/FAIL with the distance).
 # PASS/FAIL is a report: the script exits 0 either way; it exits non-zero only when it could
 # not run (build failure, a server that does not come up, a missing tool it cannot install).
 # See bench/README.md for the knobs (environment variables) and how to read the numbers.
@@ -13,6 +18,11 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH="$ROOT/bench"
 RESULTS_DIR="${RESULTS_DIR:-$BENCH/results}"
 
+# QUICK=1 shortens every phase (development only: the numbers are not worth reporting).
+QUICK="${QUICK:-0}"
+if [ "$QUICK" = 1 ]; then
+  : "${DURATION:=3}" "${WARMUP:=1}" "${TTFB_REQUESTS:=50}" "${SOAK_SECS:=20}" "${SOAK_SAMPLE_SECS:=2}"
+fi
 DURATION="${DURATION:-10}"              # seconds per measured wrk phase
 WARMUP="${WARMUP:-2}"                   # seconds of discarded load before each target
 CONNS="${CONNS:-64}"                    # concurrency of the throughput phase
@@ -21,25 +31,48 @@ TTFB_REQUESTS="${TTFB_REQUESTS:-200}"   # sequential streamed requests per targe
 STREAM_CHUNKS="${STREAM_CHUNKS:-20}"    # content chunks per streamed answer
 CHUNK_DELAY_MS="${CHUNK_DELAY_MS:-1}"   # pause between streamed chunks
 ROUNDS="${ROUNDS:-1}"                   # repeat the wrk phases; the median is reported
-# `vkey` is the same gateway process called with a virtual key of an app instead of the admin
-# key: the key check (hash, cache, allow-list) is the only difference.
-# `limits` is a second gateway process with a virtual key and every limit of issue 4 on: request,
-# token and concurrency limits on the key, a monthly budget on the team (prices from the
-# config), counters shared through Redis (BENCH_REDIS). The bench skips it if Redis is absent.
+OPEN_FRACTION="${OPEN_FRACTION:-0.5}"   # open-loop rate as a fraction of the measured maximum
+OPEN_WINDOW_MS="${OPEN_WINDOW_MS:-10}"  # open-loop connections = rate x this window (min 8)
+OPEN_GEN="${OPEN_GEN:-auto}"            # open-loop generator: auto (c if it builds), c, wrk
+SOAK_SECS="${SOAK_SECS:-600}"           # soak length (0: no soak)
+SOAK_SAMPLE_SECS="${SOAK_SAMPLE_SECS:-10}" # RSS sampling period during the soak
+SOAK_TARGETS="${SOAK_TARGETS:-on}"      # which targets get a soak (each at half its own maximum)
+# Targets (see bench/README.md):
+# `off` is the gateway with everything that can be switched off switched off: the admin key, no
+# limits, no Redis, no bodies logged. The call log row of each request (usage_records) is always
+# written (the config has no switch for it), to a SQLite file in the run's temp dir.
+# `on` is a gateway with everything on: a virtual key, per-key request, token and concurrency
+# limits, a team request limit, a monthly team budget with alerts, counters in Redis
+# (BENCH_REDIS), the default call log (metadata, no bodies) in SQLite, metrics.
+# `on-pg` is `on` with `database:` a fresh Postgres database created in BENCH_POSTGRES's server
+# and dropped at the end.
+# `gateway` (same config as `off`), `vkey` (the `gateway` process called with a virtual key)
+# and `limits` (same config as `on`) are the targets of issues 2-4, kept for comparisons.
 # `baseline` is the gateway built from another commit (BASELINE_BIN, e.g. the commit before a
-# change), run with the same generated config: `gateway` vs `baseline` in one run says what the
-# change costs. Left out when BASELINE_BIN is not set.
-TARGETS="${TARGETS:-mock nginx gateway vkey limits}"
+# change), run with `gateway`'s config: `gateway` vs `baseline` in one run says what the
+# change costs.
+TARGETS="${TARGETS:-mock nginx off on on-pg}"
 BASELINE_BIN="${BASELINE_BIN:-}"
 BENCH_REDIS="${BENCH_REDIS:-redis://127.0.0.1:6379}"
+BENCH_POSTGRES="${BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}"
 SKIP_BUILD="${SKIP_BUILD:-0}"
 SWITCHBOARD_BIN="${SWITCHBOARD_BIN:-$ROOT/target/release/switchboard}"
 MOCK_CMD="${MOCK_CMD:-$SWITCHBOARD_BIN mock-upstream}"
 GATEWAY_RUST_LOG="${GATEWAY_RUST_LOG:-warn}"
 READY_TIMEOUT="${READY_TIMEOUT:-20}"    # seconds to wait for a server's port
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
+# Issue 2's targets, checked for the `gateway` target when it runs.
 MIN_RPS_RATIO=0.7
 MAX_ADDED_P50_US=200
+# Issue 7's targets, checked for `on` and `on-pg`.
+T7_MIN_RPS_RATIO=0.8          # req/s at concurrency 64 / nginx's
+T7_MAX_OPEN_P50_US=100        # added p50 at half the maximum rate (vs the mock at that rate)
+T7_MAX_OPEN_P99_US=1000       # added p99 at half the maximum rate
+T7_MAX_TTFB_US=500            # added stream TTFB p50 (vs the mock)
+T7_MAX_CPU_US=25              # gateway CPU (user + system) per request in the throughput phase
+T7_MAX_RSS_MB=100             # peak RSS in MB (10^6 bytes)
+T7_MAX_SOAK_DRIFT=0.10        # |RSS after soak / RSS after warm-up - 1|
 
 ADMIN_KEY="sk-bench-$(date +%s)-$$"
 CHAT_BODY='{"model":"bench","messages":[{"role":"user","content":"Say hello in five words."}],"max_tokens":32}'
@@ -108,6 +141,10 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+  if [ -n "${PG_DB:-}" ]; then
+    psql "$BENCH_POSTGRES" -XAtqc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 \
+      || log "warning: could not drop database $PG_DB"
+  fi
   if [ "$status" -ne 0 ] && [ -d "$WORK" ]; then
     mkdir -p "$RESULTS_DIR/logs"
     cp "$WORK"/*.log "$RESULTS_DIR/logs/" 2>/dev/null || true
@@ -220,14 +257,17 @@ EOF
   PID[nginx]=$pid
 }
 
-# start_gateway NAME [EXTRA_YAML] [BINARY]: a gateway process with its own database file.
+# start_gateway NAME [EXTRA_YAML] [BINARY] [DATABASE_URL]: a gateway process with its own
+# database (a SQLite file in the work dir unless DATABASE_URL is given).
 start_gateway() {
-  local name=${1:-gateway} extra=${2:-} bin=${3:-$SWITCHBOARD_BIN} port
+  local name=${1:-gateway} extra=${2:-} bin=${3:-$SWITCHBOARD_BIN} db=${4:-} port
+  [ -n "$bin" ] || bin=$SWITCHBOARD_BIN
+  [ -n "$db" ] || db="sqlite://$WORK/$name.db"
   port=$(free_port)
   cat >"$WORK/$name.yaml" <<EOF
 # Generated by bench/run.sh: one OpenAI-compatible provider (the mock), one model.
 listen: 127.0.0.1:$port
-database: sqlite://$WORK/$name.db
+database: $db
 admin_key: \${SWITCHBOARD_ADMIN_KEY}
 providers:
   mock: { type: openai, base_url: "http://127.0.0.1:$MOCK_PORT/v1", api_key: "sk-upstream-bench" }
@@ -247,16 +287,34 @@ EOF
   PID[$name]=$pid
 }
 
-# The `limits` gateway: limits high enough never to refuse, so that the benchmark measures
-# what checking and settling them costs. Each run uses its own rule names (fresh counters).
-start_limits_gateway() {
-  local run="b$(date +%s)"
-  start_gateway limits "redis: $BENCH_REDIS
+# limits_yaml NAME: the config of the `limits`, `on` and `on-pg` gateways: limits high enough
+# never to refuse, so that the benchmark measures what checking and settling them costs. Each
+# run and target uses its own rule names (fresh counters in the shared Redis).
+limits_yaml() {
+  local run="b$(date +%s)-${1//[^a-z0-9]/}"
+  echo "redis: $BENCH_REDIS
 rate_limits:
   - { name: $run-key, scope: key, requests_per_second: 1000000, tokens_per_minute: 1000000000000, concurrent: 100000 }
   - { name: $run-team, scope: team, match: { org: bench, team: load }, requests_per_minute: 1000000000 }
 budgets:
   - { name: $run-budget, scope: team, match: { org: bench, team: load }, period: month, usd: 1000000, action: block, alert_at: [0.5, 0.8, 1.0] }"
+}
+
+# postgres_up: whether psql can reach BENCH_POSTGRES.
+postgres_up() {
+  command -v psql >/dev/null || { log "warning: psql is not installed"; return 1; }
+  timeout 5 psql "$BENCH_POSTGRES" -XAtqc 'select 1' >/dev/null 2>&1
+}
+
+# create_pg_db: a fresh database on BENCH_POSTGRES's server, dropped on exit; sets PG_DB and PG_URL.
+PG_DB=""
+create_pg_db() {
+  PG_DB="sb_bench_$(date +%s)_$$"
+  psql "$BENCH_POSTGRES" -XAtqc "CREATE DATABASE $PG_DB" >/dev/null \
+    || die "could not create database $PG_DB in $BENCH_POSTGRES"
+  local base=${BENCH_POSTGRES%%\?*} query=""
+  [ "$base" = "$BENCH_POSTGRES" ] || query="?${BENCH_POSTGRES#*\?}"
+  PG_URL="${base%/*}/$PG_DB$query"
 }
 
 # make_virtual_key TARGET GATEWAY: a virtual key of an app allowed to call `bench`, made
@@ -301,14 +359,109 @@ $out"
 $out"
 }
 
-# wrk_phase NAME PHASE CONNS SECONDS: run wrk and store its RESULT fields in R[NAME.PHASE.*].
-wrk_phase() {
-  local name=$1 phase=$2 conns=$3 secs=$4 line kv
-  line=$(BENCH_TOKEN="$(token "$name")" BENCH_BODY="$CHAT_BODY" "${PIN_LOAD[@]}" wrk -t1 -c"$conns" \
-    -d"${secs}s" --timeout 5s -s "$BENCH/wrk-post.lua" "${URL[$name]}/v1/chat/completions" \
-    | grep '^RESULT ') || die "$name: wrk produced no result"
-  for kv in ${line#RESULT }; do R[$name.$phase.${kv%%=*}]=${kv#*=}; done
+# wrk_run URL TOKEN CONNS SECONDS SCRIPT [RATE]: one wrk run on the load CPU; prints its
+# RESULT line (empty when wrk failed).
+wrk_run() {
+  local url=$1 tok=$2 conns=$3 secs=$4 script=$5 rate=${6:-}
+  BENCH_TOKEN="$tok" BENCH_BODY="$CHAT_BODY" BENCH_RATE="$rate" "${PIN_LOAD[@]}" wrk -t1 -c"$conns" \
+    -d"${secs}s" --timeout 5s -s "$script" "$url/v1/chat/completions" | grep '^RESULT ' || true
 }
+
+# store KEY LINE: the fields of a RESULT line into R[KEY.*].
+store() {
+  local key=$1 line=$2 kv
+  for kv in ${line#RESULT }; do R[$key.${kv%%=*}]=${kv#*=}; done
+}
+
+# wrk_phase NAME PHASE CONNS SECONDS: closed loop (as fast as CONNS connections go); the RESULT
+# fields go to R[NAME.PHASE.*].
+wrk_phase() {
+  local name=$1 phase=$2 conns=$3 secs=$4 line
+  line=$(wrk_run "${URL[$name]}" "$(token "$name")" "$conns" "$secs" "$BENCH/wrk-post.lua")
+  [ -n "$line" ] || die "$name: wrk produced no result"
+  store "$name.$phase" "$line"
+}
+
+# open_conns RATE: connections for an open-loop phase: OPEN_WINDOW_MS of requests (min 8).
+open_conns() { awk -v r="$1" -v w="$OPEN_WINDOW_MS" 'BEGIN { c = int(r * w / 1000 + 0.999); if (c < 8) c = 8; if (c > 2000) c = 2000; print c }'; }
+
+# open_run URL TOKEN CONNS SECONDS RATE: one open-loop run on the load CPU with the selected
+# generator (OPEN_GEN: bench/openloop.c or wrk with bench/wrk-rate.lua); prints its RESULT line.
+open_run() {
+  local url=$1 tok=$2 conns=$3 secs=$4 rate=$5 hostport
+  if [ "$OPEN_GEN" = c ]; then
+    hostport=${url#http://}
+    BENCH_TOKEN="$tok" BENCH_BODY="$CHAT_BODY" "${PIN_LOAD[@]}" "$WORK/openloop" "${hostport%:*}" "${hostport##*:}" \
+      /v1/chat/completions "$rate" "$secs" "$conns" | grep '^RESULT ' || true
+  else
+    wrk_run "$url" "$tok" "$conns" "$secs" "$BENCH/wrk-rate.lua" "$rate"
+  fi
+}
+
+# setup_open_gen: OPEN_GEN=auto picks bench/openloop.c when a C compiler builds it (even pacing,
+# latency from the due time), else wrk + bench/wrk-rate.lua (1 ms bursts, latency from the send).
+setup_open_gen() {
+  local cc
+  cc=$(command -v cc || command -v gcc || true)
+  case "$OPEN_GEN" in
+    auto|c)
+      if [ -n "$cc" ] && "$cc" -O2 -o "$WORK/openloop" "$BENCH/openloop.c" 2>"$WORK/openloop-cc.log"; then
+        OPEN_GEN=c
+      elif [ "$OPEN_GEN" = c ]; then
+        die "OPEN_GEN=c but bench/openloop.c does not build: $(head -n 5 "$WORK/openloop-cc.log" 2>/dev/null || echo "no C compiler")"
+      else
+        log "warning: no C compiler for bench/openloop.c; open-loop phases use wrk + bench/wrk-rate.lua (1 ms bursts)"
+        OPEN_GEN=wrk
+      fi ;;
+    wrk) ;;
+    *) die "OPEN_GEN must be auto, c or wrk" ;;
+  esac
+  if [ "$OPEN_GEN" = c ]; then
+    OPEN_GEN_DESC="bench/openloop.c (evenly paced, latency from each request's due time)"
+  else
+    OPEN_GEN_DESC="wrk + bench/wrk-rate.lua (1 ms bursts, latency from the send)"
+  fi
+}
+
+# open_phase KEY TARGET RATE SECONDS: open loop at RATE req/s against TARGET; the RESULT fields
+# go to R[KEY.*], with R[KEY.rate] and R[KEY.conns].
+open_phase() {
+  local key=$1 target=$2 rate=$3 secs=$4 conns line
+  conns=$(open_conns "$rate")
+  line=$(open_run "${URL[$target]}" "$(token "$target")" "$conns" "$secs" "$rate")
+  [ -n "$line" ] || die "$target: wrk (open loop, $rate req/s) produced no result"
+  store "$key" "$line"
+  R[$key.rate]=$rate
+  R[$key.conns]=$conns
+}
+
+# proc_pids PID: PID and its children (nginx's worker), the processes a server's numbers sum.
+proc_pids() { echo "$1"; pgrep -P "$1" 2>/dev/null || true; }
+
+# cpu_ticks PID: user + system clock ticks of PID and its children so far (fields 14 and 15 of
+# /proc/PID/stat; all threads of a process are included).
+cpu_ticks() {
+  local p total=0 t
+  for p in $(proc_pids "$1"); do
+    t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
+    total=$(( total + ${t:-0} ))
+  done
+  echo "$total"
+}
+
+# status_kib PID FIELD: a /proc/PID/status memory field (VmRSS, VmHWM) summed over PID and
+# its children, in KiB.
+status_kib() {
+  local p total=0 v
+  for p in $(proc_pids "$1"); do
+    v=$(awk -v f="$2:" '$1 == f {print $2}' "/proc/$p/status" 2>/dev/null) || v=0
+    total=$(( total + ${v:-0} ))
+  done
+  echo "$total"
+}
+
+# is_proxy NAME: every target but the mock is measured in front of it.
+is_proxy() { [ "$1" != mock ]; }
 
 # ttfb_phase NAME: sequential streamed requests over one keep-alive connection; curl's
 # time_starttransfer is the time to the first response byte.
@@ -341,19 +494,79 @@ sum() {
   echo "$total"
 }
 
+# ratio_median X Y PHASE METRIC: the median over the rounds of X's METRIC / Y's METRIC, each
+# round's pair measured back to back ("pair by pair").
+ratio_median() {
+  local i
+  for i in $(seq 1 "$ROUNDS"); do
+    awk -v a="${R[$1.$3#$i.$4]}" -v b="${R[$2.$3#$i.$4]}" 'BEGIN { if (b > 0) printf "%.4f\n", a / b }'
+  done | sort -g | awk 'NR { v[NR]=$1 } END { if (NR) printf "%.3f", (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2 }'
+}
+
+# diff_median KEY_A KEY_B METRIC: the median over the rounds of R[KEY_A#i.METRIC] - R[KEY_B#i.METRIC].
+diff_median() {
+  local i
+  for i in $(seq 1 "$ROUNDS"); do
+    awk -v a="${R[$1#$i.$3]}" -v b="${R[$2#$i.$3]}" 'BEGIN { printf "%.1f\n", a - b }'
+  done | sort -g | awk '{ v[NR]=$1 } END { printf "%.0f", (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2 }'
+}
+
+# errors_of KEY: non-2xx answers and socket errors of one wrk result.
+errors_of() {
+  local m total=0
+  for m in non2xx connect_err read_err write_err timeout_err; do total=$(( total + ${R[$1.$m]:-0} )); done
+  echo "$total"
+}
+
+# soak_phase NAME: SOAK_SECS of open-loop load at half NAME's maximum rate, RSS sampled every
+# SOAK_SAMPLE_SECS ("seconds:KiB" pairs in R[NAME.soak.samples]).
+soak_phase() {
+  local name=$1 rate=${R[$1.open_rate]} conns pid=${PID[$1]} start samples t out
+  conns=$(open_conns "$rate")
+  out="$WORK/soak-$name.txt"
+  log "$name: soak ${SOAK_SECS}s at $rate req/s ($conns connections), RSS every ${SOAK_SAMPLE_SECS}s"
+  open_run "${URL[$name]}" "$(token "$name")" "$conns" "$SOAK_SECS" "$rate" >"$out" 2>&1 &
+  local wpid=$!
+  PIDS+=("$wpid")
+  start=$SECONDS
+  samples="0:$(status_kib "$pid" VmRSS)"
+  while kill -0 "$wpid" 2>/dev/null; do
+    sleep "$SOAK_SAMPLE_SECS"
+    kill -0 "$wpid" 2>/dev/null || break
+    t=$(( SECONDS - start ))
+    samples="$samples $t:$(status_kib "$pid" VmRSS)"
+  done
+  wait "$wpid" || die "$name: the load generator failed during the soak: $(tail -n 5 "$out")"
+  sleep 1 # let the last batches settle before the final sample
+  R[$name.rss_soak_end_kib]=$(status_kib "$pid" VmRSS)
+  samples="$samples $(( SECONDS - start )):${R[$name.rss_soak_end_kib]}"
+  R[$name.soak.samples]=$samples
+  R[$name.soak.rate]=$rate
+  R[$name.soak.conns]=$conns
+  local line
+  line=$(grep '^RESULT ' "$out") || die "$name: the load generator produced no result during the soak"
+  store "$name.soak" "$line"
+  R[$name.soak.errors]=$(errors_of "$name.soak")
+}
+
 # Phases run interleaved (all targets' throughput, then all targets' latency, each ROUNDS
 # times) so that a change in background load hits every target alike, not one of them.
 measure_all() {
-  local name round phase metric
+  local name round phase metric t0 t1 rate
   for name in $TARGETS; do
     log "$name: checking answers, warm-up ${WARMUP}s at concurrency $CONNS"
     check_target "$name"
     wrk_phase "$name" warmup "$CONNS" "$WARMUP"
+    R[$name.rss_warm_kib]=$(status_kib "${PID[$name]}" VmRSS)
   done
   for round in $(seq 1 "$ROUNDS"); do
     for name in $TARGETS; do
       log "$name: throughput ${DURATION}s at concurrency $CONNS (round $round/$ROUNDS)"
+      t0=$(cpu_ticks "${PID[$name]}")
       wrk_phase "$name" "rps#$round" "$CONNS" "$DURATION"
+      t1=$(cpu_ticks "${PID[$name]}")
+      R[$name.rps#$round.cpu_us]=$(awk -v d=$(( t1 - t0 )) -v hz="$CLK_TCK" -v n="${R[$name.rps#$round.requests]}" \
+        'BEGIN { printf "%.2f", (n > 0) ? d * 1e6 / hz / n : 0 }')
     done
   done
   for round in $(seq 1 "$ROUNDS"); do
@@ -368,10 +581,6 @@ measure_all() {
     done
   done
   for name in $TARGETS; do
-    log "$name: time to first byte over $TTFB_REQUESTS sequential streamed requests"
-    ttfb_phase "$name"
-  done
-  for name in $TARGETS; do
     for phase in rps lat one; do
       for metric in rps p50_us p90_us p99_us; do
         R[$name.$phase.$metric]=$(median "$name" "$phase" "$metric")
@@ -381,17 +590,111 @@ measure_all() {
         R[$name.$phase.errors]=$(( ${R[$name.$phase.errors]} + $(sum "$name" "$phase" "$metric") ))
       done
     done
-    R[$name.errors]=$(( ${R[$name.rps.errors]} + ${R[$name.lat.errors]} + ${R[$name.one.errors]} + ${R[$name.ttfb.errors]} ))
+    R[$name.rps.cpu_us]=$(median "$name" rps cpu_us)
+    # Open loop at OPEN_FRACTION of this target's own maximum (its median throughput).
+    R[$name.open_rate]=$(awk -v r="${R[$name.rps.rps]}" -v f="$OPEN_FRACTION" 'BEGIN { printf "%d", r * f }')
   done
+  # Open loop: for each proxy X, the mock alone, nginx and X at X's half rate, back to back,
+  # so that "added latency at half the maximum rate" compares the same offered load.
+  for round in $(seq 1 "$ROUNDS"); do
+    for name in $TARGETS; do
+      is_proxy "$name" || continue
+      rate=${R[$name.open_rate]}
+      log "$name: open loop ${DURATION}s at $rate req/s ($(open_conns "$rate") connections): mock$([ "$name" = nginx ] || ! has nginx || echo ", nginx"), $name (round $round/$ROUNDS)"
+      open_phase "$name.openmock#$round" mock "$rate" "$DURATION"
+      if [ "$name" != nginx ] && [ -n "${URL[nginx]:-}" ]; then
+        open_phase "$name.openngx#$round" nginx "$rate" "$DURATION"
+      fi
+      open_phase "$name.open#$round" "$name" "$rate" "$DURATION"
+    done
+  done
+  for name in $TARGETS; do
+    is_proxy "$name" || continue
+    for phase in open openmock openngx; do
+      [ -n "${R[$name.$phase#1.rps]:-}" ] || continue
+      for metric in rps p50_us p90_us p99_us; do
+        R[$name.$phase.$metric]=$(median "$name" "$phase" "$metric")
+      done
+      R[$name.$phase.errors]=0
+      for metric in non2xx connect_err read_err write_err timeout_err; do
+        R[$name.$phase.errors]=$(( ${R[$name.$phase.errors]} + $(sum "$name" "$phase" "$metric") ))
+      done
+    done
+    R[$name.open.conns]=${R[$name.open#1.conns]}
+    R[$name.open_added_p50_us]=$(diff_median "$name.open" "$name.openmock" p50_us)
+    R[$name.open_added_p99_us]=$(diff_median "$name.open" "$name.openmock" p99_us)
+    if [ -n "${R[$name.openngx#1.rps]:-}" ]; then
+      R[$name.open_nginx_added_p50_us]=$(diff_median "$name.openngx" "$name.openmock" p50_us)
+      R[$name.open_nginx_added_p99_us]=$(diff_median "$name.openngx" "$name.openmock" p99_us)
+    fi
+  done
+  for name in $TARGETS; do
+    log "$name: time to first byte over $TTFB_REQUESTS sequential streamed requests"
+    ttfb_phase "$name"
+  done
+  for name in $TARGETS; do
+    R[$name.rss_end_kib]=$(status_kib "${PID[$name]}" VmRSS)
+    # The split says how much is heap (anonymous) and how much mapped files (the binary's code).
+    R[$name.rss_end_anon_kib]=$(status_kib "${PID[$name]}" RssAnon)
+    R[$name.rss_end_file_kib]=$(status_kib "${PID[$name]}" RssFile)
+  done
+  if [ "$SOAK_SECS" -gt 0 ]; then
+    for name in $SOAK_TARGETS; do
+      case " $TARGETS " in *" $name "*) soak_phase "$name" ;; *) log "soak: $name is not measured in this run" ;; esac
+    done
+  fi
+  for name in $TARGETS; do
+    R[$name.peak_rss_kib]=$(status_kib "${PID[$name]}" VmHWM)
+    R[$name.errors]=$(( ${R[$name.rps.errors]} + ${R[$name.lat.errors]} + ${R[$name.one.errors]} + ${R[$name.ttfb.errors]} + ${R[$name.open.errors]:-0} + ${R[$name.soak.errors]:-0} ))
+    if [ -n "${TOKEN[$name]:-}" ] || [[ "$name" == off || "$name" == gateway ]]; then
+      # Metrics are on in every gateway: one scrape shows they counted the run.
+      R[$name.metrics_lines]=$(curl -s --max-time 5 -H "Authorization: Bearer $ADMIN_KEY" "${URL[$name]}/metrics" \
+        | grep -c '^switchboard_' || true)
+      R[$name.log_rows]=$(log_rows "$name")
+      local k sent=$(( TTFB_REQUESTS + 2 ))
+      for k in "${!R[@]}"; do
+        if [[ "$k" =~ ^$name\.(warmup|rps#[0-9]+|lat#[0-9]+|one#[0-9]+|open#[0-9]+|soak)\.requests$ ]]; then
+          sent=$(( sent + ${R[$k]} ))
+        fi
+      done
+      R[$name.requests_sent]=$sent
+    fi
+  done
+}
+
+# log_rows NAME: rows of the call log (usage_records) in NAME's database, after the writer's
+# batches settle: evidence that the call log was on (empty when it cannot be read).
+log_rows() {
+  local yaml="$WORK/$1.yaml" db
+  [ -f "$yaml" ] || { [ "$1" = vkey ] && yaml="$WORK/gateway.yaml"; }
+  db=$(sed -n 's/^database: //p' "$yaml" 2>/dev/null)
+  sleep 1
+  case "$db" in
+    sqlite://*) command -v sqlite3 >/dev/null && sqlite3 "${db#sqlite://}" 'select count(*) from usage_records' 2>/dev/null || true ;;
+    postgres://*) psql "$db" -XAtqc 'select count(*) from usage_records' 2>/dev/null || true ;;
+  esac
 }
 
 # calc EXPR: floating-point arithmetic via awk.
 calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
 
+# has NAME: whether NAME is one of TARGETS.
+has() { case " $TARGETS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+# drop_target NAME WHY: leave NAME out of this run, loudly.
+drop_target() {
+  has "$1" || return 0
+  log "WARNING: leaving out the $1 target: $2"
+  DROPPED="$DROPPED $1 ($2);"
+  TARGETS=$(printf '%s\n' $TARGETS | grep -vx -- "$1" | tr '\n' ' ')
+}
+
 # ---------------------------------------------------------------- run
 main() {
+  DROPPED=""
   ensure_tools
-  case " $TARGETS " in *" gateway "*|*" vkey "*|*" limits "*) NEED_GATEWAY=1 ;; *) NEED_GATEWAY=0 ;; esac
+  NEED_GATEWAY=0
+  for name in gateway vkey limits off on on-pg; do has "$name" && NEED_GATEWAY=1; done
   if [ "$NEED_GATEWAY" -eq 1 ] || [ "$MOCK_CMD" = "$SWITCHBOARD_BIN mock-upstream" ]; then
     if [ "$SKIP_BUILD" != 1 ]; then
       log "cargo build --release -p switchboard"
@@ -399,35 +702,67 @@ main() {
     fi
     [ -x "$SWITCHBOARD_BIN" ] || die "no binary at $SWITCHBOARD_BIN"
   fi
-  log "pinning: $PINNING; work dir $WORK"
+  setup_open_gen
+  log "pinning: $PINNING; work dir $WORK; open loop: $OPEN_GEN_DESC"
   LOADAVG_START=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)
   if awk "BEGIN { exit !($LOADAVG_START > 0.5) }"; then
     log "warning: load average is $LOADAVG_START; other work on this machine will add noise"
   fi
+  if has limits || has on || has on-pg; then
+    redis_up || { drop_target limits "no Redis at $BENCH_REDIS"; drop_target on "no Redis at $BENCH_REDIS"; drop_target on-pg "no Redis at $BENCH_REDIS"; }
+  fi
+  if has on-pg && ! postgres_up; then
+    drop_target on-pg "Postgres not reachable at $(printf '%s' "$BENCH_POSTGRES" | sed 's#//[^@]*@#//***@#') (set BENCH_POSTGRES)"
+  fi
 
   start_mock
-  case " $TARGETS " in *" nginx "*) start_nginx ;; esac
-  [ "$NEED_GATEWAY" -eq 1 ] && start_gateway gateway
-  case " $TARGETS " in *" baseline "*)
+  has nginx && start_nginx
+  if has gateway || has vkey; then start_gateway gateway; fi
+  has off && start_gateway off
+  if has baseline; then
     [ -x "$BASELINE_BIN" ] || die "target baseline needs BASELINE_BIN (a switchboard binary)"
-    start_gateway baseline "" "$BASELINE_BIN" ;;
-  esac
-  case " $TARGETS " in *" vkey "*) make_virtual_key vkey gateway ;; esac
-  case " $TARGETS " in *" limits "*)
-    if redis_up; then
-      start_limits_gateway
-      make_virtual_key limits limits
-    else
-      log "warning: no Redis at $BENCH_REDIS; leaving out the limits target"
-      TARGETS=$(printf '%s\n' $TARGETS | grep -vx limits | tr '\n' ' ')
-    fi ;;
-  esac
-  measure_all
-  if [ "$NEED_GATEWAY" -eq 1 ]; then
-    R[gateway.rss_kib]=$(awk '/^VmHWM:/ {print $2}' "/proc/${PID[gateway]}/status")
+    start_gateway baseline "" "$BASELINE_BIN"
   fi
+  has vkey && make_virtual_key vkey gateway
+  if has limits; then start_gateway limits "$(limits_yaml limits)"; make_virtual_key limits limits; fi
+  if has on; then start_gateway on "$(limits_yaml on)"; make_virtual_key on on; fi
+  if has on-pg; then
+    create_pg_db
+    log "on-pg: database $PG_DB"
+    start_gateway on-pg "$(limits_yaml on-pg)" "" "$PG_URL"
+    make_virtual_key on-pg on-pg
+  fi
+  measure_all
   LOADAVG_END=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)
   report
+}
+
+# fmt_mib KIB: KiB as MiB with one decimal ("" stays "-").
+fmt_mib() { [ -n "${1:-}" ] && awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }' || echo "-"; }
+# or_dash VALUE: VALUE, or "-" when empty.
+or_dash() { [ -n "${1:-}" ] && echo "$1" || echo "-"; }
+# jnum VALUE: VALUE as a JSON number, or null when empty / not a number.
+jnum() { [[ "${1:-}" =~ ^-?[0-9]+(\.[0-9]+)?$ ]] && echo "$1" || echo null; }
+
+# check7 NAME LABEL MEASURED OP LIMIT UNIT: one of issue 7's target checks for NAME: appends a
+# markdown row to CHECK_ROWS and a JSON object to CHECK_JSON. OP is <= or >=. Distance is
+# measured - limit (negative is better for <=, positive for >=), and that as % of the limit.
+check7() {
+  local name=$1 label=$2 measured=$3 op=$4 limit=$5 unit=$6 verdict dist pct
+  if [ "$measured" = "not run" ]; then
+    # A phase this run skipped on purpose (e.g. no soak for this target): reported, not judged.
+    verdict="NOT RUN"; dist=""; pct=""; measured=""
+  elif [[ ! "$measured" =~ ^-?[0-9]+(\.[0-9]+)?$ ]]; then
+    verdict="NOT MEASURED"; dist=""; pct=""
+  else
+    verdict=$(awk -v m="$measured" -v l="$limit" -v op="$op" 'BEGIN { ok = (op == "<=") ? (m <= l) : (m >= l); print ok ? "PASS" : "FAIL" }')
+    dist=$(awk -v m="$measured" -v l="$limit" 'BEGIN { printf ((l < 10 && l > -10) ? "%+.3f" : "%+.0f"), m - l }')
+    pct=$(awk -v m="$measured" -v l="$limit" 'BEGIN { if (l != 0) printf "%+.0f%%", (m - l) * 100 / l }')
+  fi
+  CHECK_ROWS+="| $name | $label | $(or_dash "$measured")${unit:+ $unit} | $op $limit${unit:+ $unit} | $verdict | $(or_dash "$dist")${unit:+ $unit} ($(or_dash "$pct")) |"$'\n'
+  [ -z "$CHECK_JSON" ] || CHECK_JSON+=", "
+  CHECK_JSON+="{\"target\": \"$name\", \"check\": \"$label\", \"measured\": $(jnum "$measured"), \"op\": \"$op\", \"limit\": $limit, \"unit\": \"$unit\", \"verdict\": \"$verdict\", \"distance\": $(jnum "${dist#+}")}"
+  [ "$verdict" = PASS ] || [ "$verdict" = "NOT RUN" ] || CHECK_ALL_PASS=0
 }
 
 report() {
@@ -436,58 +771,113 @@ report() {
   local when commit
   when=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   commit=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+  # Derived numbers, pair by pair: each ratio is the median over the rounds of the ratio of two
+  # runs made back to back in the same round.
+  for name in $TARGETS; do
+    if is_proxy "$name" && [ -n "${R[mock.lat.p50_us]:-}" ]; then
+      R[$name.added_p50_us]=$(awk "BEGIN { printf \"%.0f\", ${R[$name.lat.p50_us]} - ${R[mock.lat.p50_us]} }")
+      R[$name.added_p99_us]=$(awk "BEGIN { printf \"%.0f\", ${R[$name.lat.p99_us]} - ${R[mock.lat.p99_us]} }")
+      R[$name.added_ttfb_p50_us]=$(( ${R[$name.ttfb.p50_us]} - ${R[mock.ttfb.p50_us]} ))
+      R[$name.added_stream_total_p50_us]=$(( ${R[$name.ttfb.total_p50_us]} - ${R[mock.ttfb.total_p50_us]} ))
+      R[$name.added_one_p50_us]=$(awk "BEGIN { printf \"%.0f\", ${R[$name.one.p50_us]} - ${R[mock.one.p50_us]} }")
+    fi
+    if [ -n "${R[mock.rps.rps]:-}" ]; then
+      R[$name.rps_vs_mock]=$(ratio_median "$name" mock rps rps)
+      R[$name.p50_vs_mock]=$(ratio_median "$name" mock lat p50_us)
+    fi
+    if [ -n "${R[nginx.rps.rps]:-}" ]; then
+      R[$name.rps_vs_nginx]=$(ratio_median "$name" nginx rps rps)
+      R[$name.p50_vs_nginx]=$(ratio_median "$name" nginx lat p50_us)
+      R[$name.cpu_vs_nginx]=$(ratio_median "$name" nginx rps cpu_us)
+    fi
+  done
   {
     echo "# Switchboard load benchmark"
     echo
     echo "$when, commit $commit, $NCPU CPUs ($(uname -m)), $PINNING."
-    echo "wrk 1 thread, ${DURATION}s per phase, median of $ROUNDS round(s); streams: $STREAM_CHUNKS chunks, ${CHUNK_DELAY_MS} ms apart."
+    echo "wrk 1 thread, ${DURATION}s per phase, median of $ROUNDS round(s); streams: $STREAM_CHUNKS chunks, ${CHUNK_DELAY_MS} ms apart; soak ${SOAK_SECS}s$([ "$QUICK" = 1 ] && echo "; QUICK=1: short phases, numbers for development only")."
     echo "Load average before/after: $LOADAVG_START / $LOADAVG_END (the benchmark itself adds about 2)."
+    [ -z "$DROPPED" ] || echo "**Left out:**$DROPPED"
     echo
-    echo "| target | req/s @$CONNS | p50 @$LAT_CONNS | p99 @$LAT_CONNS | p50 @1 | stream TTFB p50 | stream TTFB p99 | stream total p50 | errors |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| target | req/s @$CONNS | x nginx | x mock | CPU µs/req | p50 @$LAT_CONNS | p99 @$LAT_CONNS | p50 @1 | stream TTFB p50 | stream TTFB p99 | stream total p50 | RSS warm / end / peak MiB | errors |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for name in $TARGETS; do
-      printf '| %s | %.0f | %.0f µs | %.0f µs | %.0f µs | %d µs | %d µs | %d µs | %d |\n' "$name" \
-        "${R[$name.rps.rps]}" "${R[$name.lat.p50_us]}" "${R[$name.lat.p99_us]}" "${R[$name.one.p50_us]}" \
+      printf '| %s | %.0f | %s | %s | %s | %.0f µs | %.0f µs | %.0f µs | %d µs | %d µs | %d µs | %s / %s / %s | %d |\n' "$name" \
+        "${R[$name.rps.rps]}" "$(or_dash "${R[$name.rps_vs_nginx]:-}")" "$(or_dash "${R[$name.rps_vs_mock]:-}")" \
+        "${R[$name.rps.cpu_us]}" "${R[$name.lat.p50_us]}" "${R[$name.lat.p99_us]}" "${R[$name.one.p50_us]}" \
         "${R[$name.ttfb.p50_us]}" "${R[$name.ttfb.p99_us]}" "${R[$name.ttfb.total_p50_us]}" \
+        "$(fmt_mib "${R[$name.rss_warm_kib]:-}")" "$(fmt_mib "${R[$name.rss_end_kib]:-}")" "$(fmt_mib "${R[$name.peak_rss_kib]:-}")" \
         "${R[$name.errors]}"
     done
     echo
-    for name in nginx gateway; do
-      # Added latency is measured against the mock alone: only when both ran.
-      [ -n "${R[$name.lat.p50_us]:-}" ] && [ -n "${R[mock.lat.p50_us]:-}" ] || continue
-      R[$name.added_p50_us]=$(awk "BEGIN { printf \"%.0f\", ${R[$name.lat.p50_us]} - ${R[mock.lat.p50_us]} }")
-      R[$name.added_p99_us]=$(awk "BEGIN { printf \"%.0f\", ${R[$name.lat.p99_us]} - ${R[mock.lat.p99_us]} }")
-      R[$name.added_ttfb_p50_us]=$(( ${R[$name.ttfb.p50_us]} - ${R[mock.ttfb.p50_us]} ))
-      R[$name.added_one_p50_us]=$(awk "BEGIN { printf \"%.0f\", ${R[$name.one.p50_us]} - ${R[mock.one.p50_us]} }")
+    echo "Open loop ($OPEN_GEN_DESC): each proxy at ${OPEN_FRACTION} x its own req/s @$CONNS, the mock alone and nginx at the same rate just before it; added = minus the mock's at that rate."
+    echo
+    echo "| target | rate req/s | achieved | conns | late | p50 | p99 | mock p50 / p99 | added p50 | added p99 | nginx added p50 / p99 (same rate) |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    for name in $TARGETS; do
+      [ -n "${R[$name.open.rps]:-}" ] || continue
+      printf '| %s | %s | %.0f | %s | %s | %.0f µs | %.0f µs | %.0f / %.0f µs | %s µs | %s µs | %s / %s µs |\n' "$name" \
+        "${R[$name.open_rate]}" "${R[$name.open.rps]}" "${R[$name.open.conns]}" "$(or_dash "${R[$name.open#1.late]:-}")" "${R[$name.open.p50_us]}" "${R[$name.open.p99_us]}" \
+        "${R[$name.openmock.p50_us]}" "${R[$name.openmock.p99_us]}" "${R[$name.open_added_p50_us]}" "${R[$name.open_added_p99_us]}" \
+        "$(or_dash "${R[$name.open_nginx_added_p50_us]:-}")" "$(or_dash "${R[$name.open_nginx_added_p99_us]:-}")"
+      awk -v a="${R[$name.open.rps]}" -v r="${R[$name.open_rate]}" 'BEGIN { exit !(a < 0.95 * r) }' \
+        && R[$name.open_short]=1 || true
+    done
+    for name in $TARGETS; do
+      [ -z "${R[$name.open_short]:-}" ] || echo "- WARNING: $name achieved less than 95% of its open-loop rate: the generator fell behind (latencies understate)."
+      if awk -v l="${R[$name.open#1.late]:-0}" -v n="${R[$name.open#1.requests]:-1}" 'BEGIN { exit !(l > 0.01 * n) }'; then
+        echo "- $name: ${R[$name.open#1.late]} of ${R[$name.open#1.requests]} open-loop requests (round 1) left more than 1 ms after their slot: every connection was busy (the server stalled) or the generator was preempted; their wait is in the latency."
+      fi
+    done
+    echo
+    for name in $TARGETS; do
+      [ -n "${R[$name.added_p50_us]:-}" ] || continue
       echo "- $name adds p50 ${R[$name.added_p50_us]} µs, p99 ${R[$name.added_p99_us]} µs" \
         "at concurrency $LAT_CONNS; p50 ${R[$name.added_one_p50_us]} µs unloaded (concurrency 1);" \
-        "stream TTFB p50 +${R[$name.added_ttfb_p50_us]} µs."
+        "stream TTFB p50 ${R[$name.added_ttfb_p50_us]} µs, whole stream p50 ${R[$name.added_stream_total_p50_us]} µs" \
+        "(vs the mock alone)$([ "$name" = nginx ] || echo "; p50 @$LAT_CONNS $(or_dash "${R[$name.p50_vs_nginx]:-}")x nginx's, CPU/request $(or_dash "${R[$name.cpu_vs_nginx]:-}")x nginx's")."
     done
     if [ -n "${R[baseline.rps.rps]:-}" ] && [ -n "${R[gateway.rps.rps]:-}" ]; then
-      R[baseline_rps_ratio]=$(calc "${R[gateway.rps.rps]} / ${R[baseline.rps.rps]}")
-      R[baseline_p50_ratio]=$(calc "${R[gateway.lat.p50_us]} / ${R[baseline.lat.p50_us]}")
-      R[baseline_one_ratio]=$(calc "${R[gateway.one.p50_us]} / ${R[baseline.one.p50_us]}")
+      R[baseline_rps_ratio]=$(ratio_median gateway baseline rps rps)
+      R[baseline_p50_ratio]=$(ratio_median gateway baseline lat p50_us)
+      R[baseline_one_ratio]=$(ratio_median gateway baseline one p50_us)
       echo "- gateway vs baseline ($BASELINE_BIN): throughput ${R[baseline_rps_ratio]}x," \
         "p50 @$LAT_CONNS ${R[baseline_p50_ratio]}x, p50 @1 ${R[baseline_one_ratio]}x."
     fi
     if [ -n "${R[vkey.rps.rps]:-}" ] && [ -n "${R[gateway.rps.rps]:-}" ]; then
-      R[vkey_rps_ratio]=$(calc "${R[vkey.rps.rps]} / ${R[gateway.rps.rps]}")
-      R[vkey_p50_ratio]=$(calc "${R[vkey.lat.p50_us]} / ${R[gateway.lat.p50_us]}")
+      R[vkey_rps_ratio]=$(ratio_median vkey gateway rps rps)
+      R[vkey_p50_ratio]=$(ratio_median vkey gateway lat p50_us)
       echo "- virtual key vs admin key (same gateway): throughput ${R[vkey_rps_ratio]}x," \
         "p50 @$LAT_CONNS ${R[vkey_p50_ratio]}x (issue 3 allows at most 5% worse: >= 0.95x and <= 1.05x)."
     fi
     if [ -n "${R[limits.rps.rps]:-}" ] && [ -n "${R[vkey.rps.rps]:-}" ]; then
-      R[limits_rps_ratio]=$(calc "${R[limits.rps.rps]} / ${R[vkey.rps.rps]}")
-      R[limits_p50_ratio]=$(calc "${R[limits.lat.p50_us]} / ${R[vkey.lat.p50_us]}")
+      R[limits_rps_ratio]=$(ratio_median limits vkey rps rps)
+      R[limits_p50_ratio]=$(ratio_median limits vkey lat p50_us)
       echo "- limits, budget and Redis on vs virtual key alone: throughput ${R[limits_rps_ratio]}x," \
         "p50 @$LAT_CONNS ${R[limits_p50_ratio]}x (issue 4 allows at most 10% less throughput: >= 0.90x)."
     fi
-    if [ -n "${R[gateway.rss_kib]:-}" ]; then
-      echo "- gateway peak RSS (VmHWM): $(( ${R[gateway.rss_kib]} / 1024 )) MiB."
+    if [ -n "${R[on.rps.rps]:-}" ] && [ -n "${R[off.rps.rps]:-}" ]; then
+      echo "- everything on vs everything off: throughput $(ratio_median on off rps rps)x, CPU/request $(ratio_median on off rps cpu_us)x."
     fi
+    if [ -n "${R[on-pg.rps.rps]:-}" ] && [ -n "${R[on.rps.rps]:-}" ]; then
+      echo "- Postgres vs SQLite (everything on): throughput $(ratio_median on-pg on rps rps)x, CPU/request of the gateway process $(ratio_median on-pg on rps cpu_us)x (Postgres's own processes are not counted)."
+    fi
+    for name in $TARGETS; do
+      [ -z "${R[$name.metrics_lines]:-}" ] || echo "- $name: /metrics answered ${R[$name.metrics_lines]} switchboard_ series lines after the run; call log rows in its database: $(or_dash "${R[$name.log_rows]:-}") (all phases, soak included; requests sent: ${R[$name.requests_sent]:-?})."
+    done
+    for name in $TARGETS; do
+      [ -n "${R[$name.soak.samples]:-}" ] || continue
+      R[$name.soak_drift]=$(awk -v a="${R[$name.rss_soak_end_kib]}" -v w="${R[$name.rss_warm_kib]}" 'BEGIN { printf "%.3f", (w > 0) ? a / w - 1 : 0 }')
+      echo
+      echo "Soak of $name: ${SOAK_SECS}s at ${R[$name.soak.rate]} req/s (achieved ${R[$name.soak.rps]}, ${R[$name.soak.conns]} connections), p50 ${R[$name.soak.p50_us]} µs, p99 ${R[$name.soak.p99_us]} µs, ${R[$name.soak.errors]} errors;" \
+        "RSS after warm-up $(fmt_mib "${R[$name.rss_warm_kib]}") MiB, after the soak $(fmt_mib "${R[$name.rss_soak_end_kib]}") MiB (drift ${R[$name.soak_drift]});" \
+        "samples (s:KiB): ${R[$name.soak.samples]}"
+    done
+    # Issue 2's checks, on the `gateway` target.
     if [ -n "${R[gateway.rps.rps]:-}" ] && [ -n "${R[nginx.rps.rps]:-}" ]; then
-      R[ratio]=$(calc "${R[gateway.rps.rps]} / ${R[nginx.rps.rps]}")
-      echo "- throughput gateway / nginx: ${R[ratio]}."
+      R[ratio]=${R[gateway.rps_vs_nginx]}
+      echo
+      echo "Issue 2 (gateway target):"
       echo
       echo "| target | measured | required | verdict |"
       echo "| --- | ---: | ---: | --- |"
@@ -505,32 +895,83 @@ report() {
         echo "WARNING: the gateway answered ${R[gateway.errors]} requests with errors; the numbers are not valid."
       fi
     fi
+    # Issue 7's checks, on everything on (SQLite and Postgres).
+    CHECK_ROWS=""; CHECK_JSON=""; CHECK_ALL_PASS=1
+    for name in on on-pg; do
+      if ! has "$name"; then
+        # Asked for but left out (no Redis / Postgres): say so among the checks, as failed.
+        [[ " $DROPPED" != *" $name ("* ]] || check7 "$name" "target left out of this run" "" "<=" 0 ""
+        continue
+      fi
+      check7 "$name" "throughput / nginx @$CONNS" "${R[$name.rps_vs_nginx]:-}" ">=" "$T7_MIN_RPS_RATIO" x
+      check7 "$name" "added p50 at half max rate" "${R[$name.open_added_p50_us]:-}" "<=" "$T7_MAX_OPEN_P50_US" µs
+      check7 "$name" "added p99 at half max rate" "${R[$name.open_added_p99_us]:-}" "<=" "$T7_MAX_OPEN_P99_US" µs
+      check7 "$name" "stream TTFB overhead p50" "${R[$name.added_ttfb_p50_us]:-}" "<=" "$T7_MAX_TTFB_US" µs
+      check7 "$name" "gateway CPU per request" "${R[$name.rps.cpu_us]:-}" "<=" "$T7_MAX_CPU_US" µs
+      check7 "$name" "peak RSS (VmHWM)" "$(awk -v k="${R[$name.peak_rss_kib]:-}" 'BEGIN { if (k != "") printf "%.1f", k * 1024 / 1e6 }')" "<=" "$T7_MAX_RSS_MB" MB
+      local drift="not run"
+      [ -z "${R[$name.soak_drift]:-}" ] || drift=$(awk -v d="${R[$name.soak_drift]}" 'BEGIN { printf "%.3f", (d < 0) ? -d : d }')
+      check7 "$name" "RSS after soak vs after warm-up, abs(ratio-1)" "$drift" "<=" "$T7_MAX_SOAK_DRIFT" ""
+      check7 "$name" "failed requests (all phases)" "${R[$name.errors]}" "<=" 0 ""
+    done
+    if [ -n "$CHECK_ROWS" ]; then
+      echo
+      echo "Issue 7 targets (distance = measured - limit, and as % of the limit; NOT MEASURED fails, NOT RUN (a soak left out by SOAK_TARGETS or SOAK_SECS=0) is not judged):"
+      echo
+      echo "| target | check | measured | required | verdict | distance |"
+      echo "| --- | --- | ---: | ---: | --- | ---: |"
+      printf '%s' "$CHECK_ROWS"
+      echo
+      echo "Issue 7 overall: $([ "$CHECK_ALL_PASS" = 1 ] && echo PASS || echo FAIL)"
+    fi
   } >"$md"
   cat "$md"
   {
-    printf '{\n  "time": "%s",\n  "commit": "%s",\n  "cpus": %d,\n  "pinning": "%s",\n  "loadavg_start": %s,\n  "loadavg_end": %s,\n' \
-      "$when" "$commit" "$NCPU" "$PINNING" "$LOADAVG_START" "$LOADAVG_END"
-    printf '  "config": {"duration_s": %s, "concurrency": %s, "latency_concurrency": %s, "ttfb_requests": %s, "stream_chunks": %s, "chunk_delay_ms": %s, "rounds": %s},\n' \
-      "$DURATION" "$CONNS" "$LAT_CONNS" "$TTFB_REQUESTS" "$STREAM_CHUNKS" "$CHUNK_DELAY_MS" "$ROUNDS"
+    printf '{\n  "time": "%s",\n  "commit": "%s",\n  "cpus": %d,\n  "pinning": "%s",\n  "loadavg_start": %s,\n  "loadavg_end": %s,\n  "quick": %s,\n  "left_out": "%s",\n' \
+      "$when" "$commit" "$NCPU" "$PINNING" "$LOADAVG_START" "$LOADAVG_END" "$([ "$QUICK" = 1 ] && echo true || echo false)" "${DROPPED# }"
+    printf '  "config": {"duration_s": %s, "concurrency": %s, "latency_concurrency": %s, "ttfb_requests": %s, "stream_chunks": %s, "chunk_delay_ms": %s, "rounds": %s, "open_fraction": %s, "open_window_ms": %s, "soak_s": %s, "soak_sample_s": %s, "clk_tck": %s, "open_generator": "%s"},\n' \
+      "$DURATION" "$CONNS" "$LAT_CONNS" "$TTFB_REQUESTS" "$STREAM_CHUNKS" "$CHUNK_DELAY_MS" "$ROUNDS" "$OPEN_FRACTION" "$OPEN_WINDOW_MS" "$SOAK_SECS" "$SOAK_SAMPLE_SECS" "$CLK_TCK" "$OPEN_GEN"
     printf '  "targets": {\n'
-    local first=1
+    local first=1 f
     for name in $TARGETS; do
       [ "$first" -eq 1 ] || printf ',\n'
       first=0
-      printf '    "%s": {"rps": %s, "p50_us": %s, "p90_us": %s, "p99_us": %s, "ttfb_p50_us": %s, "ttfb_p99_us": %s, "stream_total_p50_us": %s, "unloaded_p50_us": %s, "errors": %s' \
-        "$name" "${R[$name.rps.rps]}" "${R[$name.lat.p50_us]}" "${R[$name.lat.p90_us]}" \
+      printf '    "%s": {"rps": %s, "cpu_us_per_request": %s, "p50_us": %s, "p90_us": %s, "p99_us": %s, "ttfb_p50_us": %s, "ttfb_p99_us": %s, "stream_total_p50_us": %s, "unloaded_p50_us": %s, "errors": %s' \
+        "$name" "${R[$name.rps.rps]}" "$(jnum "${R[$name.rps.cpu_us]}")" "${R[$name.lat.p50_us]}" "${R[$name.lat.p90_us]}" \
         "${R[$name.lat.p99_us]}" "${R[$name.ttfb.p50_us]}" "${R[$name.ttfb.p99_us]}" \
         "${R[$name.ttfb.total_p50_us]}" "${R[$name.one.p50_us]}" "${R[$name.errors]}"
-      [ -z "${R[$name.added_p50_us]:-}" ] || printf ', "added_p50_us": %s, "added_p99_us": %s, "added_unloaded_p50_us": %s, "added_ttfb_p50_us": %s' \
-        "${R[$name.added_p50_us]}" "${R[$name.added_p99_us]}" "${R[$name.added_one_p50_us]}" "${R[$name.added_ttfb_p50_us]}"
-      [ "$name" != gateway ] || [ -z "${R[gateway.rss_kib]:-}" ] || printf ', "peak_rss_kib": %s' "${R[gateway.rss_kib]}"
+      printf ', "rss_after_warmup_kib": %s, "rss_end_kib": %s, "rss_end_anon_kib": %s, "rss_end_file_kib": %s, "peak_rss_kib": %s' \
+        "$(jnum "${R[$name.rss_warm_kib]:-}")" "$(jnum "${R[$name.rss_end_kib]:-}")" "$(jnum "${R[$name.rss_end_anon_kib]:-}")" \
+        "$(jnum "${R[$name.rss_end_file_kib]:-}")" "$(jnum "${R[$name.peak_rss_kib]:-}")"
+      for f in rps_vs_nginx rps_vs_mock p50_vs_nginx p50_vs_mock cpu_vs_nginx added_p50_us added_p99_us added_one_p50_us \
+        added_ttfb_p50_us added_stream_total_p50_us metrics_lines log_rows requests_sent; do
+        [ -z "${R[$name.$f]:-}" ] || printf ', "%s": %s' "${f/added_one_p50_us/added_unloaded_p50_us}" "$(jnum "${R[$name.$f]}")"
+      done
+      if [ -n "${R[$name.open.rps]:-}" ]; then
+        printf ', "open_loop": {"generator": "%s", "late_round1": %s, "sent_p50_us_round1": %s, "sent_p99_us_round1": %s, "lag_p50_us_round1": %s, "lag_p99_us_round1": %s, "rate": %s, "connections": %s, "achieved_rps": %s, "p50_us": %s, "p90_us": %s, "p99_us": %s, "errors": %s, "mock_p50_us": %s, "mock_p99_us": %s, "added_p50_us": %s, "added_p99_us": %s, "nginx_p50_us": %s, "nginx_p99_us": %s, "nginx_added_p50_us": %s, "nginx_added_p99_us": %s}' \
+          "$OPEN_GEN" "$(jnum "${R[$name.open#1.late]:-}")" "$(jnum "${R[$name.open#1.sent_p50_us]:-}")" "$(jnum "${R[$name.open#1.sent_p99_us]:-}")" \
+          "$(jnum "${R[$name.open#1.lag_p50_us]:-}")" "$(jnum "${R[$name.open#1.lag_p99_us]:-}")" \
+          "${R[$name.open_rate]}" "${R[$name.open.conns]}" "${R[$name.open.rps]}" "${R[$name.open.p50_us]}" "${R[$name.open.p90_us]}" \
+          "${R[$name.open.p99_us]}" "${R[$name.open.errors]}" "${R[$name.openmock.p50_us]}" "${R[$name.openmock.p99_us]}" \
+          "${R[$name.open_added_p50_us]}" "${R[$name.open_added_p99_us]}" "$(jnum "${R[$name.openngx.p50_us]:-}")" \
+          "$(jnum "${R[$name.openngx.p99_us]:-}")" "$(jnum "${R[$name.open_nginx_added_p50_us]:-}")" "$(jnum "${R[$name.open_nginx_added_p99_us]:-}")"
+      fi
+      if [ -n "${R[$name.soak.samples]:-}" ]; then
+        printf ', "soak": {"generator": "%s", "late": %s, "seconds": %s, "rate": %s, "connections": %s, "achieved_rps": %s, "p50_us": %s, "p99_us": %s, "errors": %s, "rss_after_soak_kib": %s, "drift": %s, "rss_samples": [%s]}' \
+          "$OPEN_GEN" "$(jnum "${R[$name.soak.late]:-}")" "$SOAK_SECS" "${R[$name.soak.rate]}" "${R[$name.soak.conns]}" "${R[$name.soak.rps]}" "${R[$name.soak.p50_us]}" \
+          "${R[$name.soak.p99_us]}" "${R[$name.soak.errors]}" "${R[$name.rss_soak_end_kib]}" "${R[$name.soak_drift]}" \
+          "$(printf '%s\n' ${R[$name.soak.samples]} | awk -F: '{ printf "%s{\"t_s\": %s, \"rss_kib\": %s}", (NR > 1 ? ", " : ""), $1, $2 }')"
+      fi
       printf '}'
     done
     printf '\n  }'
     if [ -n "${R[ratio]:-}" ]; then
       printf ',\n  "targets_check": {"rps_ratio": %s, "rps_ratio_min": %s, "rps_verdict": "%s", "added_p50_us": %s, "added_p50_max_us": %s, "p50_verdict": "%s", "valid": %s}' \
-        "${R[ratio]}" "$MIN_RPS_RATIO" "${R[verdict.rps]}" "${R[gateway.added_p50_us]}" \
+        "${R[ratio]}" "$MIN_RPS_RATIO" "${R[verdict.rps]}" "$(jnum "${R[gateway.added_p50_us]}")" \
         "$MAX_ADDED_P50_US" "${R[verdict.p50]}" "$([ "${R[gateway.errors]}" -eq 0 ] && echo true || echo false)"
+    fi
+    if [ -n "$CHECK_JSON" ]; then
+      printf ',\n  "issue7_checks": {"pass": %s, "checks": [%s]}' "$([ "$CHECK_ALL_PASS" = 1 ] && echo true || echo false)" "$CHECK_JSON"
     fi
     printf '\n}\n'
   } >"$json"
