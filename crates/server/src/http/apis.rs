@@ -91,13 +91,8 @@ pub async fn call(
                     served.meter,
                     StreamCapture::new(capture),
                 );
-                let mut response = (StatusCode::OK, body).into_response();
+                let mut response = super::sse::response(body);
                 let headers = response.headers_mut();
-                headers.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/event-stream"),
-                );
-                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
                 CallMeta {
                     target: Some(&served.routed.target),
                     attempts: served.routed.attempts,
@@ -121,15 +116,7 @@ pub async fn call(
                     capture.finish(Some(body.as_bytes()));
                 }
                 let mut response = if stream {
-                    let events = buffered_events(&answer);
-                    let mut response = (StatusCode::OK, events).into_response();
-                    let headers = response.headers_mut();
-                    headers.insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("text/event-stream"),
-                    );
-                    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-                    response
+                    super::sse::response(buffered_events(&answer))
                 } else {
                     (StatusCode::OK, json_body(body)).into_response()
                 };

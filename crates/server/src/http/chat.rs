@@ -6,7 +6,7 @@ use super::context::request_context;
 use super::format::{apply_rate, json_body, CallMeta, ClientFormat};
 use super::{sse, AppState};
 use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -108,13 +108,8 @@ pub async fn handle(
             meter,
             StreamCapture::new(capture),
         );
-        let mut response = (StatusCode::OK, body).into_response();
+        let mut response = sse::response(body);
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         CallMeta {
             target: Some(&routed.target),
             attempts: routed.attempts,

@@ -6,6 +6,8 @@
 
 use super::capture::StreamCapture;
 use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
 use std::convert::Infallible;
@@ -14,6 +16,18 @@ use switchboard_core::GatewayError;
 use switchboard_protocols::StreamEncoder;
 use switchboard_providers::{ChatEventStream, ProviderError};
 use switchboard_types::ChatEvent;
+
+/// A 200 answer of server-sent events: `body` with the SSE content type, never cached.
+pub fn response(body: impl Into<Body>) -> Response {
+    let mut response = (StatusCode::OK, body.into()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
 
 struct State {
     upstream: ChatEventStream,
