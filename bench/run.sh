@@ -171,7 +171,9 @@ redis_up() {
 free_port() {
   local port
   for _ in $(seq 1 200); do
-    port=$(( 20000 + RANDOM % 40000 ))
+    # Below Linux's ephemeral range (32768-60999): a port there may be the local end of an
+    # outgoing connection (the load generator's, the gateway's upstream pool) and fail to bind.
+    port=$(( 20000 + RANDOM % 12000 ))
     case "$USED_PORTS" in *" $port "*) continue ;; esac
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       USED_PORTS="$USED_PORTS$port "
