@@ -482,7 +482,8 @@ impl Snapshot {
             input_after = trimmed.input_after,
             "Truncated the conversation to fit the context window."
         );
-        // The gateway's own tag: a client's `context=` in `x-switchboard-tags` does not stand.
+        // One `context` tag per record: a context reused for a second call (an API's repair)
+        // may carry the first call's.
         ctx.tags.retain(|(key, _)| key != "context");
         ctx.tags
             .push(("context".to_owned(), trimmed.action().to_owned()));

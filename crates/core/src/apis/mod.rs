@@ -20,6 +20,7 @@ use crate::gateway::Snapshot;
 use crate::limits::RateHeaders;
 use crate::pipeline::{RequestContext, Served};
 use crate::routing::RouteFailure;
+use crate::usage::RESERVED_TAGS;
 use serde_json::{json, Map, Value};
 use switchboard_providers::{ChatEventStream, TimeoutKind};
 use switchboard_types::{ChatRequest, ChatResponse, ResponseFormat, TargetId, Usage};
@@ -320,8 +321,6 @@ pub(crate) async fn within<T, E: From<GatewayError>>(
         None => work.await,
     }
 }
-
-use crate::usage::RESERVED_TAGS;
 
 /// What every API call sets on its context: the version's context-window policy and the `api`
 /// tag.

@@ -172,8 +172,7 @@ fn render_prompt(
         .and_then(|v| v.to_str().ok());
     let sticky = switchboard_core::apis::sticky_key(ab_key, ctx);
     let (req, version) = reference::resolve(&snapshot.prompts, req, &sticky)?;
-    // The gateway's own tag: a client's `prompt=` in `x-switchboard-tags` does not stand.
-    ctx.tags.retain(|(key, _)| key != "prompt");
+    // A client's own `prompt=` tag was dropped at the edge (`usage::RESERVED_TAGS`).
     ctx.tags.push(("prompt".to_owned(), version.clone()));
     Ok((req, version))
 }
