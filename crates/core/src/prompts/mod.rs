@@ -65,6 +65,18 @@ impl Rendered {
     pub fn reference(&self) -> String {
         format!("{}@{}", self.prompt, self.version)
     }
+
+    /// The rendered parts as OpenAI-format messages: the system message, then the user one.
+    pub fn messages(&self) -> Vec<Value> {
+        let parts = [("system", &self.system), ("user", &self.user)];
+        parts
+            .into_iter()
+            .filter_map(|(role, text)| {
+                text.as_ref()
+                    .map(|text| serde_json::json!({"role": role, "content": text}))
+            })
+            .collect()
+    }
 }
 
 /// Every prompt of a snapshot, compiled.
@@ -262,13 +274,7 @@ pub fn chat_request(
     extra_messages: Vec<Value>,
     stream: bool,
 ) -> Result<ChatRequest, GatewayError> {
-    let mut messages = Vec::new();
-    if let Some(system) = &rendered.system {
-        messages.push(serde_json::json!({"role": "system", "content": system}));
-    }
-    if let Some(user) = &rendered.user {
-        messages.push(serde_json::json!({"role": "user", "content": user}));
-    }
+    let mut messages = rendered.messages();
     messages.extend(extra_messages);
     let mut body = Map::new();
     body.insert("model".into(), Value::String(model.to_owned()));

@@ -3,13 +3,10 @@
 //! rendered into the first messages, the version's parameters where the client gave none.
 
 use super::PromptLibrary;
-use crate::config::prompts::PARAMS;
+use crate::config::prompts::{DEFAULT_LABEL, PARAMS};
 use crate::error::GatewayError;
 use serde_json::Value;
 use switchboard_types::ChatRequest;
-
-/// The label served when a reference names none.
-pub const DEFAULT_LABEL: &str = "production";
 
 /// `req` with its `prompt` reference rendered, and the `name@version` it was rendered from.
 /// The new body is the client's object with the prompt's system and user messages before the
@@ -46,13 +43,7 @@ pub fn resolve(
         // The parser accepted the body, so anything else is an absent (null) list.
         _ => Vec::new(),
     };
-    let mut messages = Vec::with_capacity(client.len() + 2);
-    if let Some(system) = rendered.system {
-        messages.push(serde_json::json!({"role": "system", "content": system}));
-    }
-    if let Some(user) = rendered.user {
-        messages.push(serde_json::json!({"role": "user", "content": user}));
-    }
+    let mut messages = rendered.messages();
     messages.extend(client);
     object.insert("messages".into(), Value::Array(messages));
     let given = |object: &serde_json::Map<String, Value>, name: &str| {

@@ -12,7 +12,6 @@ use crate::http::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::json;
 use switchboard_core::config::prompts::DEFAULT_LABEL;
 use switchboard_core::GatewayError;
 
@@ -49,13 +48,7 @@ pub async fn render_prompt(
     let rendered = library
         .render(&name, version, &body.variables)
         .map_err(|e| gateway_error(&name, e))?;
-    let mut messages = Vec::new();
-    if let Some(system) = &rendered.system {
-        messages.push(json!({"role": "system", "content": system}));
-    }
-    if let Some(user) = &rendered.user {
-        messages.push(json!({"role": "user", "content": user}));
-    }
+    let messages = rendered.messages();
     Ok(Json(Rendered {
         prompt: rendered.prompt,
         version: rendered.version,
