@@ -2,7 +2,6 @@
 //! `Link` to the successor (`rel="successor-version"`).
 
 use crate::config::prompts::{ApiStatus, ApiVersion};
-use switchboard_types::calendar::{civil_from_days, DAY_MS};
 
 /// The header values an answer of `version` carries (`None`: no such header).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -28,27 +27,11 @@ pub fn headers(version: &ApiVersion) -> LifecycleHeaders {
     }
 }
 
-/// RFC 9110 IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+/// RFC 9110 IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT` (dates before 1970 are clamped
+/// to it: config dates are validated from 1970 on).
 pub fn http_date(unix_secs: i64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let day_secs = DAY_MS / 1000;
-    let days = unix_secs.div_euclid(day_secs);
-    let secs = unix_secs.rem_euclid(day_secs);
-    let (year, month, day) = civil_from_days(days);
-    // 1970-01-01 was a Thursday.
-    let weekday = DAYS[usize::try_from(days.rem_euclid(7)).unwrap_or(0)];
-    let month = MONTHS[usize::try_from(month.saturating_sub(1))
-        .unwrap_or(0)
-        .min(11)];
-    format!(
-        "{weekday}, {day:02} {month} {year:04} {:02}:{:02}:{:02} GMT",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    let secs = u64::try_from(unix_secs).unwrap_or(0);
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
 #[cfg(test)]
