@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Where the gateway's CPU goes under load, kernel included: `perf record` (software clock, so it
+# works where hardware counters are not exposed) of the gateway pinned to CPU 0 while wrk, on
+# CPU 1, sends the benchmark's request. Also prints CPU µs per request from /proc, like run.sh.
+#
+#   bench/perf.sh                 # `off`'s config (admin key, no limits)
+#   CONFIG=on bench/perf.sh       # `on`'s config: virtual key, limits and a budget in Redis
+#
+# Keeps perf.data in $OUT (default bench/results/perf.data) for `perf report -i`.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH="$ROOT/bench"
+SWITCHBOARD_BIN="${SWITCHBOARD_BIN:-$ROOT/target/release/switchboard}"
+CONFIG="${CONFIG:-off}"
+CONNS="${CONNS:-64}"
+SECONDS_ON="${SECONDS_ON:-10}"
+BENCH_REDIS="${BENCH_REDIS:-redis://127.0.0.1:6379}"
+OUT="${OUT:-$BENCH/results/perf.data}"
+TOP="${TOP:-60}"
+
+log() { printf '[perf] %s\n' "$*" >&2; }
+die() { printf '[perf] error: %s\n' "$*" >&2; exit 1; }
+for tool in perf wrk curl taskset; do
+  command -v "$tool" >/dev/null || die "$tool is required"
+done
+[ -x "$SWITCHBOARD_BIN" ] || die "no binary at $SWITCHBOARD_BIN (cargo build --release -p switchboard)"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-perf.XXXXXX")
+PIDS=()
+cleanup() {
+  local status=$?
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  [ "$status" -eq 0 ] || { log "logs:"; tail -n 20 "$WORK"/*.log >&2 || true; }
+  rm -rf "$WORK"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port() { echo $(( 20000 + RANDOM % 12000 )); }
+wait_ready() {
+  for _ in $(seq 1 300); do
+    curl -s -o /dev/null --max-time 1 "$1" && return 0
+    sleep 0.1
+  done
+  die "$1 did not answer"
+}
+
+MOCK_PORT=$(port)
+taskset -c 1 "$SWITCHBOARD_BIN" mock-upstream --listen "127.0.0.1:$MOCK_PORT" >"$WORK/mock.log" 2>&1 &
+PIDS+=($!)
+wait_ready "http://127.0.0.1:$MOCK_PORT/healthz"
+
+GW_PORT=$(port)
+KEY="sk-perf-$$"
+EXTRA=""
+if [ "$CONFIG" = on ]; then
+  run="perf$(date +%s)"
+  EXTRA="redis: $BENCH_REDIS
+rate_limits:
+  - { name: $run-key, scope: key, requests_per_second: 1000000, tokens_per_minute: 1000000000000, concurrent: 100000 }
+  - { name: $run-team, scope: team, match: { org: bench, team: load }, requests_per_minute: 1000000000 }
+budgets:
+  - { name: $run-budget, scope: team, match: { org: bench, team: load }, period: month, usd: 1000000, action: block, alert_at: [0.5, 0.8, 1.0] }"
+fi
+cat >"$WORK/switchboard.yaml" <<EOF
+listen: 127.0.0.1:$GW_PORT
+database: sqlite://$WORK/switchboard.db
+admin_key: \${SWITCHBOARD_ADMIN_KEY}
+providers:
+  mock: { type: openai, base_url: "http://127.0.0.1:$MOCK_PORT/v1", api_key: "sk-upstream-bench" }
+models:
+  bench:
+    targets: [ { provider: mock, model: bench-upstream } ]
+    price: { input_per_mtok: 2.50, output_per_mtok: 10.00 }
+$EXTRA
+EOF
+(cd "$WORK" && SWITCHBOARD_ADMIN_KEY="$KEY" RUST_LOG=warn exec taskset -c 0 \
+  "$SWITCHBOARD_BIN" serve --config "$WORK/switchboard.yaml" >"$WORK/gateway.log" 2>&1) &
+GW_PID=$!
+PIDS+=("$GW_PID")
+wait_ready "http://127.0.0.1:$GW_PORT/healthz"
+
+TOKEN=$KEY
+if [ "$CONFIG" = on ]; then
+  admin_post() {
+    curl -s --max-time 30 -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+      -d "$2" "http://127.0.0.1:$GW_PORT/admin/v1$1"
+  }
+  admin_post /orgs '{"name":"bench"}' >/dev/null
+  admin_post /orgs/bench/teams '{"name":"load"}' >/dev/null
+  admin_post /orgs/bench/teams/load/apps '{"name":"wrk","models":["bench"]}' >/dev/null
+  out=$(admin_post /orgs/bench/keys '{"team":"load","app":"wrk","name":"bench"}')
+  TOKEN=$(printf '%s' "$out" | sed -n 's/.*"secret":"\(sk-sb-[A-Za-z0-9_-]*\)".*/\1/p')
+  [ -n "$TOKEN" ] || die "could not create a virtual key: $out"
+fi
+
+run_wrk() {
+  BENCH_TOKEN="$TOKEN" taskset -c 1 wrk -t1 -c"$CONNS" -d"${1}s" --timeout 10s \
+    -s "$BENCH/wrk-post.lua" "http://127.0.0.1:$GW_PORT/v1/chat/completions" | grep '^RESULT '
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$GW_PID/stat"; }
+
+log "warm-up 3s"
+run_wrk 3 >/dev/null
+mkdir -p "$(dirname "$OUT")"
+before=$(cpu_ticks)
+if [ "${STRACE:-0}" = 1 ]; then
+  # System calls per request instead of a profile (strace slows the gateway down a lot).
+  timeout -s INT "$SECONDS_ON" strace -c -f -p "$GW_PID" -o "$WORK/strace.txt" &
+else
+  perf record -F 4999 -e cpu-clock -g -p "$GW_PID" -o "$OUT" -- sleep "$SECONDS_ON" >/dev/null 2>&1 &
+fi
+PERF_PID=$!
+RESULT=$(run_wrk "$SECONDS_ON")
+wait "$PERF_PID" || true
+after=$(cpu_ticks)
+REQUESTS=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$RESULT")
+HZ=$(getconf CLK_TCK)
+echo "$RESULT"
+echo "cpu_us_per_request: $(( (after - before) * 1000000 / HZ / REQUESTS )) (perf on: sampling adds a little)"
+if [ "${STRACE:-0}" = 1 ]; then
+  echo "## system calls per request"
+  awk -v n="$REQUESTS" '$1 ~ /^[0-9.]+$/ && NF >= 5 { printf "%8.2f  %s\n", $4 / n, $NF }' "$WORK/strace.txt" | sort -rn | head -n 20
+  exit 0
+fi
+echo
+echo "## self, by symbol (kernel included)"
+{ perf report -i "$OUT" --no-children --sort sym -g none --stdio 2>/dev/null | grep -v "^#" | grep "%" | head -n "$TOP"; } || true
+echo
+echo "## by binary"
+{ perf report -i "$OUT" --no-children --sort dso -g none --stdio 2>/dev/null | grep -v "^#" | grep "%" | head -n 10; } || true
