@@ -120,6 +120,10 @@ after=$(cpu_ticks)
 REQUESTS=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$RESULT")
 HZ=$(getconf CLK_TCK)
 echo "$RESULT"
+# Records still waiting for the ledger writer when the load stops: work the phase deferred.
+QUEUE=$(curl -s --max-time 5 -H "Authorization: Bearer $KEY" "http://127.0.0.1:$GW_PORT/metrics" \
+  | awk '/^switchboard_usage_queue_depth / {print $2}')
+echo "usage_queue_depth_at_end: ${QUEUE:-unknown}"
 echo "cpu_us_per_request: $(( (after - before) * 1000000 / HZ / REQUESTS )) (perf on: sampling adds a little)"
 if [ "${STRACE:-0}" = 1 ]; then
   echo "## system calls per request"

@@ -43,7 +43,7 @@ impl Anthropic {
             transport,
             messages_uri: Uri::try_from(format!("{}/v1/messages", base_url.trim_end_matches('/')))
                 .map_err(|_| BadHeader("base_url".into()))?,
-            headers: with_common_headers(headers),
+            headers: with_common_headers(headers, base_url),
             secret: Secret::new(api_key),
         })
     }

@@ -44,7 +44,7 @@ impl Azure {
             transport,
             base_url: base_url.trim_end_matches('/').to_owned(),
             api_version: encode_component(api_version.unwrap_or(DEFAULT_API_VERSION)),
-            headers: with_common_headers(headers),
+            headers: with_common_headers(headers, base_url),
             secret: Secret::new(api_key),
         })
     }

@@ -40,7 +40,7 @@ impl Gemini {
         Ok(Gemini {
             transport,
             models_url: format!("{}/v1beta/models/", base_url.trim_end_matches('/')),
-            headers: with_common_headers(headers),
+            headers: with_common_headers(headers, base_url),
             secret: Secret::new(api_key),
         })
     }

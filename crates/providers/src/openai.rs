@@ -137,7 +137,7 @@ impl OpenAi {
             transport,
             chat_uri: parse("/chat/completions")?,
             embeddings_uri: parse("/embeddings")?,
-            headers: with_common_headers(headers),
+            headers: with_common_headers(headers, base_url),
             secret,
         })
     }

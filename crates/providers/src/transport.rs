@@ -17,7 +17,7 @@
 use crate::{ProviderError, TimeoutKind, Upstream};
 use bytes::Bytes;
 use http::header::{
-    HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER, USER_AGENT,
+    HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT,
 };
 use http::{Method, Request, Response, Uri};
 use http_body_util::{BodyExt, Full};
@@ -27,7 +27,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use parking_lot::RwLock;
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -53,10 +52,12 @@ pub(crate) type ErrorMessageFn = fn(&[u8]) -> Option<String>;
 /// The pooled client: TCP (TLS when https) with a connect limit, HTTP/1.1 or HTTP/2.
 type HttpClient = Client<TimedConnector, Full<Bytes>>;
 
-/// Pooled HTTP clients, one per distinct connect timeout.
+/// Pooled HTTP clients, one per distinct connect timeout. A list, not a map: configs use a
+/// handful of timeouts, and comparing a few `Duration`s is cheaper than hashing one on every
+/// request.
 #[derive(Default)]
 pub(crate) struct Transport {
-    clients: RwLock<HashMap<Duration, HttpClient>>,
+    clients: RwLock<Vec<(Duration, HttpClient)>>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -79,8 +80,9 @@ pub(crate) fn secret_header(value: &str) -> Result<HeaderValue, http::header::In
 
 /// Completes a provider's fixed headers with those every request carries, once when the provider
 /// is built rather than on every request. The provider's own headers win for `user-agent` and
-/// `accept`; the body is always JSON.
-pub(crate) fn with_common_headers(mut headers: HeaderMap) -> HeaderMap {
+/// `accept`; the body is always JSON. `Host` comes from `base_url` (every endpoint of a provider
+/// shares its authority): the pooled client would otherwise format it on every request.
+pub(crate) fn with_common_headers(mut headers: HeaderMap, base_url: &str) -> HeaderMap {
     headers
         .entry(USER_AGENT)
         .or_insert(HeaderValue::from_static(USER_AGENT_VALUE));
@@ -88,7 +90,24 @@ pub(crate) fn with_common_headers(mut headers: HeaderMap) -> HeaderMap {
         .entry(ACCEPT)
         .or_insert(HeaderValue::from_static("*/*"));
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(host) = Uri::try_from(base_url).ok().as_ref().and_then(host_value) {
+        headers.entry(HOST).or_insert(host);
+    }
     headers
+}
+
+/// The `Host` header of requests to `uri`: the host, and the port unless it is the scheme's
+/// default (what the client would send).
+fn host_value(uri: &Uri) -> Option<HeaderValue> {
+    let host = uri.host()?;
+    let default_port = match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    };
+    match uri.port_u16().filter(|&port| port != default_port) {
+        Some(port) => HeaderValue::from_str(&format!("{host}:{port}")).ok(),
+        None => HeaderValue::from_str(host).ok(),
+    }
 }
 
 /// Percent-encodes one URL path segment or query value (a deployment or model name), keeping the
@@ -143,13 +162,17 @@ impl Transport {
         connect: Duration,
         request: Request<Full<Bytes>>,
     ) -> Result<hyper_util::client::legacy::ResponseFuture, ProviderError> {
-        if let Some(client) = self.clients.read().get(&connect) {
+        if let Some((_, client)) = self.clients.read().iter().find(|(t, _)| *t == connect) {
             return Ok(client.request(request));
         }
         let client = build_client(connect)?;
         // Two tasks may race to build the same client; the first one stored wins.
         let mut clients = self.clients.write();
-        Ok(clients.entry(connect).or_insert(client).request(request))
+        if let Some((_, client)) = clients.iter().find(|(t, _)| *t == connect) {
+            return Ok(client.request(request));
+        }
+        clients.push((connect, client));
+        Ok(clients[clients.len() - 1].1.request(request))
     }
 
     /// Sends the POST and waits for the response headers within the first-byte limit. A success

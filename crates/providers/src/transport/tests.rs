@@ -111,3 +111,37 @@ async fn a_stalled_tls_handshake_is_a_connect_timeout() {
     assert!(start.elapsed() < Duration::from_secs(5));
     drop(listener);
 }
+
+#[test]
+fn host_header_keeps_only_a_non_default_port() {
+    let host = |url: &str| {
+        with_common_headers(HeaderMap::new(), url)
+            .get(HOST)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        host("https://api.openai.com/v1").as_deref(),
+        Some("api.openai.com")
+    );
+    assert_eq!(
+        host("http://127.0.0.1:8000/v1").as_deref(),
+        Some("127.0.0.1:8000")
+    );
+    assert_eq!(host("http://localhost:80").as_deref(), Some("localhost"));
+    assert_eq!(
+        host("https://example.com:8443/").as_deref(),
+        Some("example.com:8443")
+    );
+    assert_eq!(
+        host("http://[::1]:11434/v1").as_deref(),
+        Some("[::1]:11434")
+    );
+}
+
+#[test]
+fn a_providers_own_host_header_wins() {
+    let mut own = HeaderMap::new();
+    own.insert(HOST, HeaderValue::from_static("gateway.internal"));
+    let headers = with_common_headers(own, "http://10.0.0.1:8080");
+    assert_eq!(headers.get(HOST).unwrap(), "gateway.internal");
+}
