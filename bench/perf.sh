@@ -103,8 +103,11 @@ run_wrk() {
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$GW_PID/stat"; }
 
+rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$GW_PID/status"; }
+RSS_IDLE=$(rss_mib)
 log "warm-up 3s"
 run_wrk 3 >/dev/null
+RSS_WARM=$(rss_mib)
 mkdir -p "$(dirname "$OUT")"
 before=$(cpu_ticks)
 if [ "${STRACE:-0}" = 1 ]; then
@@ -124,6 +127,7 @@ echo "$RESULT"
 QUEUE=$(curl -s --max-time 5 -H "Authorization: Bearer $KEY" "http://127.0.0.1:$GW_PORT/metrics" \
   | awk '/^switchboard_usage_queue_depth / {print $2}')
 echo "usage_queue_depth_at_end: ${QUEUE:-unknown}"
+echo "rss_mib: idle $RSS_IDLE, after warm-up $RSS_WARM, at end $(rss_mib)"
 echo "cpu_us_per_request: $(( (after - before) * 1000000 / HZ / REQUESTS )) (perf on: sampling adds a little)"
 if [ "${STRACE:-0}" = 1 ]; then
   echo "## system calls per request"

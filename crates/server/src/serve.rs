@@ -1,11 +1,10 @@
 //! `switchboard serve`: load the config (or start the offline demo), bind, serve until a
 //! shutdown signal, and let in-flight requests finish.
 
-use crate::http;
+use crate::http::{self, PeerIp};
 use crate::reload;
 use crate::runtime::{ConfigSource, Runtime};
 use anyhow::Context as _;
-use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -169,12 +168,12 @@ async fn accept_loop(listener: TcpListener, app: axum::Router, stop: Cancellatio
         if let Err(err) = tcp.set_nodelay(true) {
             tracing::debug!(%err, "Could not set TCP_NODELAY.");
         }
-        // The peer address rides on every request of the connection as axum's `ConnectInfo`
-        // (what `into_make_service_with_connect_info` would add), for the call log.
+        // The peer's address rides on every request of the connection, for the call log.
+        let peer = PeerIp::of(&peer);
         let service = app
             .clone()
             .map_request(move |mut req: axum::extract::Request<Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
+                req.extensions_mut().insert(peer.clone());
                 req
             });
         let service = TowerToHyperService::new(service);

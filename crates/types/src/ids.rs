@@ -31,8 +31,35 @@ pub struct TargetId {
     pub model: Arc<str>,
 }
 
+impl TargetId {
+    /// `provider/model`, as `Display` writes it, built without the formatter (whose padding
+    /// logic runs per argument): the call log and the response headers need it on every call.
+    pub fn label(&self) -> String {
+        let mut text = String::with_capacity(self.provider.len() + 1 + self.model.len());
+        text.push_str(&self.provider);
+        text.push('/');
+        text.push_str(&self.model);
+        text
+    }
+}
+
 impl fmt::Display for TargetId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.provider, self.model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TargetId;
+
+    #[test]
+    fn a_targets_label_is_its_display() {
+        let target = TargetId {
+            provider: "openai".into(),
+            model: "gpt-4o-mini".into(),
+        };
+        assert_eq!(target.label(), "openai/gpt-4o-mini");
+        assert_eq!(target.label(), target.to_string());
     }
 }

@@ -142,7 +142,7 @@ impl Meter {
         self.record.details.attempts = attempts
             .iter()
             .map(|a| AttemptLog {
-                target: a.target.to_string(),
+                target: a.target.label(),
                 status: a.status,
                 latency_ms: u64::try_from(a.latency.as_millis()).unwrap_or(u64::MAX),
                 error_code: a.error_code.map(str::to_owned),
@@ -192,8 +192,10 @@ impl Meter {
     /// A target answered (for a stream: its first event is in hand).
     pub fn served(&mut self, target: &TargetId, attempts: u32, price: Option<Price>) {
         self.called = true;
-        self.record.provider = Some(target.provider.to_string());
-        self.record.model = Some(target.model.to_string());
+        // `String::from`, not `to_string`: `Display` of an `Arc<str>` goes through the
+        // formatter's padding logic, on every call.
+        self.record.provider = Some(String::from(&*target.provider));
+        self.record.model = Some(String::from(&*target.model));
         self.record.attempts = attempts;
         self.price = price;
         if self.record.stream {
@@ -260,10 +262,10 @@ impl Meter {
         if let Some(target) = last {
             self.record
                 .provider
-                .get_or_insert_with(|| target.provider.to_string());
+                .get_or_insert_with(|| String::from(&*target.provider));
             self.record
                 .model
-                .get_or_insert_with(|| target.model.to_string());
+                .get_or_insert_with(|| String::from(&*target.model));
         }
     }
 

@@ -132,12 +132,7 @@ impl CallMeta<'_> {
             set(headers, X_SWITCHBOARD_MODEL, self.alias);
         }
         if let Some(target) = self.target {
-            // `provider/model` without going through `Display` (this runs on every call).
-            let mut value = String::with_capacity(target.provider.len() + 1 + target.model.len());
-            value.push_str(&target.provider);
-            value.push('/');
-            value.push_str(&target.model);
-            set(headers, X_SWITCHBOARD_TARGET, &value);
+            set(headers, X_SWITCHBOARD_TARGET, &target.label());
         }
         // Integers convert without formatting into a `String` first.
         headers.insert(X_SWITCHBOARD_ATTEMPTS, HeaderValue::from(self.attempts));

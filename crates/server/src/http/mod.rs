@@ -7,6 +7,7 @@ mod apis;
 mod capture;
 mod chat;
 mod context;
+pub use context::PeerIp;
 mod format;
 mod health;
 mod key;
