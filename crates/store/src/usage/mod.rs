@@ -32,8 +32,8 @@ use crate::error::StoreError;
 use crate::rows::{from_json, to_json};
 use crate::Backend;
 use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::query::Query;
-use sqlx::{Any, Row, Transaction};
+use sqlx::error::BoxDynError;
+use sqlx::{Any, Arguments, Row, Transaction};
 use switchboard_core::usage::{CallDetails, CallKind, Caller, Outcome, UsageRecord, UsageSource};
 use switchboard_types::{MicroUsd, Usage};
 
@@ -182,50 +182,58 @@ fn flag(value: bool) -> i64 {
     i64::from(value)
 }
 
-/// Binds one record's columns, in [`COLUMNS`] order.
-fn bind_record<'q>(
-    query: Query<'q, Any, AnyArguments>,
+/// Adds one record's columns to `args`, in [`COLUMNS`] order.
+fn bind_record(args: &mut AnyArguments, record: &UsageRecord) -> Result<(), StoreError> {
+    let tags = to_json(&record.tags)?;
+    let attempt_log = to_json(&record.details.attempts)?;
+    add_columns(args, record, tags, attempt_log).map_err(encode_error)
+}
+
+fn add_columns(
+    args: &mut AnyArguments,
     record: &UsageRecord,
-) -> Result<Query<'q, Any, AnyArguments>, StoreError> {
+    tags: String,
+    attempt_log: String,
+) -> Result<(), BoxDynError> {
     let caller = &record.caller;
     let usage = &record.usage;
     let details = &record.details;
-    Ok(query
-        .bind(record.request_id.clone())
-        .bind(record.started_at_ms)
-        .bind(caller.org.clone())
-        .bind(caller.team.clone())
-        .bind(caller.app.clone())
-        .bind(caller.key_id.clone())
-        .bind(caller.user.clone())
-        .bind(record.kind.as_str())
-        .bind(record.alias.clone())
-        .bind(record.served_alias.clone())
-        .bind(record.provider.clone())
-        .bind(record.model.clone())
-        .bind(flag(record.stream))
-        .bind(count(usage.input_tokens))
-        .bind(count(usage.output_tokens))
-        .bind(count(usage.cached_input_tokens))
-        .bind(count(usage.cache_write_tokens))
-        .bind(count(usage.reasoning_tokens))
-        .bind(record.usage_source.as_str())
-        .bind(record.cost.0)
-        .bind(flag(record.priced))
-        .bind(count(record.latency_ms))
-        .bind(record.ttft_ms.map(count))
-        .bind(i64::from(record.attempts))
-        .bind(record.outcome.as_str())
-        .bind(i64::from(record.status))
-        .bind(record.error_code.clone())
-        .bind(to_json(&record.tags)?)
-        .bind(details.client_ip.clone())
-        .bind(details.user_agent.clone())
-        .bind(details.route.clone())
-        .bind(to_json(&details.attempts)?)
-        .bind(details.cache.clone())
-        .bind(details.guardrail.clone())
-        .bind(details.trace_id.clone()))
+    args.add(record.request_id.as_str())?;
+    args.add(record.started_at_ms)?;
+    args.add(caller.org.as_deref())?;
+    args.add(caller.team.as_deref())?;
+    args.add(caller.app.as_deref())?;
+    args.add(caller.key_id.as_deref())?;
+    args.add(caller.user.as_deref())?;
+    args.add(record.kind.as_str())?;
+    args.add(record.alias.as_str())?;
+    args.add(record.served_alias.as_deref())?;
+    args.add(record.provider.as_deref())?;
+    args.add(record.model.as_deref())?;
+    args.add(flag(record.stream))?;
+    args.add(count(usage.input_tokens))?;
+    args.add(count(usage.output_tokens))?;
+    args.add(count(usage.cached_input_tokens))?;
+    args.add(count(usage.cache_write_tokens))?;
+    args.add(count(usage.reasoning_tokens))?;
+    args.add(record.usage_source.as_str())?;
+    args.add(record.cost.0)?;
+    args.add(flag(record.priced))?;
+    args.add(count(record.latency_ms))?;
+    args.add(record.ttft_ms.map(count))?;
+    args.add(i64::from(record.attempts))?;
+    args.add(record.outcome.as_str())?;
+    args.add(i64::from(record.status))?;
+    args.add(record.error_code.as_deref())?;
+    args.add(tags)?;
+    args.add(details.client_ip.as_deref())?;
+    args.add(details.user_agent.as_deref())?;
+    args.add(details.route.as_deref())?;
+    args.add(attempt_log)?;
+    args.add(details.cache.as_deref())?;
+    args.add(details.guardrail.as_deref())?;
+    args.add(details.trace_id.as_deref())?;
+    Ok(())
 }
 
 /// Inserts `records` inside the caller's transaction, one multi-row statement per chunk, and
@@ -239,15 +247,26 @@ pub(crate) async fn insert_records(
     while !rest.is_empty() {
         let rows = statement_rows(rest.len(), backend);
         let (chunk, tail) = rest.split_at(rows);
-        // Only placeholders are spliced in: the values travel as bound parameters.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_statement(rows, backend)));
+        // The arguments are collected directly, reserved once: `Query::bind` moves the query
+        // for every value and grows the list by doubling (7.0k instructions a record through
+        // `bind`, 4.0k this way; callgrind).
+        let mut args = AnyArguments::default();
+        args.reserve(rows * COLUMNS.len(), 0);
         for record in chunk {
-            query = bind_record(query, record)?;
+            bind_record(&mut args, record)?;
         }
-        query.execute(&mut **tx).await?;
+        // Only placeholders are spliced in: the values travel as bound parameters.
+        sqlx::query_with(sqlx::AssertSqlSafe(insert_statement(rows, backend)), args)
+            .execute(&mut **tx)
+            .await?;
         rest = tail;
     }
     rollup::upsert_rollups(tx, records, backend).await
+}
+
+/// A value that could not be bound, as `Query::bind` would report it.
+pub(crate) fn encode_error(error: BoxDynError) -> StoreError {
+    StoreError::Database(sqlx::Error::Encode(error))
 }
 
 /// A column that must hold one of an enum's names.
