@@ -73,6 +73,22 @@ wait_ready "http://127.0.0.1:$MOCK_PORT/healthz"
 
 GW_PORT=$(port)
 KEY="sk-callgrind-$$"
+# LIMITS=1: the `on` config of bench/perf.sh (CONFIG=on): the model's price, a per-key
+# rps/tpm/concurrency rule, a team rpm rule and a monthly team budget with alerts, shared through
+# Redis at $BENCH_REDIS. Only a virtual key is subject to them, so LIMITS=1 implies VKEY=1.
+EXTRA=""
+PRICE=""
+if [ "${LIMITS:-0}" = 1 ]; then
+  VKEY=1
+  PRICE="    price: { input_per_mtok: 2.50, output_per_mtok: 10.00 }"
+  run="callgrind$(date +%s)"
+  EXTRA="redis: ${BENCH_REDIS:-redis://127.0.0.1:6379}
+rate_limits:
+  - { name: $run-key, scope: key, requests_per_second: 1000000, tokens_per_minute: 1000000000000, concurrent: 100000 }
+  - { name: $run-team, scope: team, match: { org: bench, team: load }, requests_per_minute: 1000000000 }
+budgets:
+  - { name: $run-budget, scope: team, match: { org: bench, team: load }, period: month, usd: 1000000, action: block, alert_at: [0.5, 0.8, 1.0] }"
+fi
 cat >"$WORK/switchboard.yaml" <<EOF
 listen: 127.0.0.1:$GW_PORT
 database: sqlite://$WORK/switchboard.db
@@ -82,6 +98,8 @@ providers:
 models:
   bench:
     targets: [ { provider: mock, model: bench-upstream } ]
+$PRICE
+$EXTRA
 EOF
 (cd "$WORK" && SWITCHBOARD_ADMIN_KEY="$KEY" RUST_LOG=warn exec "${PIN[@]}" valgrind \
   --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind.out" \

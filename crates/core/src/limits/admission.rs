@@ -9,17 +9,47 @@ use super::rules::{BudgetAction, Scope};
 use super::state::{BudgetAlerting, Held, LimitState, SettleJob};
 use std::sync::Arc;
 
-/// What a counter means, for errors, headers and alerts.
+/// What a counter means, for errors, headers and alerts. Built once per cached plan (see
+/// `Limiter::plan`) and shared by every request that uses it, hence the `Arc`s.
 #[derive(Clone, Debug)]
 pub(crate) struct CounterMeta {
     /// The rule's name.
-    pub rule: String,
-    /// The limit in words: "600 requests per minute for team acme/research".
-    pub what: String,
+    pub rule: Arc<str>,
     pub scope: Scope,
     /// The counter's owner within the scope (see `limits::subject`).
-    pub subject: String,
+    pub subject: Arc<str>,
     pub kind: MetaKind,
+}
+
+impl CounterMeta {
+    /// The limit of `counter` (the counter this meta describes) in words: "600 requests per
+    /// minute for team acme/research". Only a refusal needs it, so it is formatted then.
+    pub fn what(&self, counter: &CounterKind) -> String {
+        let (scope, subject) = (self.scope.as_str(), &self.subject);
+        let (amount, unit) = match (*counter, &self.kind) {
+            (CounterKind::Budget { limit, .. }, MetaKind::Budget { period, .. }) => {
+                let dollars = super::alerts::micros_text(limit);
+                return format!("${dollars} per {period} for {scope} {subject}");
+            }
+            // The limiter makes request windows of a second or a minute only.
+            (
+                CounterKind::Requests {
+                    limit,
+                    window_ms: 1000,
+                },
+                _,
+            ) => (limit, "requests per second"),
+            (CounterKind::Requests { limit, .. }, _) => (limit, "requests per minute"),
+            (CounterKind::Tokens { limit, .. }, _) => (limit, "tokens per minute"),
+            (CounterKind::Concurrent { limit, .. }, _) => (limit, "concurrent requests"),
+            // Not built (budget counters always come with budget metas); still worded.
+            (CounterKind::Budget { limit, .. }, _) => {
+                let dollars = super::alerts::micros_text(limit);
+                return format!("${dollars} for {scope} {subject}");
+            }
+        };
+        format!("{amount} {unit} for {scope} {subject}")
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -32,7 +62,7 @@ pub(crate) enum MetaKind {
         resets_ms: Option<i64>,
         action: BudgetAction,
         downgrade_to: Option<String>,
-        thresholds: Vec<u32>,
+        thresholds: Arc<[u32]>,
     },
 }
 
@@ -58,10 +88,11 @@ struct Holding {
     request_id: String,
     counters: Vec<Counter>,
     states: Vec<CounterState>,
-    metas: Vec<CounterMeta>,
+    /// Shared with the limiter's cached plan, not copied per request.
+    metas: Arc<[CounterMeta]>,
     reserved_tokens: u64,
     reserved_cost: i64,
-    webhook: Option<String>,
+    webhook: Option<Arc<str>>,
     /// Tokens and cost actually used, once known.
     actual: (u64, i64),
 }
@@ -84,7 +115,7 @@ impl Admission {
         demand: &Demand<'_>,
         plan: Plan,
         states: Vec<CounterState>,
-        webhook: Option<String>,
+        webhook: Option<Arc<str>>,
     ) -> Admission {
         Admission {
             held: Some(Holding {
@@ -115,10 +146,10 @@ impl Admission {
             return RateHeaders::default();
         };
         let mut out = RateHeaders::default();
-        for ((counter, state), meta) in held.counters.iter().zip(&held.states).zip(&held.metas) {
-            let slot = match (counter.kind, &meta.kind) {
-                (CounterKind::Requests { .. }, _) => &mut out.requests,
-                (CounterKind::Tokens { .. }, _) => &mut out.tokens,
+        for (counter, state) in held.counters.iter().zip(&held.states) {
+            let slot = match counter.kind {
+                CounterKind::Requests { .. } => &mut out.requests,
+                CounterKind::Tokens { .. } => &mut out.tokens,
                 _ => continue,
             };
             let triple = HeaderTriple {
@@ -142,7 +173,11 @@ impl Drop for Admission {
         let (tokens, cost) = held.actual;
         let mut entries = Vec::with_capacity(held.counters.len());
         let mut alerting = Vec::new();
-        for ((counter, state), meta) in held.counters.into_iter().zip(&held.states).zip(held.metas)
+        for ((counter, state), meta) in held
+            .counters
+            .into_iter()
+            .zip(&held.states)
+            .zip(&*held.metas)
         {
             let kind = match counter.kind {
                 CounterKind::Requests { .. } => continue,
@@ -155,17 +190,17 @@ impl Drop for Admission {
                 CounterKind::Budget { limit, .. } => {
                     if let MetaKind::Budget {
                         period, thresholds, ..
-                    } = meta.kind
+                    } = &meta.kind
                     {
                         if !thresholds.is_empty() {
                             alerting.push(BudgetAlerting {
                                 entry: entries.len(),
-                                budget: meta.rule,
+                                budget: meta.rule.clone(),
                                 scope: meta.scope,
-                                subject: meta.subject,
+                                subject: meta.subject.clone(),
                                 period,
                                 limit,
-                                thresholds,
+                                thresholds: thresholds.clone(),
                             });
                         }
                     }

@@ -10,11 +10,13 @@
 
 use async_trait::async_trait;
 use std::fmt::Debug;
+use std::sync::Arc;
 
-/// One counter a request must pass. `key` names it identically on every instance.
+/// One counter a request must pass. `key` names it identically on every instance; it is shared
+/// (`Arc`) because the limiter keeps each caller's counters and hands them to every request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Counter {
-    pub key: String,
+    pub key: Arc<str>,
     pub kind: CounterKind,
 }
 

@@ -11,6 +11,7 @@ use super::state::{Held, LimitState};
 use crate::auth::Principal;
 use crate::config::{rule_name, Config, RedisFailure};
 use crate::error::GatewayError;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::error;
@@ -18,6 +19,12 @@ use tracing::error;
 /// A concurrency lease outlives any request by this much at most (the longest total timeout
 /// the config allows is far below), so a dead instance's slots come back.
 const LEASE_MS: u64 = 15 * 60 * 1000;
+
+/// Budget counters outlive their period by a day so that late settlements still find them.
+const BUDGET_GRACE_MS: u64 = 86_400_000;
+
+/// Callers (and aliases) whose plans a limiter keeps: beyond, the least used are rebuilt.
+const CACHED_PLANS: usize = 10_000;
 
 /// Who is calling, as far as rules care (names, and the key's id).
 #[derive(Clone, Copy, Debug, Default)]
@@ -74,7 +81,8 @@ fn matches(m: &Match, who: &Who<'_>, alias: &str) -> bool {
 #[derive(Debug, Default)]
 pub struct Plan {
     pub(crate) counters: Vec<Counter>,
-    pub(crate) metas: Vec<CounterMeta>,
+    /// One per counter, in order; shared with the limiter's cached plan.
+    pub(crate) metas: Arc<[CounterMeta]>,
 }
 
 impl Plan {
@@ -112,8 +120,131 @@ pub struct Limiter {
     budgets: Vec<(String, BudgetRule)>,
     on_error: RedisFailure,
     timeout: Duration,
-    webhook: Option<String>,
+    webhook: Option<Arc<str>>,
     state: Arc<LimitState>,
+    /// The plans of recent callers: matching rules and formatting counter keys and
+    /// descriptions is done once per caller and alias, not per request. Belongs to this
+    /// config snapshot, so a reload starts afresh.
+    plans: quick_cache::sync::Cache<PlanKey, Arc<Cached>>,
+}
+
+/// Which plan a request gets: everything [`Limiter::plan`] depends on besides the time.
+#[derive(Debug, Hash, PartialEq, Eq)]
+struct PlanKey {
+    org: Option<String>,
+    team: Option<String>,
+    app: Option<String>,
+    key_id: Option<String>,
+    alias: String,
+    downgraded: bool,
+}
+
+/// A [`PlanKey`] borrowed from the request, to look plans up without allocating. Its fields
+/// hash exactly as the owned key's do (`&str` and `String` hash alike), in the same order.
+#[derive(Hash)]
+struct PlanKeyRef<'a> {
+    org: Option<&'a str>,
+    team: Option<&'a str>,
+    app: Option<&'a str>,
+    key_id: Option<&'a str>,
+    alias: &'a str,
+    downgraded: bool,
+}
+
+impl PlanKeyRef<'_> {
+    fn owned(&self) -> PlanKey {
+        PlanKey {
+            org: self.org.map(str::to_owned),
+            team: self.team.map(str::to_owned),
+            app: self.app.map(str::to_owned),
+            key_id: self.key_id.map(str::to_owned),
+            alias: self.alias.to_owned(),
+            downgraded: self.downgraded,
+        }
+    }
+}
+
+impl quick_cache::Equivalent<PlanKey> for PlanKeyRef<'_> {
+    fn equivalent(&self, key: &PlanKey) -> bool {
+        self.org == key.org.as_deref()
+            && self.team == key.team.as_deref()
+            && self.app == key.app.as_deref()
+            && self.key_id == key.key_id.as_deref()
+            && self.alias == key.alias
+            && self.downgraded == key.downgraded
+    }
+}
+
+/// A plan as kept between requests. What changes with time is filled in per request by
+/// [`Limiter::instantiate`]: budget counters are kept with `ttl_ms` and `seed` 0.
+#[derive(Debug)]
+struct Cached {
+    counters: Vec<Counter>,
+    metas: Arc<[CounterMeta]>,
+    budgets: Vec<CachedBudget>,
+    /// See [`Builder::from_ms`].
+    from_ms: i64,
+    until_ms: i64,
+}
+
+/// A plan being built: the counters of the rules that match, in rule order.
+#[derive(Debug)]
+struct Builder {
+    counters: Vec<Counter>,
+    metas: Vec<CounterMeta>,
+    budgets: Vec<CachedBudget>,
+    /// The budget periods the plan was built in span [`from_ms`, `until_ms`): budget keys name
+    /// their period, so outside it the plan is built again.
+    from_ms: i64,
+    until_ms: i64,
+}
+
+#[derive(Debug)]
+struct CachedBudget {
+    /// The budget's counter in the plan.
+    index: usize,
+    start_ms: i64,
+    end_ms: Option<i64>,
+    /// Whether the counter's seed was settled (read from storage, or known not needed). Until
+    /// then each request asks again, as before caching: a failed read is retried.
+    seeded: AtomicBool,
+}
+
+impl Builder {
+    fn new() -> Builder {
+        Builder {
+            counters: Vec::new(),
+            metas: Vec::new(),
+            budgets: Vec::new(),
+            from_ms: i64::MIN,
+            until_ms: i64::MAX,
+        }
+    }
+
+    fn finish(self) -> Cached {
+        Cached {
+            counters: self.counters,
+            metas: self.metas.into(),
+            budgets: self.budgets,
+            from_ms: self.from_ms,
+            until_ms: self.until_ms,
+        }
+    }
+
+    /// A plan of rate counters only (they need nothing filled in per request).
+    fn into_rate_plan(self) -> Plan {
+        debug_assert!(self.budgets.is_empty());
+        Plan {
+            counters: self.counters,
+            metas: self.metas.into(),
+        }
+    }
+}
+
+impl Cached {
+    fn covers(&self, now: i64) -> bool {
+        self.from_ms <= now && now < self.until_ms
+    }
 }
 
 impl Limiter {
@@ -127,8 +258,9 @@ impl Limiter {
             budgets: config.budgets.iter().map(named_budget).collect(),
             on_error: config.limits.on_redis_error,
             timeout: config.limits.redis_timeout,
-            webhook: config.limits.alert_webhook.clone(),
+            webhook: config.limits.alert_webhook.as_deref().map(Arc::from),
             state,
+            plans: quick_cache::sync::Cache::new(CACHED_PLANS),
         }
     }
 
@@ -156,7 +288,7 @@ impl Limiter {
     /// The counters of the `scope: target` rules for an attempt on `target` (`provider/model`)
     /// serving `alias`. Such rules match on `target` and `alias` only.
     pub fn target_plan(&self, alias: &str, target: &str) -> Plan {
-        let mut plan = Plan::default();
+        let mut plan = Builder::new();
         for (name, rule) in &self.rules {
             let m = &rule.matches;
             if rule.scope != Scope::Target
@@ -167,16 +299,41 @@ impl Limiter {
             }
             rate_counters(&mut plan, name, rule, target);
         }
-        plan
+        plan.into_rate_plan()
     }
 
     /// The counters of the rules that match a call of `alias` by `who`. When `downgraded`, the
     /// request already was moved to a budget's cheaper alias: downgrade budgets then only count.
+    ///
+    /// Kept per caller and alias (see [`Cached`]), so that a request costs a lookup rather
+    /// than matching rules and formatting keys; built again when a budget period ends.
     pub async fn plan(&self, who: &Who<'_>, alias: &str, downgraded: bool) -> Plan {
-        let mut plan = Plan::default();
         if self.is_empty() {
-            return plan;
+            return Plan::default();
         }
+        let now = super::now_ms();
+        let key = PlanKeyRef {
+            org: who.org,
+            team: who.team,
+            app: who.app,
+            key_id: who.key_id,
+            alias,
+            downgraded,
+        };
+        let cached = match self.plans.get(&key) {
+            Some(cached) if cached.covers(now) => cached,
+            _ => {
+                let cached = Arc::new(self.build(who, alias, downgraded, now));
+                self.plans.insert(key.owned(), cached.clone());
+                cached
+            }
+        };
+        self.instantiate(&cached, now).await
+    }
+
+    /// Matches the rules and budgets against a call of `alias` by `who` at `now`.
+    fn build(&self, who: &Who<'_>, alias: &str, downgraded: bool, now: i64) -> Cached {
+        let mut plan = Builder::new();
         for (name, rule) in &self.rules {
             if !matches(&rule.matches, who, alias) {
                 continue;
@@ -186,7 +343,6 @@ impl Limiter {
             };
             rate_counters(&mut plan, name, rule, &subject);
         }
-        let now = super::now_ms();
         for (name, rule) in &self.budgets {
             if !matches(&rule.matches, who, alias) {
                 continue;
@@ -194,78 +350,65 @@ impl Limiter {
             let Some(subject) = subject(rule.scope, who, alias) else {
                 continue;
             };
-            self.budget_counter(&mut plan, name, rule, subject, now, downgraded)
-                .await;
+            budget_counter(&mut plan, name, rule, subject, now, downgraded);
         }
-        plan
+        plan.finish()
     }
 
-    async fn budget_counter(
-        &self,
-        plan: &mut Plan,
-        name: &str,
-        rule: &BudgetRule,
-        subject: String,
-        now: i64,
-        downgraded: bool,
-    ) {
-        let bounds = period::bounds(rule.period, now);
-        let key = format!("budget|{name}|{subject}|{}", bounds.id);
-        let seed = self.seed(&key, rule.scope, &subject, bounds.start_ms).await;
-        // Counters outlive their period by a day so that late settlements still find them.
-        let ttl_ms = bounds
-            .end_ms
-            .map_or(0, |end| u64::try_from(end - now).unwrap_or(0) + 86_400_000);
-        let enforce = match rule.action {
-            BudgetAction::Block => true,
-            BudgetAction::Downgrade => !downgraded,
-            BudgetAction::Alert => false,
-        };
-        plan.counters.push(Counter {
-            key,
-            kind: CounterKind::Budget {
-                limit: rule.limit.0,
-                enforce,
-                seed,
-                ttl_ms,
-            },
-        });
-        let dollars = super::alerts::micros_text(rule.limit.0);
-        plan.metas.push(CounterMeta {
-            rule: name.to_owned(),
-            what: format!(
-                "${dollars} per {} for {} {subject}",
-                rule.period.as_str(),
-                rule.scope.as_str()
-            ),
-            scope: rule.scope,
-            subject,
-            kind: MetaKind::Budget {
-                period: rule.period.as_str(),
-                resets_ms: bounds.end_ms,
-                action: rule.action,
-                downgrade_to: rule.downgrade_to.clone(),
-                thresholds: rule.alert_at.clone(),
-            },
-        });
+    /// A request's own copy of a kept plan, with what depends on the time filled in: each
+    /// budget counter's TTL (to the end of its period) and, until this process has it, the
+    /// spend already recorded in storage (the seed).
+    async fn instantiate(&self, cached: &Cached, now: i64) -> Plan {
+        let mut counters = cached.counters.clone();
+        for budget in &cached.budgets {
+            let seed = if budget.seeded.load(Ordering::Relaxed) {
+                0
+            } else {
+                let meta = &cached.metas[budget.index];
+                let key = &counters[budget.index].key;
+                let (seed, settled) = self
+                    .seed(key, meta.scope, &meta.subject, budget.start_ms)
+                    .await;
+                if settled {
+                    budget.seeded.store(true, Ordering::Relaxed);
+                }
+                seed
+            };
+            let ttl = budget.end_ms.map_or(0, |end| {
+                u64::try_from(end - now).unwrap_or(0) + BUDGET_GRACE_MS
+            });
+            if let CounterKind::Budget {
+                seed: s, ttl_ms, ..
+            } = &mut counters[budget.index].kind
+            {
+                *s = seed;
+                *ttl_ms = ttl;
+            }
+        }
+        Plan {
+            counters,
+            metas: cached.metas.clone(),
+        }
     }
 
-    /// Spend recorded in storage for a budget counter this process has not used yet.
-    async fn seed(&self, key: &str, scope: Scope, subject: &str, since_ms: i64) -> i64 {
+    /// Spend recorded in storage for a budget counter this process has not used yet, and
+    /// whether that is settled (false when storage could not be read: the next request tries
+    /// again).
+    async fn seed(&self, key: &str, scope: Scope, subject: &str, since_ms: i64) -> (i64, bool) {
         if self.state.seeded.get(key).is_some() {
-            return 0; // the counter exists; the backend ignores a seed for it anyway
+            return (0, true); // the counter exists; the backend ignores a seed for it anyway
         }
         let Some(spend) = &self.state.spend else {
-            return 0;
+            return (0, true);
         };
         match spend.spend_since(scope, subject, since_ms).await {
             Ok(micros) => {
                 self.state.seeded.insert(key.to_owned(), ());
-                micros
+                (micros, true)
             }
             Err(err) => {
                 error!(%err, budget = key, "Cannot read recorded spend to seed a budget; counting from zero.");
-                0
+                (0, false)
             }
         }
     }
@@ -294,7 +437,12 @@ impl Limiter {
                 index,
                 retry_after_ms,
                 ..
-            } => Err(refusal(&plan.metas[index], retry_after_ms, downgraded)),
+            } => Err(refusal(
+                &plan.counters[index],
+                &plan.metas[index],
+                retry_after_ms,
+                downgraded,
+            )),
         }
     }
 
@@ -326,18 +474,17 @@ impl Limiter {
     }
 }
 
-fn rate_counters(plan: &mut Plan, name: &str, rule: &RateLimitRule, subject: &str) {
-    let scope = rule.scope.as_str();
-    let mut push = |suffix: &str, kind: CounterKind, meta: MetaKind, what: String| {
+fn rate_counters(plan: &mut Builder, name: &str, rule: &RateLimitRule, subject: &str) {
+    let (name, subject): (Arc<str>, Arc<str>) = (name.into(), subject.into());
+    let mut push = |suffix: &str, kind: CounterKind, meta: MetaKind| {
         plan.counters.push(Counter {
-            key: format!("{suffix}|{name}|{subject}"),
+            key: format!("{suffix}|{name}|{subject}").into(),
             kind,
         });
         plan.metas.push(CounterMeta {
-            rule: name.to_owned(),
-            what,
+            rule: name.clone(),
             scope: rule.scope,
-            subject: subject.to_owned(),
+            subject: subject.clone(),
             kind: meta,
         });
     };
@@ -346,52 +493,84 @@ fn rate_counters(plan: &mut Plan, name: &str, rule: &RateLimitRule, subject: &st
             limit,
             window_ms: 1000,
         };
-        push(
-            "rps",
-            kind,
-            MetaKind::Requests,
-            format!("{limit} requests per second for {scope} {subject}"),
-        );
+        push("rps", kind, MetaKind::Requests);
     }
     if let Some(limit) = rule.requests_per_minute {
         let kind = CounterKind::Requests {
             limit,
             window_ms: 60_000,
         };
-        push(
-            "rpm",
-            kind,
-            MetaKind::Requests,
-            format!("{limit} requests per minute for {scope} {subject}"),
-        );
+        push("rpm", kind, MetaKind::Requests);
     }
     if let Some(limit) = rule.tokens_per_minute {
         let kind = CounterKind::Tokens {
             limit,
             window_ms: 60_000,
         };
-        push(
-            "tpm",
-            kind,
-            MetaKind::Tokens,
-            format!("{limit} tokens per minute for {scope} {subject}"),
-        );
+        push("tpm", kind, MetaKind::Tokens);
     }
     if let Some(limit) = rule.concurrent {
         let kind = CounterKind::Concurrent {
             limit,
             lease_ms: LEASE_MS,
         };
-        push(
-            "conc",
-            kind,
-            MetaKind::Concurrent,
-            format!("{limit} concurrent requests for {scope} {subject}"),
-        );
+        push("conc", kind, MetaKind::Concurrent);
     }
 }
 
-fn refusal(meta: &CounterMeta, retry_after_ms: u64, downgraded: bool) -> Refusal {
+/// The counter of a budget in its period at `now`; its `seed` and `ttl_ms` are left for
+/// [`Limiter::instantiate`].
+fn budget_counter(
+    plan: &mut Builder,
+    name: &str,
+    rule: &BudgetRule,
+    subject: String,
+    now: i64,
+    downgraded: bool,
+) {
+    let bounds = period::bounds(rule.period, now);
+    let enforce = match rule.action {
+        BudgetAction::Block => true,
+        BudgetAction::Downgrade => !downgraded,
+        BudgetAction::Alert => false,
+    };
+    plan.from_ms = plan.from_ms.max(bounds.start_ms);
+    plan.until_ms = plan.until_ms.min(bounds.end_ms.unwrap_or(i64::MAX));
+    plan.budgets.push(CachedBudget {
+        index: plan.counters.len(),
+        start_ms: bounds.start_ms,
+        end_ms: bounds.end_ms,
+        seeded: AtomicBool::new(false),
+    });
+    plan.counters.push(Counter {
+        key: format!("budget|{name}|{subject}|{}", bounds.id).into(),
+        kind: CounterKind::Budget {
+            limit: rule.limit.0,
+            enforce,
+            seed: 0,
+            ttl_ms: 0,
+        },
+    });
+    plan.metas.push(CounterMeta {
+        rule: name.into(),
+        scope: rule.scope,
+        subject: subject.into(),
+        kind: MetaKind::Budget {
+            period: rule.period.as_str(),
+            resets_ms: bounds.end_ms,
+            action: rule.action,
+            downgrade_to: rule.downgrade_to.clone(),
+            thresholds: rule.alert_at.as_slice().into(),
+        },
+    });
+}
+
+fn refusal(
+    counter: &Counter,
+    meta: &CounterMeta,
+    retry_after_ms: u64,
+    downgraded: bool,
+) -> Refusal {
     use crate::metrics::Counter;
     let wait = (retry_after_ms > 0).then(|| Duration::from_millis(retry_after_ms));
     match &meta.kind {
@@ -403,8 +582,8 @@ fn refusal(meta: &CounterMeta, retry_after_ms: u64, downgraded: bool) -> Refusal
             };
             Counter::RateLimited.increment_with("kind", kind);
             Refusal::Error(GatewayError::RateLimited {
-                rule: meta.rule.clone(),
-                what: meta.what.clone(),
+                rule: meta.rule.to_string(),
+                what: meta.what(&counter.kind),
                 retry_after: wait,
             })
         }
@@ -420,8 +599,8 @@ fn refusal(meta: &CounterMeta, retry_after_ms: u64, downgraded: bool) -> Refusal
             Counter::BudgetRejections.increment();
             let now = super::now_ms();
             Refusal::Error(GatewayError::BudgetExceeded {
-                rule: meta.rule.clone(),
-                what: meta.what.clone(),
+                rule: meta.rule.to_string(),
+                what: meta.what(&counter.kind),
                 resets: resets_ms.map(rfc3339),
                 retry_after: resets_ms
                     .map(|end| Duration::from_millis(u64::try_from(end - now).unwrap_or(0))),
@@ -458,7 +637,7 @@ impl Limiter {
     /// Every caller-scoped limit and budget (key, app, team, org) that applies to `who`, for
     /// any alias, as it stands now. Reading takes nothing from any counter.
     pub async fn report(&self, who: &Who<'_>) -> Result<Vec<LimitReport>, super::BackendError> {
-        let mut plan = Plan::default();
+        let mut plan = Builder::new();
         let caller_scoped =
             |scope: Scope| matches!(scope, Scope::Key | Scope::App | Scope::Team | Scope::Org);
         for (name, rule) in &self.rules {
@@ -477,25 +656,25 @@ impl Limiter {
                 continue;
             }
             if let Some(subject) = subject(rule.scope, who, alias) {
-                self.budget_counter(&mut plan, name, rule, subject, now, false)
-                    .await;
+                budget_counter(&mut plan, name, rule, subject, now, false);
             }
         }
-        if plan.is_empty() {
+        if plan.counters.is_empty() {
             return Ok(Vec::new());
         }
+        let plan = self.instantiate(&plan.finish(), now).await;
         let states = report_backend(&self.state).peek(&plan.counters).await?;
         Ok(plan
             .counters
             .iter()
-            .zip(plan.metas)
+            .zip(plan.metas.iter())
             .zip(states)
             .map(|((counter, meta), state)| report(counter, meta, state))
             .collect())
     }
 }
 
-fn report(counter: &Counter, meta: CounterMeta, state: super::CounterState) -> LimitReport {
+fn report(counter: &Counter, meta: &CounterMeta, state: super::CounterState) -> LimitReport {
     let limit_kind = match counter.kind {
         CounterKind::Requests {
             window_ms: 1000, ..
@@ -515,9 +694,9 @@ fn report(counter: &Counter, meta: CounterMeta, state: super::CounterState) -> L
         MetaKind::Requests | MetaKind::Tokens | MetaKind::Concurrent => (None, None, None),
     };
     LimitReport {
-        rule: meta.rule,
+        rule: meta.rule.to_string(),
         scope: meta.scope,
-        subject: meta.subject,
+        subject: meta.subject.to_string(),
         limit_kind,
         limit: state.limit,
         used: state.used,

@@ -230,15 +230,15 @@ type Leases = HashMap<String, u64>;
 
 #[derive(Default)]
 struct Shard {
-    requests: HashMap<String, Window>,
-    tokens: HashMap<String, Window>,
-    leases: HashMap<String, Leases>,
-    budgets: HashMap<String, Budget>,
+    requests: HashMap<Arc<str>, Window>,
+    tokens: HashMap<Arc<str>, Window>,
+    leases: HashMap<Arc<str>, Leases>,
+    budgets: HashMap<Arc<str>, Budget>,
     next_sweep_ms: u64,
 }
 
 impl Shard {
-    fn windows(&mut self, tag: Tag) -> &mut HashMap<String, Window> {
+    fn windows(&mut self, tag: Tag) -> &mut HashMap<Arc<str>, Window> {
         if tag == Tag::Tokens {
             &mut self.tokens
         } else {
@@ -337,7 +337,7 @@ impl Shard {
 
     fn store_budget(
         &mut self,
-        key: &str,
+        key: &Arc<str>,
         spent: i64,
         reserved: i64,
         exists: bool,
@@ -358,7 +358,7 @@ impl Shard {
                     now.saturating_add(ttl_ms)
                 };
                 self.budgets.insert(
-                    key.to_owned(),
+                    key.clone(),
                     Budget {
                         spent,
                         reserved,

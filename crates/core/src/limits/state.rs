@@ -43,12 +43,13 @@ pub struct Crossing {
 pub struct BudgetAlerting {
     /// Index of the entry in the settlement.
     pub entry: usize,
-    pub budget: String,
+    /// Shared with the limiter's cached plan (most settlements cross nothing).
+    pub budget: Arc<str>,
     pub scope: Scope,
-    pub subject: String,
+    pub subject: Arc<str>,
     pub period: &'static str,
     pub limit: i64,
-    pub thresholds: Vec<u32>,
+    pub thresholds: Arc<[u32]>,
 }
 
 /// One finished request's counters to give back.
@@ -58,7 +59,7 @@ pub struct SettleJob {
     pub held: Held,
     pub entries: Vec<Settle>,
     pub alerting: Vec<BudgetAlerting>,
-    pub webhook: Option<String>,
+    pub webhook: Option<Arc<str>>,
 }
 
 #[derive(Debug)]
@@ -260,13 +261,13 @@ pub(crate) fn crossings(
         let Some(Some(change)) = changes.get(budget.entry) else {
             continue;
         };
-        for &percent in &budget.thresholds {
+        for &percent in budget.thresholds.iter() {
             let line = i128::from(budget.limit) * i128::from(percent) / 100;
             if i128::from(change.before) < line && i128::from(change.after) >= line {
                 out.push(Crossing {
-                    budget: budget.budget.clone(),
+                    budget: budget.budget.to_string(),
                     scope: budget.scope,
-                    subject: budget.subject.clone(),
+                    subject: budget.subject.to_string(),
                     period: budget.period,
                     percent,
                     spent: change.after,

@@ -211,6 +211,60 @@ async fn a_spent_budget_blocks_with_its_reset_or_downgrades() {
     l.admit(plan, &demand, true).await.unwrap();
 }
 
+/// Recorded spend that cannot be read the first time, then is 700 micro-dollars.
+#[derive(Debug, Default)]
+struct FlakySpend {
+    reads: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl SpendSource for FlakySpend {
+    async fn spend_since(&self, _: Scope, _: &str, _: i64) -> Result<i64, String> {
+        use std::sync::atomic::Ordering;
+        match self.reads.fetch_add(1, Ordering::SeqCst) {
+            0 => Err("storage is down".into()),
+            _ => Ok(700),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_kept_plan_seeds_each_budget_once_and_retries_a_failed_read() {
+    use std::sync::atomic::Ordering;
+    let spend = Arc::new(FlakySpend::default());
+    let state = LimitState::new(None, Some(spend.clone()), reqwest::Client::new());
+    let l = Limiter::new(
+        &config("budgets:\n  - { scope: key, period: month, usd: 0.001 }\n"),
+        state,
+    );
+    let plan = |key: &'static str| {
+        let who = grant(key, "research");
+        let l = &l;
+        async move { l.plan(&Who::of(&who), "m", false).await }
+    };
+    let budget = |plan: &Plan| match plan.counters[0].kind {
+        CounterKind::Budget { seed, ttl_ms, .. } => (plan.counters[0].key.clone(), seed, ttl_ms),
+        other => panic!("expected a budget, got {other:?}"),
+    };
+    // The read fails: this request counts from zero, the next one reads again.
+    let (key, seed, ttl) = budget(&plan("k1").await);
+    assert_eq!(seed, 0);
+    assert!(
+        ttl > 86_400_000,
+        "a budget outlives its period by a day: {ttl}"
+    );
+    assert_eq!(budget(&plan("k1").await).1, 700);
+    // Seeded: the kept plan is not read again, and names the same counter.
+    let (again, seed, _) = budget(&plan("k1").await);
+    assert_eq!((again, seed), (key.clone(), 0));
+    assert_eq!(spend.reads.load(Ordering::SeqCst), 2);
+    // Another key has its own counter, seeded on its own.
+    let (other, seed, _) = budget(&plan("k2").await);
+    assert_ne!(other, key);
+    assert_eq!(seed, 700);
+    assert_eq!(spend.reads.load(Ordering::SeqCst), 3);
+}
+
 #[test]
 fn each_threshold_is_crossed_once() {
     let alerting = vec![state::BudgetAlerting {
@@ -220,7 +274,7 @@ fn each_threshold_is_crossed_once() {
         subject: "acme/research".into(),
         period: "month",
         limit: 1000,
-        thresholds: vec![50, 80, 100],
+        thresholds: vec![50, 80, 100].into(),
     }];
     let change = |before, after| vec![Some(SpendChange { before, after })];
     let percents = |before, after| -> Vec<u32> {

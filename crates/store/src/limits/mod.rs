@@ -1,7 +1,7 @@
 //! Limit counters shared by every gateway instance through Redis: [`RedisLimits`] implements
 //! [`LimitBackend`] with one Lua script per call (`acquire.lua`, `settle.lua`, `peek.lua` beside
-//! this file), so each acquire, settle or peek is one round trip (EVALSHA, falling back to EVAL
-//! when Redis has not cached the script) and atomic with respect to every other instance. The
+//! this file), so each acquire, settle or peek is one round trip (EVALSHA, loading the script
+//! first when Redis has not cached it) and atomic with respect to every other instance. The
 //! scripts take the time from Redis (`TIME`), so instances with skewed clocks share windows and
 //! leases. They apply the same rules as the in-memory backend (`switchboard_core`'s
 //! `limits/local/counter.rs`); the suite in `tests/store/limits.rs` runs against both.
@@ -15,14 +15,20 @@
 //! Numbers are Lua doubles inside the scripts: exact up to 2^53 (about 9 billion dollars in
 //! micro-dollars), which no counter approaches.
 //!
+//! This is on every request's path, so the commands are packed without a `String` per argument:
+//! numbers are written as integers, keys straight into the command ([`RedisKey`]). The scripts
+//! answer with one string of integers rather than an array of integer replies, which redis-rs
+//! would decode element by element through its general parser at many times the cost.
+//!
 //! Every call is bounded by the timeout given to [`RedisLimits::connect`] and fails with a
 //! [`BackendError`] rather than waiting; the connection (a `ConnectionManager`, which reconnects
 //! on its own) is made on first use if Redis was down at startup.
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::Script;
+use redis::{Cmd, RedisWrite, Script, ToRedisArgs};
 use std::future::Future;
+use std::io::Write;
 use std::time::Duration;
 use switchboard_core::limits::{
     BackendError, Counter, CounterKind, CounterState, Demand, LimitBackend, Settle, SettleKind,
@@ -142,70 +148,117 @@ impl RedisLimits {
         }
     }
 
-    fn key(&self, counter: &Counter) -> String {
-        let kind = match counter.kind {
-            CounterKind::Requests { .. } => "q",
-            CounterKind::Tokens { .. } => "t",
-            CounterKind::Concurrent { .. } => "c",
-            CounterKind::Budget { .. } => "b",
-        };
-        format!("{}{kind}:{}", self.prefix, counter.key)
+    fn key<'a>(&'a self, counter: &'a Counter) -> RedisKey<'a> {
+        RedisKey {
+            prefix: &self.prefix,
+            counter,
+        }
+    }
+
+    /// Runs a script command made by [`script_cmd`] and returns the integers of its reply.
+    async fn run(&self, what: &str, script: &Script, cmd: Cmd) -> Result<Vec<i64>, BackendError> {
+        let reply: Vec<u8> = self
+            .call(what, |mut conn| async move {
+                match cmd.query_async(&mut conn).await {
+                    // Redis has not cached the script (it restarted, or was flushed): load it
+                    // and ask again, as redis-rs's `ScriptInvocation` does.
+                    Err(err) if err.kind() == redis::ErrorKind::NoScriptError => {
+                        script.load_async(&mut conn).await?;
+                        cmd.query_async(&mut conn).await
+                    }
+                    reply => reply,
+                }
+            })
+            .await?;
+        numbers(&reply)
     }
 }
 
+/// A counter's Redis key, `{prefix}{kind}:{counter key}`, written straight into the command.
+struct RedisKey<'a> {
+    prefix: &'a str,
+    counter: &'a Counter,
+}
+
+impl ToRedisArgs for RedisKey<'_> {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + RedisWrite,
+    {
+        let kind: &[u8] = match self.counter.kind {
+            CounterKind::Requests { .. } => b"q:",
+            CounterKind::Tokens { .. } => b"t:",
+            CounterKind::Concurrent { .. } => b"c:",
+            CounterKind::Budget { .. } => b"b:",
+        };
+        let mut arg = out.writer_for_next_arg();
+        for part in [self.prefix.as_bytes(), kind, self.counter.key.as_bytes()] {
+            // Writing into the command's buffer cannot fail.
+            let _ = arg.write_all(part);
+        }
+    }
+}
+
+/// `EVALSHA {script} {keys}`, room made for `keys` keys and `args` more arguments.
+fn script_cmd(script: &Script, keys: usize, args: usize) -> Cmd {
+    let mut cmd = Cmd::with_capacity(3 + keys + args, 48 + 64 * keys + 12 * args);
+    cmd.arg("EVALSHA").arg(script.get_hash()).arg(keys);
+    cmd
+}
+
+/// The integers of a script's reply: one string, separated by spaces (see the scripts).
+fn numbers(reply: &[u8]) -> Result<Vec<i64>, BackendError> {
+    let text = std::str::from_utf8(reply).map_err(|_| malformed())?;
+    text.split_ascii_whitespace()
+        .map(|n| n.parse().map_err(|_| malformed()))
+        .collect()
+}
+
 /// The five script arguments describing a counter (see acquire.lua).
-fn acquire_args(kind: &CounterKind) -> [String; 5] {
+fn acquire_args(cmd: &mut Cmd, kind: &CounterKind) {
     match *kind {
         // A zero-length window would divide by zero; the local backend treats it as 1 ms too.
-        CounterKind::Requests { limit, window_ms } => nums(1, limit, window_ms.max(1), 0, 0),
-        CounterKind::Tokens { limit, window_ms } => nums(2, limit, window_ms.max(1), 0, 0),
-        CounterKind::Concurrent { limit, lease_ms } => nums(3, limit, lease_ms, 0, 0),
+        CounterKind::Requests { limit, window_ms } => {
+            cmd.arg(1).arg(limit).arg(window_ms.max(1)).arg(0).arg(0)
+        }
+        CounterKind::Tokens { limit, window_ms } => {
+            cmd.arg(2).arg(limit).arg(window_ms.max(1)).arg(0).arg(0)
+        }
+        CounterKind::Concurrent { limit, lease_ms } => {
+            cmd.arg(3).arg(limit).arg(lease_ms).arg(0).arg(0)
+        }
         CounterKind::Budget {
             limit,
             enforce,
             seed,
             ttl_ms,
-        } => [
-            "4".to_owned(),
-            limit.to_string(),
-            u8::from(enforce).to_string(),
-            seed.to_string(),
-            ttl_ms.to_string(),
-        ],
-    }
+        } => cmd
+            .arg(4)
+            .arg(limit)
+            .arg(i32::from(enforce))
+            .arg(seed)
+            .arg(ttl_ms),
+    };
 }
 
-fn nums(kind: u8, a: u64, b: u64, c: u64, d: u64) -> [String; 5] {
-    [
-        kind.to_string(),
-        a.to_string(),
-        b.to_string(),
-        c.to_string(),
-        d.to_string(),
-    ]
-}
-
-/// The five script arguments of a settlement entry (see settle.lua); op 0 when the entry's kind
-/// does not fit its counter's, which the script skips.
-fn settle_args(entry: &Settle) -> [String; 5] {
+/// The five script arguments of a settlement entry after its request id (see settle.lua); op 0
+/// when the entry's kind does not fit its counter's, which the script skips.
+fn settle_args(cmd: &mut Cmd, entry: &Settle) {
     match (entry.counter.kind, entry.kind) {
-        (CounterKind::Tokens { window_ms, .. }, SettleKind::Tokens { window, delta }) => [
-            "1".to_owned(),
-            window_ms.max(1).to_string(),
-            window.to_string(),
-            delta.to_string(),
-            "0".to_owned(),
-        ],
-        (CounterKind::Concurrent { .. }, SettleKind::Release) => nums(2, 0, 0, 0, 0),
-        (CounterKind::Budget { seed, ttl_ms, .. }, SettleKind::Budget { reserved, actual }) => [
-            "3".to_owned(),
-            seed.to_string(),
-            ttl_ms.to_string(),
-            reserved.to_string(),
-            actual.to_string(),
-        ],
-        _ => nums(0, 0, 0, 0, 0),
-    }
+        (CounterKind::Tokens { window_ms, .. }, SettleKind::Tokens { window, delta }) => cmd
+            .arg(1)
+            .arg(window_ms.max(1))
+            .arg(window)
+            .arg(delta)
+            .arg(0),
+        (CounterKind::Concurrent { .. }, SettleKind::Release) => {
+            cmd.arg(2).arg(0).arg(0).arg(0).arg(0)
+        }
+        (CounterKind::Budget { seed, ttl_ms, .. }, SettleKind::Budget { reserved, actual }) => {
+            cmd.arg(3).arg(seed).arg(ttl_ms).arg(reserved).arg(actual)
+        }
+        _ => cmd.arg(0).arg(0).arg(0).arg(0).arg(0),
+    };
 }
 
 /// The limit as reported in [`CounterState`] (known here, so the script need not return it).
@@ -256,19 +309,17 @@ impl LimitBackend for RedisLimits {
         if counters.is_empty() {
             return Ok(Verdict::Admitted(Vec::new()));
         }
-        let mut invocation = self.acquire.prepare_invoke();
-        invocation
-            .arg(demand.request_id)
+        let mut cmd = script_cmd(&self.acquire, counters.len(), 3 + 5 * counters.len());
+        for c in counters {
+            cmd.arg(self.key(c));
+        }
+        cmd.arg(demand.request_id)
             .arg(demand.tokens)
             .arg(demand.cost);
         for c in counters {
-            invocation.key(self.key(c)).arg(&acquire_args(&c.kind)[..]);
+            acquire_args(&mut cmd, &c.kind);
         }
-        let reply: Vec<i64> = self
-            .call("acquire", |mut conn| async move {
-                invocation.invoke_async(&mut conn).await
-            })
-            .await?;
+        let reply = self.run("acquire", &self.acquire, cmd).await?;
         match reply.as_slice() {
             [1, 0, 0, rest @ ..] => states(counters, rest).map(Verdict::Admitted),
             [0, index, retry, triple @ ..] => {
@@ -305,20 +356,19 @@ impl LimitBackend for RedisLimits {
         if total == 0 {
             return Ok(jobs.iter().map(|_| Vec::new()).collect());
         }
-        let mut invocation = self.settle.prepare_invoke();
-        for (request_id, entries) in jobs {
+        let mut cmd = script_cmd(&self.settle, total, 6 * total);
+        for (_, entries) in jobs {
             for entry in *entries {
-                invocation
-                    .key(self.key(&entry.counter))
-                    .arg(*request_id)
-                    .arg(&settle_args(entry)[..]);
+                cmd.arg(self.key(&entry.counter));
             }
         }
-        let reply: Vec<i64> = self
-            .call("settle", |mut conn| async move {
-                invocation.invoke_async(&mut conn).await
-            })
-            .await?;
+        for (request_id, entries) in jobs {
+            for entry in *entries {
+                cmd.arg(*request_id);
+                settle_args(&mut cmd, entry);
+            }
+        }
+        let reply = self.run("settle", &self.settle, cmd).await?;
         if reply.len() != total * 3 {
             return Err(malformed());
         }
@@ -339,21 +389,19 @@ impl LimitBackend for RedisLimits {
         if counters.is_empty() {
             return Ok(Vec::new());
         }
-        let mut invocation = self.peek.prepare_invoke();
+        let mut cmd = script_cmd(&self.peek, counters.len(), 2 * counters.len());
         for c in counters {
-            let (kind, p) = match c.kind {
-                CounterKind::Requests { window_ms, .. } => (1, window_ms.max(1).to_string()),
-                CounterKind::Tokens { window_ms, .. } => (2, window_ms.max(1).to_string()),
-                CounterKind::Concurrent { .. } => (3, "0".to_owned()),
-                CounterKind::Budget { seed, .. } => (4, seed.to_string()),
-            };
-            invocation.key(self.key(c)).arg(kind).arg(p);
+            cmd.arg(self.key(c));
         }
-        let reply: Vec<i64> = self
-            .call("peek", |mut conn| async move {
-                invocation.invoke_async(&mut conn).await
-            })
-            .await?;
+        for c in counters {
+            match c.kind {
+                CounterKind::Requests { window_ms, .. } => cmd.arg(1).arg(window_ms.max(1)),
+                CounterKind::Tokens { window_ms, .. } => cmd.arg(2).arg(window_ms.max(1)),
+                CounterKind::Concurrent { .. } => cmd.arg(3).arg(0),
+                CounterKind::Budget { seed, .. } => cmd.arg(4).arg(seed),
+            };
+        }
+        let reply = self.run("peek", &self.peek, cmd).await?;
         states(counters, &reply)
     }
 }

@@ -108,7 +108,7 @@ macro_rules! suite {
 
 fn c(key: &str, kind: CounterKind) -> Counter {
     Counter {
-        key: key.to_owned(),
+        key: key.into(),
         kind,
     }
 }

@@ -17,7 +17,7 @@ fn backend(start: u64) -> (LocalBackend, Arc<AtomicU64>) {
 
 fn counter(key: &str, kind: CounterKind) -> Counter {
     Counter {
-        key: key.to_owned(),
+        key: key.into(),
         kind,
     }
 }

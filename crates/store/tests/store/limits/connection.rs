@@ -118,6 +118,41 @@ async fn redis_connection_recovers_after_a_drop() {
     shared.cleanup().await;
 }
 
+/// Redis forgot the scripts (a restart, `SCRIPT FLUSH`): each call loads its script again.
+#[tokio::test]
+async fn flushed_scripts_are_loaded_again() {
+    let Some(shared) = Shared::redis() else {
+        return;
+    };
+    let Shared::Redis { url, .. } = &shared else {
+        unreachable!()
+    };
+    let b = shared.instance().await;
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut flush = async || {
+        let () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    };
+    let k = [requests("sf", 10), concurrent("sf", 5, 30_000)];
+    for round in 1..=2 {
+        flush().await;
+        let states = admitted(b.acquire(&k, &demand("r", 0, 0)).await.unwrap());
+        assert_eq!((states[0].used, states[1].used), (round, 1));
+        flush().await;
+        b.settle("r", &[settle(&k[1], SettleKind::Release)])
+            .await
+            .unwrap();
+        flush().await;
+        let states = b.peek(&k).await.unwrap();
+        assert_eq!((states[0].used, states[1].used), (round, 0));
+    }
+    shared.cleanup().await;
+}
+
 /// Every key carries a TTL fitting its kind (nothing leaks), under the configured prefix.
 #[tokio::test]
 async fn redis_keys_expire() {
