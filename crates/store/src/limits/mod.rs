@@ -1,9 +1,9 @@
 //! Limit counters shared by every gateway instance through Redis: [`RedisLimits`] implements
 //! [`LimitBackend`] with one Lua script per call (`acquire.lua`, `settle.lua`, `peek.lua` beside
-//! this file), so each acquire, settle or peek is one round trip (EVALSHA, loading the script
-//! first when Redis has not cached it) and atomic with respect to every other instance. The
-//! scripts take the time from Redis (`TIME`), so instances with skewed clocks share windows and
-//! leases. They apply the same rules as the in-memory backend (`switchboard_core`'s
+//! this file, each after the shared `reply.lua`), so each acquire, settle or peek is one round
+//! trip (EVALSHA, loading the script first when Redis has not cached it) and atomic with
+//! respect to every other instance. The scripts take the time from Redis (`TIME`), so instances
+//! with skewed clocks share windows and leases. They apply the same rules as the in-memory backend (`switchboard_core`'s
 //! `limits/local/counter.rs`); the suite in `tests/store/limits.rs` runs against both.
 //!
 //! Keys are `{prefix}{kind}:{counter key}` with the prefix `switchboard:rl:` and the kind `q`
@@ -79,9 +79,15 @@ impl RedisLimits {
             conn: OnceCell::new(),
             timeout,
             prefix: DEFAULT_PREFIX.to_owned(),
-            acquire: Script::new(include_str!("acquire.lua")),
-            settle: Script::new(include_str!("settle.lua")),
-            peek: Script::new(include_str!("peek.lua")),
+            acquire: Script::new(concat!(
+                include_str!("reply.lua"),
+                include_str!("acquire.lua")
+            )),
+            settle: Script::new(concat!(
+                include_str!("reply.lua"),
+                include_str!("settle.lua")
+            )),
+            peek: Script::new(concat!(include_str!("reply.lua"), include_str!("peek.lua"))),
         };
         if let Err(err) = limits.ping().await {
             tracing::warn!(

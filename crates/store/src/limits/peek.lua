@@ -5,15 +5,6 @@
 -- windows, seed for budgets (unused for leases).
 -- Returns one triple per counter: used, reset_ms, window, as one string (see `reply`).
 
--- The reply is one string of the integers separated by spaces, not an array: the gateway decodes
--- one string far faster than many integer replies. %d prints each exactly (they are integral).
-local function reply(out)
-  for i = 1, #out do
-    out[i] = string.format('%d', out[i])
-  end
-  return table.concat(out, ' ')
-end
-
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}

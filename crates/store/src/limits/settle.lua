@@ -15,15 +15,6 @@ if redis.replicate_commands then
   redis.replicate_commands()
 end
 
--- The reply is one string of the integers separated by spaces, not an array: the gateway decodes
--- one string far faster than many integer replies. %d prints each exactly (they are integral).
-local function reply(out)
-  for i = 1, #out do
-    out[i] = string.format('%d', out[i])
-  end
-  return table.concat(out, ' ')
-end
-
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
