@@ -15,6 +15,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH="$ROOT/bench"
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 SWITCHBOARD_BIN="${SWITCHBOARD_BIN:-$ROOT/target/release/switchboard}"
 SKIP_BUILD="${SKIP_BUILD:-0}"
 CONNS="${CONNS:-8}"                 # wrk connections while collecting
@@ -73,34 +75,15 @@ wait_ready "http://127.0.0.1:$MOCK_PORT/healthz"
 
 GW_PORT=$(port)
 KEY="sk-callgrind-$$"
-# LIMITS=1: the `on` config of bench/perf.sh (CONFIG=on): the model's price, a per-key
+# LIMITS=1: the `on` config of bench/perf.sh (CONFIG=on, bench/lib.sh): a per-key
 # rps/tpm/concurrency rule, a team rpm rule and a monthly team budget with alerts, shared through
 # Redis at $BENCH_REDIS. Only a virtual key is subject to them, so LIMITS=1 implies VKEY=1.
 EXTRA=""
-PRICE=""
 if [ "${LIMITS:-0}" = 1 ]; then
   VKEY=1
-  PRICE="    price: { input_per_mtok: 2.50, output_per_mtok: 10.00 }"
-  run="callgrind$(date +%s)"
-  EXTRA="redis: ${BENCH_REDIS:-redis://127.0.0.1:6379}
-rate_limits:
-  - { name: $run-key, scope: key, requests_per_second: 1000000, tokens_per_minute: 1000000000000, concurrent: 100000 }
-  - { name: $run-team, scope: team, match: { org: bench, team: load }, requests_per_minute: 1000000000 }
-budgets:
-  - { name: $run-budget, scope: team, match: { org: bench, team: load }, period: month, usd: 1000000, action: block, alert_at: [0.5, 0.8, 1.0] }"
+  EXTRA=$(bench_limits_yaml "callgrind$(date +%s)" "${BENCH_REDIS:-redis://127.0.0.1:6379}")
 fi
-cat >"$WORK/switchboard.yaml" <<EOF
-listen: 127.0.0.1:$GW_PORT
-database: sqlite://$WORK/switchboard.db
-admin_key: \${SWITCHBOARD_ADMIN_KEY}
-providers:
-  mock: { type: openai, base_url: "http://127.0.0.1:$MOCK_PORT/v1", api_key: "sk-upstream-bench" }
-models:
-  bench:
-    targets: [ { provider: mock, model: bench-upstream } ]
-$PRICE
-$EXTRA
-EOF
+bench_gateway_yaml "$GW_PORT" "sqlite://$WORK/switchboard.db" "$MOCK_PORT" "$EXTRA" >"$WORK/switchboard.yaml"
 (cd "$WORK" && SWITCHBOARD_ADMIN_KEY="$KEY" RUST_LOG=warn exec "${PIN[@]}" valgrind \
   --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind.out" \
   "$SWITCHBOARD_BIN" serve --config "$WORK/switchboard.yaml" >"$WORK/gateway.log" 2>&1) &
@@ -112,16 +95,7 @@ wait_ready "http://127.0.0.1:$GW_PORT/healthz"
 # starts) instead of the admin key, to measure the key check's cost.
 TOKEN=$KEY
 if [ "${VKEY:-0}" = 1 ]; then
-  admin_post() {
-    curl -s --max-time 30 -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
-      -d "$2" "http://127.0.0.1:$GW_PORT/admin/v1$1"
-  }
-  admin_post /orgs '{"name":"bench"}' >/dev/null
-  admin_post /orgs/bench/teams '{"name":"load"}' >/dev/null
-  admin_post /orgs/bench/teams/load/apps '{"name":"wrk","models":["bench"]}' >/dev/null
-  OUT_KEY=$(admin_post /orgs/bench/keys '{"team":"load","app":"wrk","name":"bench"}')
-  TOKEN=$(printf '%s' "$OUT_KEY" | sed -n 's/.*"secret":"\(sk-sb-[A-Za-z0-9_-]*\)".*/\1/p')
-  [ -n "$TOKEN" ] || die "could not create a virtual key: $OUT_KEY"
+  TOKEN=$(bench_virtual_key "http://127.0.0.1:$GW_PORT" "$KEY") || die "could not create a virtual key"
   log "using a virtual key"
 fi
 

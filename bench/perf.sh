@@ -11,6 +11,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH="$ROOT/bench"
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 SWITCHBOARD_BIN="${SWITCHBOARD_BIN:-$ROOT/target/release/switchboard}"
 CONFIG="${CONFIG:-off}"
 CONNS="${CONNS:-64}"
@@ -57,26 +59,9 @@ GW_PORT=$(port)
 KEY="sk-perf-$$"
 EXTRA=""
 if [ "$CONFIG" = on ]; then
-  run="perf$(date +%s)"
-  EXTRA="redis: $BENCH_REDIS
-rate_limits:
-  - { name: $run-key, scope: key, requests_per_second: 1000000, tokens_per_minute: 1000000000000, concurrent: 100000 }
-  - { name: $run-team, scope: team, match: { org: bench, team: load }, requests_per_minute: 1000000000 }
-budgets:
-  - { name: $run-budget, scope: team, match: { org: bench, team: load }, period: month, usd: 1000000, action: block, alert_at: [0.5, 0.8, 1.0] }"
+  EXTRA=$(bench_limits_yaml "perf$(date +%s)" "$BENCH_REDIS")
 fi
-cat >"$WORK/switchboard.yaml" <<EOF
-listen: 127.0.0.1:$GW_PORT
-database: sqlite://$WORK/switchboard.db
-admin_key: \${SWITCHBOARD_ADMIN_KEY}
-providers:
-  mock: { type: openai, base_url: "http://127.0.0.1:$MOCK_PORT/v1", api_key: "sk-upstream-bench" }
-models:
-  bench:
-    targets: [ { provider: mock, model: bench-upstream } ]
-    price: { input_per_mtok: 2.50, output_per_mtok: 10.00 }
-$EXTRA
-EOF
+bench_gateway_yaml "$GW_PORT" "sqlite://$WORK/switchboard.db" "$MOCK_PORT" "$EXTRA" >"$WORK/switchboard.yaml"
 (cd "$WORK" && SWITCHBOARD_ADMIN_KEY="$KEY" RUST_LOG=warn exec taskset -c 0 \
   "$SWITCHBOARD_BIN" serve --config "$WORK/switchboard.yaml" >"$WORK/gateway.log" 2>&1) &
 GW_PID=$!
@@ -85,16 +70,7 @@ wait_ready "http://127.0.0.1:$GW_PORT/healthz"
 
 TOKEN=$KEY
 if [ "$CONFIG" = on ]; then
-  admin_post() {
-    curl -s --max-time 30 -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
-      -d "$2" "http://127.0.0.1:$GW_PORT/admin/v1$1"
-  }
-  admin_post /orgs '{"name":"bench"}' >/dev/null
-  admin_post /orgs/bench/teams '{"name":"load"}' >/dev/null
-  admin_post /orgs/bench/teams/load/apps '{"name":"wrk","models":["bench"]}' >/dev/null
-  out=$(admin_post /orgs/bench/keys '{"team":"load","app":"wrk","name":"bench"}')
-  TOKEN=$(printf '%s' "$out" | sed -n 's/.*"secret":"\(sk-sb-[A-Za-z0-9_-]*\)".*/\1/p')
-  [ -n "$TOKEN" ] || die "could not create a virtual key: $out"
+  TOKEN=$(bench_virtual_key "http://127.0.0.1:$GW_PORT" "$KEY") || die "could not create a virtual key"
 fi
 
 run_wrk() {

@@ -1,0 +1,52 @@
+# Shared by bench/run.sh, bench/perf.sh and bench/callgrind.sh (sourced, not run): the one
+# definition of the benchmark's limits config and of its virtual key.
+
+# bench_limits_yaml RUN REDIS_URL: the `redis:`, `rate_limits:` and `budgets:` of the `on`
+# configs: limits high enough never to refuse, so that a run measures what checking and
+# settling them costs. RUN prefixes the rule names, so each run counts on fresh Redis keys.
+bench_limits_yaml() {
+  local run=$1 redis=$2
+  echo "redis: $redis
+rate_limits:
+  - { name: $run-key, scope: key, requests_per_second: 1000000, tokens_per_minute: 1000000000000, concurrent: 100000 }
+  - { name: $run-team, scope: team, match: { org: bench, team: load }, requests_per_minute: 1000000000 }
+budgets:
+  - { name: $run-budget, scope: team, match: { org: bench, team: load }, period: month, usd: 1000000, action: block, alert_at: [0.5, 0.8, 1.0] }"
+}
+
+# bench_virtual_key GATEWAY_URL ADMIN_KEY: makes the org `bench`, its team `load`, the app `wrk`
+# (allowed to call `bench`) and a key of that app through the admin API; prints the key's
+# secret. Fails, with the admin API's answer on stderr, when no key came back.
+bench_virtual_key() {
+  local base="$1/admin/v1" admin_key=$2 out secret
+  post() {
+    curl -s --max-time 30 -H "Authorization: Bearer $admin_key" -H 'Content-Type: application/json' \
+      -d "$2" "$base$1"
+  }
+  post /orgs '{"name":"bench"}' >/dev/null
+  post /orgs/bench/teams '{"name":"load"}' >/dev/null
+  post /orgs/bench/teams/load/apps '{"name":"wrk","models":["bench"]}' >/dev/null
+  out=$(post /orgs/bench/keys '{"team":"load","app":"wrk","name":"bench"}')
+  secret=$(printf '%s' "$out" | sed -n 's/.*"secret":"\(sk-sb-[A-Za-z0-9_-]*\)".*/\1/p')
+  [ -n "$secret" ] || { printf '%s\n' "$out" >&2; return 1; }
+  printf '%s\n' "$secret"
+}
+
+# bench_gateway_yaml PORT DATABASE_URL MOCK_PORT [EXTRA]: the gateway's config: one
+# OpenAI-compatible provider (the mock), one priced model `bench`, the admin key from
+# SWITCHBOARD_ADMIN_KEY, then EXTRA (e.g. bench_limits_yaml's output).
+bench_gateway_yaml() {
+  local port=$1 db=$2 mock_port=$3 extra=${4:-}
+  cat <<YAML
+listen: 127.0.0.1:$port
+database: $db
+admin_key: \${SWITCHBOARD_ADMIN_KEY}
+providers:
+  mock: { type: openai, base_url: "http://127.0.0.1:$mock_port/v1", api_key: "sk-upstream-bench" }
+models:
+  bench:
+    targets: [ { provider: mock, model: bench-upstream } ]
+    price: { input_per_mtok: 2.50, output_per_mtok: 10.00 }
+$extra
+YAML
+}
