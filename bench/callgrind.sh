@@ -83,6 +83,12 @@ if [ "${LIMITS:-0}" = 1 ]; then
   VKEY=1
   EXTRA=$(bench_limits_yaml "callgrind$(date +%s)" "${BENCH_REDIS:-redis://127.0.0.1:6379}")
 fi
+# METADATA=0: the call log's own columns off (`logging.metadata: false`, run.sh's `off`): the
+# rows keep the usage record only. Against the default, what the call log's metadata costs.
+if [ "${METADATA:-1}" = 0 ]; then
+  EXTRA="$EXTRA
+logging: { metadata: false }"
+fi
 bench_gateway_yaml "$GW_PORT" "sqlite://$WORK/switchboard.db" "$MOCK_PORT" "$EXTRA" >"$WORK/switchboard.yaml"
 (cd "$WORK" && SWITCHBOARD_ADMIN_KEY="$KEY" RUST_LOG=warn exec "${PIN[@]}" valgrind \
   --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind.out" \

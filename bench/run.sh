@@ -41,15 +41,17 @@ SOAK_SAMPLE_SECS="${SOAK_SAMPLE_SECS:-10}" # RSS sampling period during the soak
 SOAK_TARGETS="${SOAK_TARGETS:-on}"      # which targets get a soak (each at half its own maximum)
 # Targets (see bench/README.md):
 # `off` is the gateway with everything that can be switched off switched off: the admin key, no
-# limits, no Redis, no bodies logged. The call log row of each request (usage_records) is always
-# written (the config has no switch for it), to a SQLite file in the run's temp dir.
+# limits, no Redis, no bodies logged, the call log's own columns off (`logging.metadata: false`).
+# Each request's usage record (a row of usage_records: billing data, always written) still goes
+# to a SQLite file in the run's temp dir.
 # `on` is a gateway with everything on: a virtual key, per-key request, token and concurrency
 # limits, a team request limit, a monthly team budget with alerts, counters in Redis
 # (BENCH_REDIS), the default call log (metadata, no bodies) in SQLite, metrics.
 # `on-pg` is `on` with `database:` a fresh Postgres database created in BENCH_POSTGRES's server
 # and dropped at the end.
-# `gateway` (same config as `off`), `vkey` (the `gateway` process called with a virtual key)
-# and `limits` (same config as `on`) are the targets of issues 2-4, kept for comparisons.
+# `gateway` (`off` with the default call log: metadata on), `vkey` (the `gateway` process called
+# with a virtual key) and `limits` (same config as `on`) are the targets of issues 2-4, kept for
+# comparisons; `gateway` against `off` is issue 5's logging on against logging off.
 # `baseline` is the gateway built from another commit (BASELINE_BIN, e.g. the commit before a
 # change), run with `gateway`'s config: `gateway` vs `baseline` in one run says what the
 # change costs.
@@ -64,6 +66,11 @@ GATEWAY_RUST_LOG="${GATEWAY_RUST_LOG:-warn}"
 READY_TIMEOUT="${READY_TIMEOUT:-20}"    # seconds to wait for a server's port
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
+# `off`'s logging: rows keep the usage record only.
+LOGGING_OFF_YAML="logging: { metadata: false }"
+# Issue 5's bounds: logging on (`gateway`) against logging off (`off`), pair by pair.
+MIN_LOG_RPS_RATIO=0.95
+MAX_LOG_P50_RATIO=1.05
 # Issue 2's targets, checked for the `gateway` target when it runs.
 MIN_RPS_RATIO=0.7
 MAX_ADDED_P50_US=200
@@ -700,7 +707,7 @@ main() {
   start_mock
   has nginx && start_nginx
   if has gateway || has vkey; then start_gateway gateway; fi
-  has off && start_gateway off
+  has off && start_gateway off "$LOGGING_OFF_YAML"
   if has baseline; then
     [ -x "$BASELINE_BIN" ] || die "target baseline needs BASELINE_BIN (a switchboard binary)"
     start_gateway baseline "" "$BASELINE_BIN"
@@ -877,6 +884,23 @@ report() {
         echo "WARNING: the gateway answered ${R[gateway.errors]} requests with errors; the numbers are not valid."
       fi
     fi
+    # Issue 5's checks: the call log's metadata and metrics on (`gateway`) against logging off
+    # (`off`); both write each request's usage record and export metrics.
+    if [ -n "${R[gateway.rps.rps]:-}" ] && [ -n "${R[off.rps.rps]:-}" ]; then
+      R[log.rps_ratio]=$(ratio_median gateway off rps rps)
+      R[log.p50_ratio]=$(ratio_median gateway off lat p50_us)
+      R[log.cpu_ratio]=$(ratio_median gateway off rps cpu_us)
+      R[log.verdict.rps]=$(awk "BEGIN { print (${R[log.rps_ratio]} >= $MIN_LOG_RPS_RATIO) ? \"PASS\" : \"FAIL\" }")
+      R[log.verdict.p50]=$(awk "BEGIN { print (${R[log.p50_ratio]} <= $MAX_LOG_P50_RATIO) ? \"PASS\" : \"FAIL\" }")
+      echo
+      echo "Issue 5 (logging on = \`gateway\` / logging off = \`off\`, median of the per-round ratios):"
+      echo
+      echo "| measure | ratio | required | verdict |"
+      echo "| --- | ---: | ---: | --- |"
+      echo "| throughput @$CONNS | ${R[log.rps_ratio]}x | >= ${MIN_LOG_RPS_RATIO}x | ${R[log.verdict.rps]} |"
+      echo "| p50 latency @$LAT_CONNS | ${R[log.p50_ratio]}x | <= ${MAX_LOG_P50_RATIO}x | ${R[log.verdict.p50]} |"
+      echo "| CPU per request @$CONNS | ${R[log.cpu_ratio]}x | (not bounded) | - |"
+    fi
     # Issue 7's checks, on everything on (SQLite and Postgres).
     CHECK_ROWS=""; CHECK_JSON=""; CHECK_ALL_PASS=1
     for name in on on-pg; do
@@ -951,6 +975,11 @@ report() {
       printf ',\n  "targets_check": {"rps_ratio": %s, "rps_ratio_min": %s, "rps_verdict": "%s", "added_p50_us": %s, "added_p50_max_us": %s, "p50_verdict": "%s", "valid": %s}' \
         "${R[ratio]}" "$MIN_RPS_RATIO" "${R[verdict.rps]}" "$(jnum "${R[gateway.added_p50_us]}")" \
         "$MAX_ADDED_P50_US" "${R[verdict.p50]}" "$([ "${R[gateway.errors]}" -eq 0 ] && echo true || echo false)"
+    fi
+    if [ -n "${R[log.rps_ratio]:-}" ]; then
+      printf ',\n  "logging_check": {"rps_ratio": %s, "rps_ratio_min": %s, "rps_verdict": "%s", "p50_ratio": %s, "p50_ratio_max": %s, "p50_verdict": "%s", "cpu_ratio": %s}' \
+        "${R[log.rps_ratio]}" "$MIN_LOG_RPS_RATIO" "${R[log.verdict.rps]}" "${R[log.p50_ratio]}" \
+        "$MAX_LOG_P50_RATIO" "${R[log.verdict.p50]}" "$(jnum "${R[log.cpu_ratio]}")"
     fi
     if [ -n "$CHECK_JSON" ]; then
       printf ',\n  "issue7_checks": {"pass": %s, "checks": [%s]}' "$([ "$CHECK_ALL_PASS" = 1 ] && echo true || echo false)" "$CHECK_JSON"

@@ -215,6 +215,12 @@ impl Snapshot {
         Some(ids)
     }
 
+    /// Where the request came from, for its call-log row; `None` when `logging.metadata` is
+    /// off, which also keeps the meter from recording attempts and the trace id.
+    pub(crate) fn call_log_client(&self, ctx: &RequestContext) -> Option<ClientInfo> {
+        self.config.logging.metadata.then(|| ctx.client.clone())
+    }
+
     /// Tells the meter how routing went (and hands it the attempts). On failure the handler
     /// gets the error back and the meter is dropped, which records the failed request.
     fn note_route<T>(
@@ -265,7 +271,7 @@ impl Snapshot {
             stream: req.stream,
             tags: ctx.tags.clone(),
             input_bytes: bound,
-            client: ctx.client.clone(),
+            client: self.call_log_client(ctx),
         };
         self.admit_with(ctx, start, estimate).await
     }
@@ -296,7 +302,7 @@ impl Snapshot {
             stream: false,
             tags: ctx.tags.clone(),
             input_bytes: bytes,
-            client: ctx.client.clone(),
+            client: self.call_log_client(ctx),
         };
         self.admit_with(ctx, start, estimate).await
     }

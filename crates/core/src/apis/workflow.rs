@@ -119,7 +119,7 @@ impl Snapshot {
             stream: false,
             tags: ctx.tags.clone(),
             input_bytes: 0,
-            client: ctx.client.clone(),
+            client: self.call_log_client(ctx),
         };
         let mut meter = Meter::start(slot, start, Admission::none());
         if let Some(telemetry) = &self.telemetry {

@@ -12,6 +12,9 @@ use std::time::Duration;
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RawLogging {
+    /// Whether the call log keeps its own columns (client address, user agent, route,
+    /// attempts, trace id) besides the usage record. Default true.
+    pub metadata: Option<bool>,
     pub bodies: Option<RawBodies>,
     /// JSON field names whose values are replaced with `[REDACTED]` in logged bodies, at any
     /// depth (added to the built-in secret patterns).
@@ -52,6 +55,9 @@ pub struct RawRetention {
 /// The validated `logging:` section.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Logging {
+    /// The call log's own columns are recorded (`false`: each row keeps only the usage
+    /// record, what billing, limits and analytics need).
+    pub metadata: bool,
     pub bodies: BodySelection,
     pub redact_fields: Vec<String>,
     pub max_body_bytes: usize,
@@ -62,6 +68,7 @@ pub struct Logging {
 impl Default for Logging {
     fn default() -> Self {
         Logging {
+            metadata: true,
             bodies: BodySelection::default(),
             redact_fields: Vec::new(),
             max_body_bytes: 65_536,
@@ -135,6 +142,7 @@ pub(crate) fn logging(
         return out;
     };
     let path = KeyPath::root().key("logging");
+    out.metadata = raw.metadata.unwrap_or(true);
     if let Some(bodies) = &raw.bodies {
         let at = path.key("bodies");
         for (i, alias) in bodies.aliases.iter().enumerate() {
@@ -232,6 +240,7 @@ mod tests {
         );
         let config = load_str("t.yaml", &text, &|_| None).unwrap();
         let l = &config.logging;
+        assert!(l.metadata, "the call log's columns are on by default");
         assert!(l.bodies.selects("fast", None, None));
         assert_eq!(l.max_body_bytes, 1024);
         assert_eq!(l.body_queue, 10_000);
@@ -256,6 +265,13 @@ mod tests {
         ] {
             assert!(keys.iter().any(|k| k == key), "{key} in {keys:?}");
         }
+        let off = format!("{MODELS}logging:\n  metadata: false\n");
+        assert!(
+            !load_str("t.yaml", &off, &|_| None)
+                .unwrap()
+                .logging
+                .metadata
+        );
         let unknown = format!("{MODELS}logging:\n  bodys: {{}}\n");
         let problems = load_str("t.yaml", &unknown, &|_| None)
             .unwrap_err()

@@ -30,8 +30,10 @@ pub struct MeterStart {
     pub tags: Vec<(String, String)>,
     /// Bytes of the request's text (an input estimate when the provider reports no usage).
     pub input_bytes: u64,
-    /// Where the request came from, for the call log.
-    pub client: ClientInfo,
+    /// Where the request came from, for the call log; `None` when the call log's own columns
+    /// are off (`logging.metadata: false`): the meter then records none of them (no client,
+    /// attempts or trace id), only the usage record.
+    pub client: Option<ClientInfo>,
 }
 
 /// What the HTTP edge knows of a request's origin, for the call log (`CallDetails`).
@@ -66,10 +68,14 @@ pub struct Meter {
     trace: Option<Box<CallTrace>>,
     /// The alias's cached metric series, once routing reached it.
     series: Option<Arc<AliasMetrics>>,
+    /// The call log's own columns are recorded (`MeterStart::client` was given).
+    details: bool,
 }
 
 impl Meter {
     pub fn start(slot: Option<UsageSlot>, start: MeterStart, admission: Admission) -> Meter {
+        let details = start.client.is_some();
+        let client = start.client.unwrap_or_default();
         Meter {
             slot,
             record: UsageRecord {
@@ -94,9 +100,9 @@ impl Meter {
                 error_code: None,
                 tags: start.tags,
                 details: CallDetails {
-                    client_ip: start.client.ip,
-                    user_agent: start.client.user_agent,
-                    route: start.client.route,
+                    client_ip: client.ip,
+                    user_agent: client.user_agent,
+                    route: client.route,
                     ..CallDetails::default()
                 },
             },
@@ -112,6 +118,7 @@ impl Meter {
             failed: false,
             trace: None,
             series: None,
+            details,
         }
     }
 
@@ -134,20 +141,24 @@ impl Meter {
 
     /// The W3C trace id the request belongs to (the call log's `trace_id`).
     pub fn set_trace_id(&mut self, trace_id: u128) {
-        self.record.details.trace_id = Some(format!("{trace_id:032x}"));
+        if self.details {
+            self.record.details.trace_id = Some(format!("{trace_id:032x}"));
+        }
     }
 
     /// The upstream attempts routing made, in order (the call log's `attempts`).
     pub fn attempts(&mut self, attempts: Vec<Attempt>) {
-        self.record.details.attempts = attempts
-            .iter()
-            .map(|a| AttemptLog {
-                target: a.target.label(),
-                status: a.status,
-                latency_ms: u64::try_from(a.latency.as_millis()).unwrap_or(u64::MAX),
-                error_code: a.error_code.map(str::to_owned),
-            })
-            .collect();
+        if self.details {
+            self.record.details.attempts = attempts
+                .iter()
+                .map(|a| AttemptLog {
+                    target: a.target.label(),
+                    status: a.status,
+                    latency_ms: u64::try_from(a.latency.as_millis()).unwrap_or(u64::MAX),
+                    error_code: a.error_code.map(str::to_owned),
+                })
+                .collect();
+        }
         if let Some(trace) = &mut self.trace {
             trace.attempts(attempts);
         }

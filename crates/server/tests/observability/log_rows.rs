@@ -194,6 +194,58 @@ async fn n_requests_of_every_kind_leave_n_rows_with_their_origin() {
     db.drop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_metadata_off_rows_keep_the_usage_record_only() {
+    let openai = MockProvider::start(MockKind::OpenAi).await;
+    let db = Db::shared().await;
+    let body = format!(
+        "providers:\n\
+         \x20 openai: {{ type: openai, base_url: \"{}\", api_key: sk-up }}\n\
+         models:\n\
+         \x20 m-openai: {{ targets: [ {{ provider: openai, model: gpt-4o }} ], price: {p}, retry: {{ attempts: 1, backoff_ms: 1, max_backoff_ms: 1 }} }}\n\
+         logging: {{ metadata: false }}\n",
+        openai.base_url(),
+        p = super::kit::PRICE,
+    );
+    let gw = Gw::start(&db, &body).await;
+    // A retried call (two attempts) that carries a traceparent: none of it is kept.
+    openai.enqueue(MockReply::Error {
+        status: 503,
+        retry_after_secs: None,
+    });
+    let call = Call::new("m-openai");
+    let resp = gw
+        .client
+        .post(gw.url(call.path()))
+        .bearer_auth(ADMIN)
+        .header("x-request-id", &call.request_id)
+        .header("user-agent", "private-agent/1")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .json(&call.body())
+        .send()
+        .await
+        .expect("request to the gateway");
+    assert_eq!(resp.status(), 200);
+    resp.text().await.unwrap();
+    gw.wait_records(1).await;
+    let rec = gw.record(&call.request_id).await;
+    assert_eq!(
+        rec.details,
+        switchboard_core::usage::CallDetails::default(),
+        "{rec:#?}"
+    );
+    // The usage record itself is whole.
+    assert_eq!(rec.attempts, 2);
+    assert_eq!(rec.outcome, Outcome::Ok);
+    assert!(rec.usage.input_tokens > 0 && rec.usage.output_tokens > 0);
+    assert!(rec.cost.0 > 0, "{rec:#?}");
+    gw.server.shutdown().await;
+    db.drop().await;
+}
+
 /// A secret a client put in its prompt: it must never reach the table.
 const PROMPT_SECRET: &str = "sk-ant-api03-CLIENTSECRETCLIENTSECRET";
 
