@@ -5,6 +5,7 @@
 #
 #   bench/perf.sh                 # `off`'s config (admin key, no limits)
 #   CONFIG=on bench/perf.sh       # `on`'s config: virtual key, limits and a budget in Redis
+#                                 # (also prints Redis's CPU per request, from INFO cpu)
 #
 # Keeps perf.data in $OUT (default bench/results/perf.data) for `perf report -i`.
 set -euo pipefail
@@ -78,6 +79,12 @@ run_wrk() {
     -s "$BENCH/wrk-post.lua" "http://127.0.0.1:$GW_PORT/v1/chat/completions" | grep '^RESULT '
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$GW_PID/stat"; }
+# Redis's own CPU seconds (user + system) from INFO, when `on` uses it and redis-cli exists.
+redis_cpu() {
+  [ "$CONFIG" = on ] && command -v redis-cli >/dev/null || return 0
+  redis-cli -u "$BENCH_REDIS" info cpu 2>/dev/null | tr -d '\r' \
+    | awk -F: '$1 == "used_cpu_user" || $1 == "used_cpu_sys" { s += $2 } END { if (NR) printf "%.6f", s }'
+}
 
 rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$GW_PID/status"; }
 RSS_IDLE=$(rss_mib)
@@ -86,6 +93,7 @@ run_wrk 3 >/dev/null
 RSS_WARM=$(rss_mib)
 mkdir -p "$(dirname "$OUT")"
 before=$(cpu_ticks)
+redis_before=$(redis_cpu)
 if [ "${STRACE:-0}" = 1 ]; then
   # System calls per request instead of a profile (strace slows the gateway down a lot).
   timeout -s INT "$SECONDS_ON" strace -c -f -p "$GW_PID" -o "$WORK/strace.txt" &
@@ -96,6 +104,7 @@ PERF_PID=$!
 RESULT=$(run_wrk "$SECONDS_ON")
 wait "$PERF_PID" || true
 after=$(cpu_ticks)
+redis_after=$(redis_cpu)
 REQUESTS=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$RESULT")
 HZ=$(getconf CLK_TCK)
 echo "$RESULT"
@@ -105,6 +114,10 @@ QUEUE=$(curl -s --max-time 5 -H "Authorization: Bearer $KEY" "http://127.0.0.1:$
 echo "usage_queue_depth_at_end: ${QUEUE:-unknown}"
 echo "rss_mib: idle $RSS_IDLE, after warm-up $RSS_WARM, at end $(rss_mib)"
 echo "cpu_us_per_request: $(( (after - before) * 1000000 / HZ / REQUESTS )) (perf on: sampling adds a little)"
+if [ -n "$redis_before" ] && [ -n "$redis_after" ]; then
+  # The limits' cost on Redis's side, which runs on CPU 1 next to wrk and the mock here.
+  echo "redis_cpu_us_per_request: $(awk -v a="$redis_before" -v b="$redis_after" -v n="$REQUESTS" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }')"
+fi
 if [ "${STRACE:-0}" = 1 ]; then
   echo "## system calls per request"
   awk -v n="$REQUESTS" '$1 ~ /^[0-9.]+$/ && NF >= 5 { printf "%8.2f  %s\n", $4 / n, $NF }' "$WORK/strace.txt" | sort -rn | head -n 20

@@ -85,11 +85,22 @@ impl Snapshot {
             (Some(settings), _) => Some(Arc::new(Telemetry::build(settings)?)),
             (None, _) => None,
         };
+        let limiter = Limiter::new(&config, shared.limits.clone());
+        if limiter.counts_tokens() {
+            // Admission counts with the encoder of each alias's first target (`chat_demand`).
+            crate::tokens::warm(
+                config
+                    .models
+                    .values()
+                    .filter_map(|m| m.targets.first())
+                    .map(|t| t.model.as_str()),
+            );
+        }
         Ok(Snapshot {
             telemetry,
             auth: Authenticator::new(config.admin_key.clone(), shared.keys.clone(), jwt),
             router,
-            limiter: Limiter::new(&config, shared.limits.clone()),
+            limiter,
             usage: shared.usage.clone(),
             prompts: crate::prompts::PromptLibrary::build(&config.prompts),
             http: shared.http.clone(),

@@ -39,7 +39,7 @@ pub struct TokenCount {
 }
 
 /// The BPE vocabularies this module knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Encoding {
     Cl100k,
     O200k,
@@ -79,14 +79,46 @@ fn encoding_for(model: &str) -> (Encoding, bool) {
     }
 }
 
-fn encoder(encoding: Encoding) -> Option<&'static CoreBPE> {
+/// Each encoder, loaded at its first use (or by [`warm`]); `None` if its vocabulary failed to load.
+fn cell(encoding: Encoding) -> &'static OnceLock<Option<CoreBPE>> {
     static O200K: OnceLock<Option<CoreBPE>> = OnceLock::new();
     static CL100K: OnceLock<Option<CoreBPE>> = OnceLock::new();
     match encoding {
-        Encoding::O200k => O200K.get_or_init(|| tiktoken_rs::o200k_base().ok()),
-        Encoding::Cl100k => CL100K.get_or_init(|| tiktoken_rs::cl100k_base().ok()),
+        Encoding::O200k => &O200K,
+        Encoding::Cl100k => &CL100K,
     }
-    .as_ref()
+}
+
+fn encoder(encoding: Encoding) -> Option<&'static CoreBPE> {
+    cell(encoding)
+        .get_or_init(|| match encoding {
+            Encoding::O200k => tiktoken_rs::o200k_base().ok(),
+            Encoding::Cl100k => tiktoken_rs::cl100k_base().ok(),
+        })
+        .as_ref()
+}
+
+/// Loads, on a background thread, the encoders that counting for `models` (upstream model
+/// names) will use, so that the first counted request does not wait for one (loading
+/// `o200k_base` takes ~0.4 s). Encoders already loaded are not loaded again.
+pub fn warm<'a>(models: impl IntoIterator<Item = &'a str>) {
+    let mut encodings: Vec<Encoding> = models.into_iter().map(|m| encoding_for(m).0).collect();
+    encodings.sort_unstable();
+    encodings.dedup();
+    if encodings.is_empty() {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("tokenizer-load".to_owned())
+        .spawn(move || {
+            for encoding in encodings {
+                encoder(encoding);
+            }
+        });
+    if let Err(error) = spawned {
+        // Not fatal: the first counted request loads the encoder itself.
+        tracing::warn!(%error, "cannot start the tokenizer loading thread");
+    }
 }
 
 /// Counts with one encoding over a whole request.
@@ -321,6 +353,22 @@ mod tests {
                     "{model}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn warming_loads_the_encoders_of_the_models_in_the_background() {
+        warm(["gpt-4", "gpt-4o-mini"]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        for encoding in [Encoding::Cl100k, Encoding::O200k] {
+            while cell(encoding).get().is_none() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{encoding:?} not loaded"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            assert!(cell(encoding).get().unwrap().is_some());
         }
     }
 

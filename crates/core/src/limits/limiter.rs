@@ -273,6 +273,16 @@ impl Limiter {
         self.rules.is_empty() && self.budgets.is_empty()
     }
 
+    /// Whether admission may count input tokens: a tokens-per-minute rule or a budget (whose
+    /// worst-case cost needs them) is configured.
+    pub fn counts_tokens(&self) -> bool {
+        !self.budgets.is_empty()
+            || self
+                .rules
+                .iter()
+                .any(|(_, r)| r.tokens_per_minute.is_some())
+    }
+
     /// Whether some `scope: target` rule exists (routing then asks before each attempt).
     pub fn limits_targets(&self) -> bool {
         self.rules.iter().any(|(_, r)| r.scope == Scope::Target)
