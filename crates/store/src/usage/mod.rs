@@ -31,9 +31,11 @@ pub use writer::{UsageWriter, WriterHandle, WriterOptions, WriterStats};
 use crate::error::StoreError;
 use crate::rows::{from_json, to_json};
 use crate::Backend;
-use sqlx::any::{AnyArguments, AnyRow};
+use futures::future::BoxFuture;
+use sqlx::any::AnyRow;
 use sqlx::error::BoxDynError;
-use sqlx::{Any, Arguments, Row, Transaction};
+use sqlx::{Arguments, Database, Encode, Executor, IntoArguments, Row, Transaction, Type};
+use std::borrow::Cow;
 use switchboard_core::usage::{CallDetails, CallKind, Caller, Outcome, UsageRecord, UsageSource};
 use switchboard_types::{MicroUsd, Usage};
 
@@ -162,7 +164,7 @@ pub(crate) fn statement_rows(left: usize, backend: Backend) -> usize {
 
 /// The INSERT for `rows` records: built once per SQLite chunk size, per call for Postgres
 /// (which prepares unnamed statements anyway).
-fn insert_statement(rows: usize, backend: Backend) -> std::borrow::Cow<'static, str> {
+fn insert_statement(rows: usize, backend: Backend) -> Cow<'static, str> {
     static SQLITE: [std::sync::OnceLock<String>; 5] = [const { std::sync::OnceLock::new() }; 5];
     match (backend, SQLITE_CHUNKS.iter().position(|&r| r == rows)) {
         (Backend::Sqlite, Some(i)) => SQLITE[i]
@@ -182,15 +184,83 @@ fn flag(value: bool) -> i64 {
     i64::from(value)
 }
 
+/// The arguments of a database the ledger writes through (`Any`, `Sqlite`, `Postgres`): one
+/// method per kind of column value, so that [`add_columns`] and `rollup::bind_group` list
+/// the columns once for every database.
+pub(crate) trait Bind: Arguments {
+    fn int(&mut self, value: i64) -> Result<(), BoxDynError>;
+    fn opt_int(&mut self, value: Option<i64>) -> Result<(), BoxDynError>;
+    fn text(&mut self, value: &str) -> Result<(), BoxDynError>;
+    /// Takes the string, so that a driver keeping owned values need not copy it.
+    fn owned_text(&mut self, value: String) -> Result<(), BoxDynError>;
+    fn opt_text(&mut self, value: Option<&str>) -> Result<(), BoxDynError>;
+}
+
+impl<A: Arguments> Bind for A
+where
+    i64: for<'t> Encode<'t, A::Database> + Type<A::Database>,
+    Option<i64>: for<'t> Encode<'t, A::Database> + Type<A::Database>,
+    for<'t> &'t str: Encode<'t, A::Database> + Type<A::Database>,
+    String: for<'t> Encode<'t, A::Database> + Type<A::Database>,
+    for<'t> Option<&'t str>: Encode<'t, A::Database> + Type<A::Database>,
+{
+    fn int(&mut self, value: i64) -> Result<(), BoxDynError> {
+        self.add(value)
+    }
+    fn opt_int(&mut self, value: Option<i64>) -> Result<(), BoxDynError> {
+        self.add(value)
+    }
+    fn text(&mut self, value: &str) -> Result<(), BoxDynError> {
+        self.add(value)
+    }
+    fn owned_text(&mut self, value: String) -> Result<(), BoxDynError> {
+        self.add(value)
+    }
+    fn opt_text(&mut self, value: Option<&str>) -> Result<(), BoxDynError> {
+        self.add(value)
+    }
+}
+
+/// A database the usage writer commits through: `Any` (in-memory SQLite), or the typed
+/// `Sqlite` and `Postgres` of [`crate::db::LedgerPool`].
+pub(crate) trait LedgerDb: Database<Arguments: Bind + IntoArguments<Self>> {
+    /// Runs one statement with its arguments on `conn`.
+    fn execute<'c>(
+        conn: &'c mut Self::Connection,
+        sql: Cow<'static, str>,
+        args: Self::Arguments,
+    ) -> BoxFuture<'c, Result<(), sqlx::Error>>;
+}
+
+impl<DB> LedgerDb for DB
+where
+    DB: Database<Arguments: Bind + IntoArguments<DB>>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+{
+    fn execute<'c>(
+        conn: &'c mut DB::Connection,
+        sql: Cow<'static, str>,
+        args: DB::Arguments,
+    ) -> BoxFuture<'c, Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            // Only placeholders are spliced in: the values travel as bound parameters.
+            sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+    }
+}
+
 /// Adds one record's columns to `args`, in [`COLUMNS`] order.
-fn bind_record(args: &mut AnyArguments, record: &UsageRecord) -> Result<(), StoreError> {
+fn bind_record<A: Bind>(args: &mut A, record: &UsageRecord) -> Result<(), StoreError> {
     let tags = to_json(&record.tags)?;
     let attempt_log = to_json(&record.details.attempts)?;
     add_columns(args, record, tags, attempt_log).map_err(encode_error)
 }
 
-fn add_columns(
-    args: &mut AnyArguments,
+fn add_columns<A: Bind>(
+    args: &mut A,
     record: &UsageRecord,
     tags: String,
     attempt_log: String,
@@ -198,48 +268,48 @@ fn add_columns(
     let caller = &record.caller;
     let usage = &record.usage;
     let details = &record.details;
-    args.add(record.request_id.as_str())?;
-    args.add(record.started_at_ms)?;
-    args.add(caller.org.as_deref())?;
-    args.add(caller.team.as_deref())?;
-    args.add(caller.app.as_deref())?;
-    args.add(caller.key_id.as_deref())?;
-    args.add(caller.user.as_deref())?;
-    args.add(record.kind.as_str())?;
-    args.add(record.alias.as_str())?;
-    args.add(record.served_alias.as_deref())?;
-    args.add(record.provider.as_deref())?;
-    args.add(record.model.as_deref())?;
-    args.add(flag(record.stream))?;
-    args.add(count(usage.input_tokens))?;
-    args.add(count(usage.output_tokens))?;
-    args.add(count(usage.cached_input_tokens))?;
-    args.add(count(usage.cache_write_tokens))?;
-    args.add(count(usage.reasoning_tokens))?;
-    args.add(record.usage_source.as_str())?;
-    args.add(record.cost.0)?;
-    args.add(flag(record.priced))?;
-    args.add(count(record.latency_ms))?;
-    args.add(record.ttft_ms.map(count))?;
-    args.add(i64::from(record.attempts))?;
-    args.add(record.outcome.as_str())?;
-    args.add(i64::from(record.status))?;
-    args.add(record.error_code.as_deref())?;
-    args.add(tags)?;
-    args.add(details.client_ip.as_deref())?;
-    args.add(details.user_agent.as_deref())?;
-    args.add(details.route.as_deref())?;
-    args.add(attempt_log)?;
-    args.add(details.cache.as_deref())?;
-    args.add(details.guardrail.as_deref())?;
-    args.add(details.trace_id.as_deref())?;
+    args.text(record.request_id.as_str())?;
+    args.int(record.started_at_ms)?;
+    args.opt_text(caller.org.as_deref())?;
+    args.opt_text(caller.team.as_deref())?;
+    args.opt_text(caller.app.as_deref())?;
+    args.opt_text(caller.key_id.as_deref())?;
+    args.opt_text(caller.user.as_deref())?;
+    args.text(record.kind.as_str())?;
+    args.text(record.alias.as_str())?;
+    args.opt_text(record.served_alias.as_deref())?;
+    args.opt_text(record.provider.as_deref())?;
+    args.opt_text(record.model.as_deref())?;
+    args.int(flag(record.stream))?;
+    args.int(count(usage.input_tokens))?;
+    args.int(count(usage.output_tokens))?;
+    args.int(count(usage.cached_input_tokens))?;
+    args.int(count(usage.cache_write_tokens))?;
+    args.int(count(usage.reasoning_tokens))?;
+    args.text(record.usage_source.as_str())?;
+    args.int(record.cost.0)?;
+    args.int(flag(record.priced))?;
+    args.int(count(record.latency_ms))?;
+    args.opt_int(record.ttft_ms.map(count))?;
+    args.int(i64::from(record.attempts))?;
+    args.text(record.outcome.as_str())?;
+    args.int(i64::from(record.status))?;
+    args.opt_text(record.error_code.as_deref())?;
+    args.owned_text(tags)?;
+    args.opt_text(details.client_ip.as_deref())?;
+    args.opt_text(details.user_agent.as_deref())?;
+    args.opt_text(details.route.as_deref())?;
+    args.owned_text(attempt_log)?;
+    args.opt_text(details.cache.as_deref())?;
+    args.opt_text(details.guardrail.as_deref())?;
+    args.opt_text(details.trace_id.as_deref())?;
     Ok(())
 }
 
 /// Inserts `records` inside the caller's transaction, one multi-row statement per chunk, and
 /// adds them to the per-minute rollups in the same transaction.
-pub(crate) async fn insert_records(
-    tx: &mut Transaction<'static, Any>,
+pub(crate) async fn insert_records<DB: LedgerDb>(
+    tx: &mut Transaction<'static, DB>,
     records: &[UsageRecord],
     backend: Backend,
 ) -> Result<(), StoreError> {
@@ -250,15 +320,12 @@ pub(crate) async fn insert_records(
         // The arguments are collected directly, reserved once: `Query::bind` moves the query
         // for every value and grows the list by doubling (7.0k instructions a record through
         // `bind`, 4.0k this way; callgrind).
-        let mut args = AnyArguments::default();
+        let mut args = DB::Arguments::default();
         args.reserve(rows * COLUMNS.len(), 0);
         for record in chunk {
             bind_record(&mut args, record)?;
         }
-        // Only placeholders are spliced in: the values travel as bound parameters.
-        sqlx::query_with(sqlx::AssertSqlSafe(insert_statement(rows, backend)), args)
-            .execute(&mut **tx)
-            .await?;
+        DB::execute(&mut **tx, insert_statement(rows, backend), args).await?;
         rest = tail;
     }
     rollup::upsert_rollups(tx, records, backend).await

@@ -13,12 +13,11 @@
 //! upstream) is skipped. Composite values leave missing leading parts empty (`/team`), like
 //! the usage totals do.
 
-use super::{count, encode_error, Placeholders};
+use super::{count, encode_error, Bind, LedgerDb, Placeholders};
 use crate::error::StoreError;
 use crate::Backend;
-use sqlx::any::AnyArguments;
 use sqlx::error::BoxDynError;
-use sqlx::{Any, Arguments, Transaction};
+use sqlx::{Arguments, Transaction};
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
@@ -260,18 +259,18 @@ fn upsert_statement(rows: usize, backend: Backend) -> Cow<'static, str> {
 }
 
 /// Adds one group's columns to `args`, in `upsert_sql`'s column order.
-fn bind_group(
-    args: &mut AnyArguments,
+fn bind_group<A: Bind>(
+    args: &mut A,
     dimension: &'static str,
     value: &str,
     org: &str,
     bucket: i64,
     s: &Sums,
 ) -> Result<(), BoxDynError> {
-    args.add(bucket)?;
-    args.add(org)?;
-    args.add(dimension)?;
-    args.add(value)?;
+    args.int(bucket)?;
+    args.text(org)?;
+    args.text(dimension)?;
+    args.text(value)?;
     for n in [
         s.requests,
         s.errors,
@@ -286,17 +285,17 @@ fn bind_group(
         s.ttft_ms_sum,
         s.ttft_count,
     ] {
-        args.add(n)?;
+        args.int(n)?;
     }
     for n in s.lat {
-        args.add(n)?;
+        args.int(n)?;
     }
     Ok(())
 }
 
 /// Adds `records` to the rollups inside the caller's transaction.
-pub(crate) async fn upsert_rollups(
-    tx: &mut Transaction<'static, Any>,
+pub(crate) async fn upsert_rollups<DB: LedgerDb>(
+    tx: &mut Transaction<'static, DB>,
     records: &[UsageRecord],
     backend: Backend,
 ) -> Result<(), StoreError> {
@@ -308,15 +307,12 @@ pub(crate) async fn upsert_rollups(
         let (chunk, tail) = rest.split_at(rows);
         rest = tail;
         // Collected directly, reserved once (see `super::insert_records`).
-        let mut args = AnyArguments::default();
+        let mut args = DB::Arguments::default();
         args.reserve(rows * COLUMNS, 0);
         for ((dimension, value, org, bucket), s) in chunk {
             bind_group(&mut args, dimension, value, org, *bucket, s).map_err(encode_error)?;
         }
-        // Only placeholders are spliced in: the values travel as bound parameters.
-        sqlx::query_with(sqlx::AssertSqlSafe(upsert_statement(rows, backend)), args)
-            .execute(&mut **tx)
-            .await?;
+        DB::execute(&mut **tx, upsert_statement(rows, backend), args).await?;
     }
     Ok(())
 }

@@ -13,9 +13,11 @@
 //! [`WriterHandle`] reports counters (for metrics) and lets callers wait for them, so tests
 //! need no sleeps.
 
-use super::{insert_records, spill};
-use crate::db::{now_ms, Store};
+use super::{insert_records, spill, LedgerDb};
+use crate::db::{now_ms, LedgerPool, Store};
 use crate::error::StoreError;
+use crate::Backend;
+use sqlx::Pool;
 use std::path::PathBuf;
 use std::time::Duration;
 use switchboard_core::usage::{UsageReceiver, UsageRecord};
@@ -188,12 +190,14 @@ impl UsageWriter {
         self.stats.send_modify(change);
     }
 
-    /// Commits `records` in one transaction.
+    /// Commits `records` in one transaction, on the store's ledger pool.
     async fn commit(&self, records: &[UsageRecord]) -> Result<(), StoreError> {
-        let mut tx = self.store.pool.begin().await?;
-        insert_records(&mut tx, records, self.store.backend()).await?;
-        tx.commit().await?;
-        Ok(())
+        let backend = self.store.backend();
+        match &self.store.ledger {
+            LedgerPool::Any => commit_on(&self.store.pool, records, backend).await,
+            LedgerPool::Sqlite(pool) => commit_on(pool, records, backend).await,
+            LedgerPool::Postgres(pool) => commit_on(pool, records, backend).await,
+        }
     }
 
     /// Commits `buf` (and clears it), retrying with backoff until it works; `false` when
@@ -383,4 +387,16 @@ impl UsageWriter {
             }
         }
     }
+}
+
+/// Commits `records` in one transaction on `pool`.
+async fn commit_on<DB: LedgerDb>(
+    pool: &Pool<DB>,
+    records: &[UsageRecord],
+    backend: Backend,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    insert_records(&mut tx, records, backend).await?;
+    tx.commit().await?;
+    Ok(())
 }

@@ -65,6 +65,25 @@ impl TestDb {
         db
     }
 
+    /// A migrated store in an in-memory SQLite database: one connection, shared by the usage
+    /// writer (its typed ledger pool would be a second, empty database). Raw SQL through
+    /// [`TestDb::execute_raw`] and the like would open yet another database: not for these.
+    pub async fn sqlite_memory() -> TestDb {
+        let url = "sqlite::memory:".to_owned();
+        let store = Store::connect(&url, &StoreOptions::default())
+            .await
+            .expect("in-memory sqlite")
+            .with_cipher(Some(SecretCipher::from_key(&TEST_KEY)));
+        store.migrate().await.expect("migrate sqlite");
+        TestDb {
+            store,
+            backend: Backend::Sqlite,
+            url,
+            schema: None,
+            _dir: None,
+        }
+    }
+
     /// A migrated store in a new schema of the test Postgres, or `None` (with a loud note) when
     /// `SWITCHBOARD_TEST_POSTGRES` is not set.
     pub async fn postgres() -> Option<TestDb> {

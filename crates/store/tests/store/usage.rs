@@ -610,3 +610,19 @@ both!(
     totals_and_groups_equal_the_raw_rows,
     spend_per_subject,
 );
+
+/// In-memory SQLite: the writer commits through the store's one `Any` connection, not a
+/// typed pool of its own.
+mod in_memory {
+    use crate::common::TestDb;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writer_writes_concurrent_records_exactly_once() {
+        super::writer_writes_concurrent_records_exactly_once(&TestDb::sqlite_memory().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn totals_and_groups_equal_the_raw_rows() {
+        super::totals_and_groups_equal_the_raw_rows(&TestDb::sqlite_memory().await).await;
+    }
+}
