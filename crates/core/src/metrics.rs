@@ -38,7 +38,8 @@ pub enum Counter {
     Tokens,
     /// Cost billed in micro-dollars (1e-6 USD); labels `alias`, `team`.
     CostMicroUsd,
-    /// Call bodies dropped because the body queue was full (the call's row is kept).
+    /// Call bodies not stored: dropped because the body queue was full, or lost because their
+    /// batch could not be written (the call's row is kept either way).
     LogRowsDropped,
 }
 
@@ -69,7 +70,10 @@ impl Counter {
             Counter::BudgetRejections => "Requests refused because a budget was spent.",
             Counter::BudgetDowngrades => "Requests served by a budget's cheaper alias.",
             Counter::UsageShed => "Requests shed because the usage queue was full.",
-            Counter::LogRowsDropped => "Logged call bodies dropped because their queue was full.",
+            Counter::LogRowsDropped => {
+                "Logged call bodies not stored: dropped because their queue was full, or lost \
+                 because their batch could not be written."
+            }
             Counter::Requests => {
                 "Admitted requests by alias, serving target, status class and error code."
             }
@@ -174,7 +178,7 @@ pub enum Gauge {
     CircuitState,
     /// Upstream calls in flight (streams until their end); label `target`.
     TargetInFlight,
-    /// Call bodies waiting for their writer.
+    /// Call bodies waiting for their writer (set when scraped).
     LogQueueDepth,
 }
 

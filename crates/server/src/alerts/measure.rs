@@ -1,6 +1,6 @@
 //! What one alert rule measures now: error rate, latency percentile or spend over its window
-//! from the analytics rollups, or the most-spent subject's share of a budget from the usage
-//! ledger (as the limiter seeds its budget counters).
+//! from the analytics rollups, or the most-spent subject's share of a budget, also from the
+//! rollups (`Store::spend_by_subject`, as the limiter seeds its budget counters).
 
 use switchboard_core::config::alerts::{AlertKind, AlertRule};
 use switchboard_core::config::{rule_name, Config};

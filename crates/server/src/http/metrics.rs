@@ -1,6 +1,6 @@
 //! `GET /metrics`: Prometheus text. The recorder is installed once per process (the first
 //! server started installs it; tests start several); gauges that mirror state elsewhere (the
-//! usage queue, the writer's progress, each target's circuit) are set when scraped.
+//! usage and body queues, the writer's progress, each target's circuit) are set when scraped.
 
 use super::AppState;
 use axum::extract::State;
@@ -74,6 +74,7 @@ pub async fn render(State(state): State<AppState>) -> Response {
         Gauge::UsageQueueDepth.set(queue.depth() as f64);
     }
     Gauge::UsageRecordsWritten.set(state.runtime.usage_writer.stats().written as f64);
+    Gauge::LogQueueDepth.set(state.runtime.bodies.depth() as f64);
     for (target, circuit, in_flight) in state.gateway.target_states().snapshot() {
         let value = match circuit {
             CircuitState::Closed => 0.0,

@@ -1,5 +1,6 @@
 //! Alert rules fire and resolve: the evaluator is driven with `evaluate_once(now)` at chosen
-//! times (its own schedule is an hour, so it never runs in the test); each transition is
+//! times (its own schedule is an hour, so it never runs in those tests; one test sets it to a
+//! second and checks that it runs, delivers and deduplicates on its own); each transition is
 //! delivered once to the webhook receiver and shown by `GET /alerts`; a rule that stays firing
 //! sends nothing more; with Redis, a cluster (and a restarted instance) sends each transition
 //! once.
@@ -171,4 +172,83 @@ async fn a_cluster_sends_each_transition_once() {
     for env in [third, second, first] {
         env.server.shutdown().await;
     }
+}
+
+/// A schedule of one second, so that the evaluator runs on its own.
+const SCHEDULED: &str = "\
+alerts:
+  interval_s: 1
+  webhook: \"{hook}\"
+  rules:
+    - { name: broken-scheduled, kind: error_rate, window_s: 300, threshold: 0.5, min_requests: 2, match: { alias: broken } }
+";
+
+/// Polls `check` until it gives a value; panics naming `what` after 30 s.
+async fn poll<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Nothing calls `evaluate_once` here: the evaluator's own schedule (`Evaluator::start`, run
+/// by the server) must measure the rule, deliver its firing once, and keep evaluating
+/// without delivering it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_evaluates_and_delivers_on_its_own() {
+    let env = start(Db::sqlite(), SCHEDULED).await;
+    let (acme, _) = two_orgs(&env).await;
+    for i in 0..3 {
+        assert_ne!(
+            chat(&env, &acme, "broken", &format!("s-{i}"), None).await,
+            200
+        );
+    }
+    wait_written(&env, 3).await;
+    let ours = |hooks: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
+        hooks
+            .into_iter()
+            .filter(|h| h["rule"] == "broken-scheduled")
+            .collect()
+    };
+    let hook = poll("the scheduled firing", || {
+        let hooks = ours(env.side.hooks());
+        async move { hooks.into_iter().next() }
+    })
+    .await;
+    assert_eq!(hook["type"], "alert.firing", "{hook}");
+    let evaluator = &env.server.runtime.alerts;
+    let last_evaluated = || async {
+        let statuses = evaluator.statuses().await;
+        let (_, status) = statuses
+            .iter()
+            .find(|(rule, _)| rule.name == "broken-scheduled")
+            .expect("the rule has a status");
+        assert_eq!(status.state, AlertState::Firing, "{status:?}");
+        status.last_evaluated_ms.expect("evaluated")
+    };
+    // Two more scheduled evaluations: a delivery of the first of them would have arrived
+    // before the second began (deliveries are awaited).
+    let mut seen = last_evaluated().await;
+    for _ in 0..2 {
+        let before = seen;
+        seen = poll("another scheduled evaluation", || async {
+            let at = last_evaluated().await;
+            (at > before).then_some(at)
+        })
+        .await;
+    }
+    assert_eq!(ours(env.side.hooks()).len(), 1, "{:?}", env.side.hooks());
+    let (status, list) = get(&env, ADMIN, "/alerts").await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["data"][0]["status"]["state"], "firing", "{list}");
+    env.stop().await.drop().await;
 }

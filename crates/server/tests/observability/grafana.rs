@@ -51,7 +51,7 @@ fn dashboard_queries_use_exported_metrics_only() {
             }
         }
     }
-    // The dashboard covers traffic, latency, tokens, cost, limits and circuits.
+    // The dashboard covers traffic, latency, tokens, cost, limits, circuits and queues.
     for needed in [
         Counter::Requests.name(),
         Histogram::RequestDuration.name(),
@@ -59,6 +59,9 @@ fn dashboard_queries_use_exported_metrics_only() {
         Counter::Tokens.name(),
         Counter::CostMicroUsd.name(),
         Gauge::CircuitState.name(),
+        Gauge::UsageQueueDepth.name(),
+        Gauge::LogQueueDepth.name(),
+        Counter::LogRowsDropped.name(),
     ] {
         assert!(used.contains(needed), "no panel shows {needed}");
     }

@@ -172,6 +172,134 @@ async fn log_api_lists_pages_filters_and_isolates(db: Db) {
     env.server.shutdown().await;
 }
 
+both!(log_api_filters_by_key_app_and_error_code);
+
+/// `key_id`, `app` and `error_code` each select exactly their rows: two keys of one app, a
+/// key of another app of the same team, and two error codes (an unreachable upstream, a spent
+/// budget of team `blue`).
+async fn log_api_filters_by_key_app_and_error_code(db: Db) {
+    let budget =
+        "budgets:\n  - { name: blue-broke, scope: team, match: { org: acme, team: blue }, \
+                  period: day, usd: \"0.000001\" }\n";
+    let env = start(db, budget).await;
+    env.seed_org("acme", &["red", "blue"], None).await;
+    let (first_id, first) = env.app_key("acme", "red").await;
+    let (second_id, second) = env.app_key("acme", "red").await;
+    env.admin_ok(
+        reqwest::Method::POST,
+        "/orgs/acme/teams/red/apps",
+        serde_json::json!({"name": "red-tools"}),
+        201,
+    )
+    .await;
+    let tools = env
+        .admin_ok(
+            reqwest::Method::POST,
+            "/orgs/acme/keys",
+            serde_json::json!({"team": "red", "app": "red-tools", "name": "tools key"}),
+            201,
+        )
+        .await;
+    let (tools_id, tools) = (
+        tools["id"].as_str().unwrap().to_owned(),
+        tools["secret"].as_str().unwrap().to_owned(),
+    );
+    let (_, blue) = env.app_key("acme", "blue").await;
+    for i in 0..3 {
+        assert_eq!(
+            chat(&env, &first, "open", &format!("first-{i}"), None).await,
+            200
+        );
+    }
+    assert_ne!(
+        chat(&env, &first, "broken", "first-broken", None).await,
+        200
+    );
+    for i in 0..2 {
+        assert_eq!(
+            chat(&env, &second, "open", &format!("second-{i}"), None).await,
+            200
+        );
+    }
+    for i in 0..2 {
+        assert_eq!(
+            chat(&env, &tools, "open", &format!("tools-{i}"), None).await,
+            200
+        );
+    }
+    for i in 0..2 {
+        assert_eq!(
+            chat(&env, &blue, "open", &format!("blue-{i}"), None).await,
+            429
+        );
+    }
+    wait_written(&env, 10).await;
+
+    let ids = |page: &Value| -> BTreeSet<String> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["request_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let set =
+        |names: &[&str]| -> BTreeSet<String> { names.iter().map(|n| (*n).to_owned()).collect() };
+    let list = |query: String| {
+        let env = &env;
+        async move {
+            let (status, page) = get(env, ADMIN, &format!("/logs?{query}")).await;
+            assert_eq!(status, 200, "{query}: {page}");
+            page
+        }
+    };
+    let page = list(format!("key_id={first_id}")).await;
+    assert_eq!(
+        ids(&page),
+        set(&["first-0", "first-1", "first-2", "first-broken"])
+    );
+    assert!(page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["key_id"] == first_id.as_str()));
+    let page = list(format!("key_id={second_id}")).await;
+    assert_eq!(ids(&page), set(&["second-0", "second-1"]));
+    let page = list(format!("key_id={tools_id}")).await;
+    assert_eq!(ids(&page), set(&["tools-0", "tools-1"]));
+
+    let page = list("org=acme&team=red&app=red-tools".to_owned()).await;
+    assert_eq!(ids(&page), set(&["tools-0", "tools-1"]));
+    let page = list("org=acme&team=red&app=red-app".to_owned()).await;
+    assert_eq!(
+        ids(&page),
+        set(&[
+            "first-0",
+            "first-1",
+            "first-2",
+            "first-broken",
+            "second-0",
+            "second-1"
+        ])
+    );
+
+    let page = list("error_code=budget_exceeded".to_owned()).await;
+    assert_eq!(ids(&page), set(&["blue-0", "blue-1"]));
+    assert!(page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["status"] == 429 && e["team"] == "blue"));
+    let (_, broken) = get(&env, ADMIN, "/logs/first-broken").await;
+    let code = broken["data"][0]["error_code"].as_str().unwrap().to_owned();
+    assert_ne!(code, "budget_exceeded");
+    let page = list(format!("error_code={code}")).await;
+    assert_eq!(ids(&page), set(&["first-broken"]));
+    let page = list("error_code=no_such_code".to_owned()).await;
+    assert_eq!(ids(&page), BTreeSet::new());
+    env.server.shutdown().await;
+}
+
 both!(a_request_shows_its_stored_bodies);
 
 /// Bodies logged for an alias come with the request from `GET /logs/{request_id}` (the first

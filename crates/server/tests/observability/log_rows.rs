@@ -1,6 +1,7 @@
 //! The call log: N requests of every kind (whole and streamed answers in both formats, a
 //! client that leaves mid-stream, upstream failures, a retry) leave exactly N rows, each with
-//! the route, user agent and client address of its request besides the billing data.
+//! the route, user agent and client address of its request besides the billing data, its
+//! attempts (target, status, latency) and the trace its client named.
 
 use super::kit::{Call, Db, Format, Gw, ADMIN};
 use std::time::Duration;
@@ -32,12 +33,28 @@ async fn start(
 
 /// Sends `call` as the admin with a user agent naming it.
 async fn send(gw: &Gw, call: &Call, agent: &str) -> reqwest::Response {
+    send_traced(gw, call, agent, None).await
+}
+
+/// The trace of the retried call, as its client's W3C `traceparent` names it.
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// [`send`], with a `traceparent` header when given.
+async fn send_traced(
+    gw: &Gw,
+    call: &Call,
+    agent: &str,
+    traceparent: Option<&str>,
+) -> reqwest::Response {
     let mut req = gw
         .client
         .post(gw.url(call.path()))
         .header("x-request-id", &call.request_id)
         .header("user-agent", agent)
         .json(&call.body());
+    if let Some(traceparent) = traceparent {
+        req = req.header("traceparent", traceparent);
+    }
     req = match call.format {
         Format::OpenAi => req.bearer_auth(ADMIN),
         Format::Anthropic => req
@@ -113,7 +130,8 @@ async fn n_requests_of_every_kind_leave_n_rows_with_their_origin() {
         retry_after_secs: None,
     });
     let call = Call::new("m-failing");
-    let resp = send(&gw, &call, "retry").await;
+    let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
+    let resp = send_traced(&gw, &call, "retry", Some(&traceparent)).await;
     assert_eq!(resp.status(), 200);
     resp.text().await.unwrap();
     wants.push(Want {
@@ -179,8 +197,32 @@ async fn n_requests_of_every_kind_leave_n_rows_with_their_origin() {
         let rec = gw.record(&want.call.request_id).await;
         check(&rec, want);
     }
+    // The retried call: its two attempts in order, 503 then 200, on the failing target; and
+    // the trace its client named.
     let rec = gw.record(&wants[8].call.request_id).await;
     assert_eq!(rec.attempts, 2);
+    let attempts = &rec.details.attempts;
+    assert_eq!(attempts.len(), 2, "{rec:#?}");
+    let statuses: Vec<u16> = attempts.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [503, 200], "{rec:#?}");
+    for attempt in attempts {
+        assert_eq!(attempt.target, "failing/gpt-4o-failing", "{rec:#?}");
+        assert!(attempt.latency_ms <= rec.latency_ms, "{rec:#?}");
+    }
+    assert!(attempts[0].error_code.is_some(), "{rec:#?}");
+    assert_eq!(attempts[1].error_code, None, "{rec:#?}");
+    assert_eq!(rec.details.trace_id.as_deref(), Some(TRACE_ID), "{rec:#?}");
+    // The call that failed after three attempts logs all three, each a 503.
+    let rec = gw.record(&wants[9].call.request_id).await;
+    let statuses: Vec<u16> = rec.details.attempts.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [503, 503, 503], "{rec:#?}");
+    // A whole answer logs its one attempt on its target; a call without a traceparent is not
+    // given the retried call's trace.
+    let rec = gw.record(&wants[0].call.request_id).await;
+    assert_eq!(rec.details.attempts.len(), 1, "{rec:#?}");
+    assert_eq!(rec.details.attempts[0].target, "openai/gpt-4o");
+    assert_eq!(rec.details.attempts[0].status, 200);
+    assert_ne!(rec.details.trace_id.as_deref(), Some(TRACE_ID));
     // Exactly N rows, none twice.
     let totals = gw
         .server

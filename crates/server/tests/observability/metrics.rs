@@ -7,6 +7,8 @@
 use super::kit::{unique, Call, Db, Gw, ADMIN, PRICE};
 use prometheus_parse::{Scrape, Value};
 use std::collections::HashMap;
+use std::time::Duration;
+use switchboard_store::BodyStats;
 use switchboard_testkit::{MockKind, MockProvider, Reply as MockReply};
 
 /// One parsed scrape.
@@ -350,4 +352,258 @@ async fn retries_fallbacks_refusals_and_open_circuits_are_counted() {
             );
         }
     }
+}
+
+/// Bodies stored for `ids`.
+async fn bodies_stored(gw: &Gw, ids: &[String]) -> usize {
+    let mut stored = 0;
+    for id in ids {
+        stored += gw.server.runtime.store.bodies_of(id).await.unwrap().len();
+    }
+    stored
+}
+
+/// `switchboard_log_rows_dropped_total` counts every body that is not stored: those whose
+/// batch could not be written and those the full queue turned away. (No other test of this
+/// binary loses bodies, so the process-wide counter's delta is this test's.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_not_stored_are_counted_as_dropped() {
+    use sqlx::Connection as _;
+    let up = MockProvider::start(MockKind::OpenAi).await;
+    let alias = unique("bodies");
+    let db = Db::sqlite();
+    let body = format!(
+        "providers:\n\
+         \x20 up: {{ type: openai, base_url: \"{up}\", api_key: sk-up }}\n\
+         models:\n\
+         \x20 {alias}: {{ targets: [ {{ provider: up, model: gpt-4o }} ] }}\n\
+         logging: {{ bodies: {{ all: true }}, body_queue: 1 }}\n",
+        up = up.base_url(),
+    );
+    let gw = Gw::start(&db, &body).await;
+    let writer = gw.server.runtime.body_writer.clone();
+    let dropped = |m: &Metrics| m.value("switchboard_log_rows_dropped_total", &[]);
+    let wait = |what: &'static str, done: Box<dyn FnMut(&BodyStats) -> bool + Send>| {
+        let writer = writer.clone();
+        async move {
+            let stats = tokio::time::timeout(Duration::from_secs(30), writer.wait_until(done))
+                .await
+                .unwrap_or_else(|_| panic!("{what}: {:?}", writer.stats()));
+            assert!(!stats.stopped, "{what}: the body writer stopped");
+        }
+    };
+    // One body stored: the writer works.
+    let first = Call::new(&alias);
+    assert_eq!(gw.call(ADMIN, &first).await.status, 200);
+    wait("one body written", Box::new(|s| s.written >= 1)).await;
+    assert_eq!(bodies_stored(&gw, &[first.request_id]).await, 1);
+
+    // Writes that fail: the table is gone, each body's batch fails and is counted.
+    let before = Metrics::scrape(&gw).await;
+    db.execute(
+        "ALTER TABLE call_bodies RENAME TO call_bodies_away",
+        &db.url,
+    )
+    .await;
+    for i in 1..=3 {
+        // One at a time, so that the queue of one never turns a body away.
+        assert_eq!(gw.chat(ADMIN, &alias).await.status, 200);
+        wait("a failed batch", Box::new(move |s| s.failed >= i)).await;
+    }
+    let after = Metrics::scrape(&gw).await;
+    assert_eq!(writer.stats().failed, 3, "{:?}", writer.stats());
+    assert_eq!(dropped(&after) - dropped(&before), 3.0);
+    db.execute(
+        "ALTER TABLE call_bodies_away RENAME TO call_bodies",
+        &db.url,
+    )
+    .await;
+
+    // A full queue: another connection holds SQLite's write lock, so the writer waits on its
+    // batch (of one body) and the queue holds one more; every other body is turned away.
+    let before = Metrics::scrape(&gw).await;
+    let mut lock = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let n = 6;
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let call = Call::new(&alias);
+        assert_eq!(gw.call(ADMIN, &call).await.status, 200);
+        ids.push(call.request_id);
+    }
+    sqlx::raw_sql("COMMIT").execute(&mut lock).await.unwrap();
+    drop(lock);
+    // The writer ends up idle once what it held is written (or failed, if the lock outlasted
+    // SQLite's busy timeout): then every body is either stored or counted.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (stored, lost) = loop {
+        let stored = bodies_stored(&gw, &ids).await;
+        let lost = dropped(&Metrics::scrape(&gw).await) - dropped(&before);
+        if stored as f64 + lost >= n as f64 || tokio::time::Instant::now() > deadline {
+            break (stored, lost);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(lost, (n - stored) as f64, "{n} bodies: {stored} stored");
+    assert!(stored <= 2, "{stored} stored: the queue holds one");
+    // The queue's depth is exported.
+    let m = Metrics::scrape(&gw).await;
+    assert!(m
+        .label_sets("switchboard_log_queue_depth", &[])
+        .iter()
+        .any(|l| l.is_empty()));
+    gw.server.shutdown().await;
+    db.drop().await;
+}
+
+/// Series the other tests do not reach: tokens and cost under a real `team` label (`org/team`
+/// of a virtual key), a budget's refusals, a client that leaves mid-stream (`499`), and the
+/// queue gauges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn team_budget_cancel_and_queue_series() {
+    let up = MockProvider::start(MockKind::OpenAi).await;
+    let alias = unique("teamed");
+    let model = unique("gpt-team");
+    let (org, team, broke) = (unique("org"), unique("team"), unique("broke"));
+    let budget = unique("budget");
+    let db = Db::sqlite();
+    // The budget of `broke` is one micro-dollar a day: any call's reservation exceeds it.
+    let body = format!(
+        "providers:\n\
+         \x20 up: {{ type: openai, base_url: \"{up}\", api_key: sk-up }}\n\
+         models:\n\
+         \x20 {alias}: {{ targets: [ {{ provider: up, model: {model} }} ], price: {PRICE} }}\n\
+         budgets:\n\
+         \x20 - {{ name: {budget}, scope: team, match: {{ org: {org}, team: {broke} }}, period: day, usd: \"0.000001\" }}\n",
+        up = up.base_url(),
+    );
+    let gw = Gw::start(&db, &body).await;
+    gw.seed_team(&org, &team, false).await;
+    gw.seed_team(&org, &broke, true).await;
+    let key = gw.key(&org, &team).await;
+    let broke_key = gw.key(&org, &broke).await;
+    let before = Metrics::scrape(&gw).await;
+
+    // Two calls of the team's key, billed to `org/team`.
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let call = Call::new(&alias);
+        assert_eq!(gw.call(&key.secret, &call).await.status, 200);
+        ids.push(call.request_id);
+    }
+    // Two refused by the budget.
+    for _ in 0..2 {
+        let reply = gw.chat(&broke_key.secret, &alias).await;
+        assert_eq!(reply.status, 429, "{}", reply.text);
+        assert_eq!(reply.code(), "budget_exceeded");
+    }
+    // A client that leaves mid-stream.
+    up.enqueue(MockReply::SlowStream {
+        chunks: 500,
+        interval: Duration::from_millis(20),
+    });
+    let stream = Call {
+        stream: true,
+        ..Call::new(&alias)
+    };
+    let mut resp = gw.send(&key.secret, &stream).await;
+    assert_eq!(resp.status(), 200);
+    let mut seen = String::new();
+    while !seen.contains("tok1 ") {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), resp.chunk())
+            .await
+            .expect("stream chunk")
+            .expect("stream readable")
+            .expect("stream not over yet");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(resp);
+    // Every request's metrics are recorded before its record is queued.
+    gw.wait_records(5).await;
+
+    let after = Metrics::scrape(&gw).await;
+    let delta = |name: &str, labels: &[(&str, &str)]| {
+        after.value(name, labels) - before.value(name, labels)
+    };
+    let a = alias.as_str();
+    let team_label = format!("{org}/{team}");
+    let (mut input, mut output, mut cost) = (0, 0, 0);
+    for id in &ids {
+        let record = gw.record(id).await;
+        assert_eq!(record.caller.team.as_deref(), Some(team.as_str()));
+        input += record.usage.input_tokens;
+        output += record.usage.output_tokens;
+        cost += record.cost.0;
+    }
+    assert!(
+        input > 0 && output > 0 && cost > 0,
+        "{input} {output} {cost}"
+    );
+    let tokens = |kind: &str| {
+        delta(
+            "switchboard_tokens_total",
+            &[("alias", a), ("team", &team_label), ("type", kind)],
+        )
+    };
+    // The stream that was left may have billed something too: count what the call records
+    // say, all of them under the team.
+    let left = gw.record(&stream.request_id).await;
+    assert_eq!(tokens("input"), (input + left.usage.input_tokens) as f64);
+    assert_eq!(tokens("output"), (output + left.usage.output_tokens) as f64);
+    assert_eq!(
+        delta(
+            "switchboard_cost_micro_usd_total",
+            &[("alias", a), ("team", &team_label)]
+        ),
+        (cost + left.cost.0) as f64
+    );
+    // Nothing of the team's calls went under the empty team.
+    assert_eq!(
+        delta("switchboard_tokens_total", &[("alias", a), ("team", "")]),
+        0.0
+    );
+    assert_eq!(
+        delta(
+            "switchboard_requests_total",
+            &[("alias", a), ("status", "4xx"), ("code", "budget_exceeded")]
+        ),
+        2.0
+    );
+    // Other tests of this binary have no budgets; at least ours were counted.
+    assert!(delta("switchboard_budget_rejections_total", &[]) >= 2.0);
+    assert_eq!(
+        delta(
+            "switchboard_requests_total",
+            &[("alias", a), ("status", "499"), ("code", "client_closed")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        delta(
+            "switchboard_requests_total",
+            &[("alias", a), ("status", "2xx"), ("code", "none")]
+        ),
+        2.0
+    );
+    // The queue gauges are exported (without labels).
+    for gauge in [
+        "switchboard_usage_queue_depth",
+        "switchboard_log_queue_depth",
+    ] {
+        let sets = after.label_sets(gauge, &[]);
+        assert!(sets.iter().any(HashMap::is_empty), "{gauge}: {sets:?}");
+        assert!(
+            after
+                .0
+                .samples
+                .iter()
+                .any(|s| s.metric == gauge && matches!(s.value, Value::Gauge(_))),
+            "{gauge} is a gauge"
+        );
+    }
+    gw.server.shutdown().await;
+    db.drop().await;
 }

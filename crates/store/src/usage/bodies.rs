@@ -1,12 +1,13 @@
 //! The call bodies' writer: drains the body queue into `call_bodies` in batches, one
 //! multi-row `INSERT` each. Bodies are droppable (their calls' rows are in `usage_records`):
-//! a batch that fails is logged and dropped, counted with the queue's drops, and the writer
-//! goes on. At cancel it writes what is queued once and stops.
+//! a batch that fails is logged and dropped, counted with the queue's drops
+//! (`switchboard_log_rows_dropped_total`), and the writer goes on. At cancel it writes what
+//! is queued once and stops. The queue's depth is read when `/metrics` is scraped.
 
 use super::Placeholders;
 use crate::db::Store;
 use crate::error::StoreError;
-use switchboard_core::metrics::{Counter, Gauge};
+use switchboard_core::metrics::Counter;
 use switchboard_core::usage::{BodyReceiver, CallBody};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -70,7 +71,6 @@ impl BodyWriter {
                             break;
                         }
                         write(&store, &mut buf, &stats).await;
-                        Gauge::LogQueueDepth.set(rx.len() as f64);
                     }
                 }
             }
@@ -78,7 +78,6 @@ impl BodyWriter {
             while rx.recv_many(&mut buf, BATCH).await > 0 {
                 write(&store, &mut buf, &stats).await;
             }
-            Gauge::LogQueueDepth.set(0.0);
             stats.send_modify(|s| s.stopped = true);
         });
         BodyWriterHandle { stats: watcher }

@@ -128,7 +128,19 @@ async fn paging_returns_every_row_once_newest_first(db: &TestDb) {
 }
 
 async fn filters_match_what_they_name(db: &TestDb) {
-    let records: Vec<UsageRecord> = (0..120).map(record).collect();
+    // Apps, models and error codes vary too (independently of org, team and provider), so
+    // that a filter that ignored one of them would match too much.
+    let records: Vec<UsageRecord> = (0..120)
+        .map(|i| {
+            let mut r = record(i);
+            r.caller.app = Some(["bot", "cli"][((i / 4) % 2) as usize].to_owned());
+            r.model = Some(["m-1", "m-2"][((i / 6) % 2) as usize].to_owned());
+            if r.error_code.is_some() && (i / 8) % 2 == 1 {
+                r.error_code = Some("upstream_timeout".to_owned());
+            }
+            r
+        })
+        .collect();
     write(db, records.clone()).await;
     let check = |name: &str, filter: LogFilter, want: &dyn Fn(&UsageRecord) -> bool| {
         let want: BTreeSet<String> = records
@@ -157,7 +169,9 @@ async fn filters_match_what_they_name(db: &TestDb) {
                 ..Default::default()
             },
             &|r| {
-                r.caller.org.as_deref() == Some("globex") && r.caller.team.as_deref() == Some("ops")
+                r.caller.org.as_deref() == Some("globex")
+                    && r.caller.team.as_deref() == Some("ops")
+                    && r.caller.app.as_deref() == Some("bot")
             },
         ),
         check(
@@ -182,7 +196,7 @@ async fn filters_match_what_they_name(db: &TestDb) {
                 target: s("gemini/m-1"),
                 ..Default::default()
             },
-            &|r| r.provider.as_deref() == Some("gemini"),
+            &|r| r.provider.as_deref() == Some("gemini") && r.model.as_deref() == Some("m-1"),
         ),
         check(
             "provider",
@@ -214,7 +228,7 @@ async fn filters_match_what_they_name(db: &TestDb) {
                 error_code: s("upstream_error"),
                 ..Default::default()
             },
-            &|r| r.error_code.is_some(),
+            &|r| r.error_code.as_deref() == Some("upstream_error"),
         ),
         // `_` and `%` in a tag are literal, not wildcards.
         check(
@@ -250,6 +264,10 @@ async fn filters_match_what_they_name(db: &TestDb) {
             .map(|e| e.record.request_id)
             .collect();
         assert!(!want.is_empty(), "{name}: the case matches something");
+        assert!(
+            want.len() < records.len(),
+            "{name}: the case leaves something out"
+        );
         assert_eq!(got, want, "{name}");
     }
 }
