@@ -172,17 +172,8 @@ async fn n_requests_of_every_kind_leave_n_rows_with_their_origin() {
         stream: true,
         ..Call::new("m-openai")
     };
-    let mut resp = send(&gw, &call, "leaver").await;
-    let mut seen = String::new();
-    while !seen.contains("tok1 ") {
-        let chunk = tokio::time::timeout(Duration::from_secs(30), resp.chunk())
-            .await
-            .expect("stream chunk")
-            .expect("stream readable")
-            .expect("stream not over yet");
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    drop(resp);
+    let resp = send(&gw, &call, "leaver").await;
+    super::kit::read_until_then_leave(resp, "tok1 ").await;
     wants.push(Want {
         call,
         agent: "leaver".into(),

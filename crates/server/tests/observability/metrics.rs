@@ -509,18 +509,9 @@ async fn team_budget_cancel_and_queue_series() {
         stream: true,
         ..Call::new(&alias)
     };
-    let mut resp = gw.send(&key.secret, &stream).await;
+    let resp = gw.send(&key.secret, &stream).await;
     assert_eq!(resp.status(), 200);
-    let mut seen = String::new();
-    while !seen.contains("tok1 ") {
-        let chunk = tokio::time::timeout(Duration::from_secs(30), resp.chunk())
-            .await
-            .expect("stream chunk")
-            .expect("stream readable")
-            .expect("stream not over yet");
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    drop(resp);
+    super::kit::read_until_then_leave(resp, "tok1 ").await;
     // Every request's metrics are recorded before its record is queued.
     gw.wait_records(5).await;
 

@@ -3,7 +3,7 @@
 //! after its retries, and one refused by a limit, one `error` record each with the right code;
 //! and a mixed crowd of N requests leaves exactly N records.
 
-use super::kit::{clear_of_minute_boundary, Call, Db, Format, Gw, ADMIN};
+use super::kit::{clear_of_minute_boundary, read_until_then_leave, Call, Db, Format, Gw, ADMIN};
 use futures::future::join_all;
 use std::time::Duration;
 use switchboard_core::usage::{Outcome, UsageSource};
@@ -35,23 +35,6 @@ async fn start(openai: &MockProvider, anthropic: &MockProvider, db: &Db) -> (Gw,
         p = super::kit::PRICE,
     );
     (Gw::start(db, &body).await, failing)
-}
-
-/// Reads a stream until `needle` has arrived, then drops it (the client goes away). Returns
-/// the text received.
-async fn read_until_then_leave(resp: reqwest::Response, needle: &str) -> String {
-    let mut resp = resp;
-    let mut seen = String::new();
-    while !seen.contains(needle) {
-        let chunk = tokio::time::timeout(Duration::from_secs(30), resp.chunk())
-            .await
-            .expect("stream chunk")
-            .expect("stream readable")
-            .expect("stream not over yet");
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    drop(resp);
-    seen
 }
 
 /// Bytes of the `tok0 tok1 ...` pieces the client saw (in order, as the mock sends them): the

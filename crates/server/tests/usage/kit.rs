@@ -140,6 +140,23 @@ impl Call {
     }
 }
 
+/// Reads a stream until `needle` has arrived, then drops it (the client goes away). Returns
+/// the text received.
+pub async fn read_until_then_leave(resp: reqwest::Response, needle: &str) -> String {
+    let mut resp = resp;
+    let mut seen = String::new();
+    while !seen.contains(needle) {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), resp.chunk())
+            .await
+            .expect("stream chunk")
+            .expect("stream readable")
+            .expect("stream not over yet");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(resp);
+    seen
+}
+
 pub fn new_request_id() -> String {
     format!("req-{}", uuid::Uuid::new_v4().simple())
 }
