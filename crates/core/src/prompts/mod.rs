@@ -33,6 +33,9 @@ fn environment() -> Environment<'static> {
     env.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
     // A template loop over a huge variable must end: fuel bounds the instructions of one render.
     env.set_fuel(Some(1_000_000));
+    // minijinja keeps the details that name what failed (e.g. the undefined variable) only
+    // in debug mode, which defaults to debug builds: the release build's errors must say it too.
+    env.set_debug(true);
     env
 }
 
