@@ -1,5 +1,6 @@
-# Shared by bench/run.sh, bench/perf.sh and bench/callgrind.sh (sourced, not run): the one
-# definition of the benchmark's limits config and of its virtual key.
+# Shared by bench/run.sh, bench/perf.sh, bench/pairs.sh and bench/callgrind.sh (sourced, not
+# run): the one definition of the benchmark's gateway config, limits config and virtual key,
+# and the harness of the small measuring scripts (perf.sh, pairs.sh).
 
 # bench_limits_yaml RUN REDIS_URL: the `redis:`, `rate_limits:` and `budgets:` of the `on`
 # configs: limits high enough never to refuse, so that a run measures what checking and
@@ -49,4 +50,42 @@ models:
     price: { input_per_mtok: 2.50, output_per_mtok: 10.00 }
 $extra
 YAML
+}
+
+# bench_harness NAME: for a small measuring script: `log` and `die` prefixed with [NAME], a
+# work dir WORK removed on exit, the servers started into PIDS stopped on exit (their logs
+# shown when the script fails), `port` and `wait_ready URL`.
+bench_harness() {
+  BENCH_NAME=$1
+  log() { printf '[%s] %s\n' "$BENCH_NAME" "$*" >&2; }
+  die() { printf '[%s] error: %s\n' "$BENCH_NAME" "$*" >&2; exit 1; }
+  port() { echo $(( 20000 + RANDOM % 12000 )); }
+  wait_ready() {
+    for _ in $(seq 1 300); do
+      curl -s -o /dev/null --max-time 1 "$1" && return 0
+      sleep 0.1
+    done
+    die "$1 did not answer"
+  }
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-$1.XXXXXX")
+  PIDS=()
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
+bench_cleanup() {
+  local status=$?
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  [ "$status" -eq 0 ] || { log "logs:"; tail -n 20 "$WORK"/*.log >&2 || true; }
+  rm -rf "$WORK"
+  exit "$status"
+}
+
+# bench_start_mock: the mock upstream on CPU 1 (MOCK_PORT), ready to answer.
+bench_start_mock() {
+  MOCK_PORT=$(port)
+  taskset -c 1 "$SWITCHBOARD_BIN" mock-upstream --listen "127.0.0.1:$MOCK_PORT" >"$WORK/mock.log" 2>&1 &
+  PIDS+=($!)
+  wait_ready "http://127.0.0.1:$MOCK_PORT/healthz"
 }

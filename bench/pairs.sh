@@ -19,39 +19,12 @@ ROUNDS="${ROUNDS:-10}"
 SECONDS_ON="${SECONDS_ON:-8}"
 CONNS="${CONNS:-64}"
 
-log() { printf '[pairs] %s\n' "$*" >&2; }
-die() { printf '[pairs] error: %s\n' "$*" >&2; exit 1; }
+bench_harness pairs
 for tool in wrk curl taskset; do
   command -v "$tool" >/dev/null || die "$tool is required"
 done
 [ -x "$SWITCHBOARD_BIN" ] || die "no binary at $SWITCHBOARD_BIN (cargo build --release -p switchboard)"
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-pairs.XXXXXX")
-PIDS=()
-cleanup() {
-  local status=$?
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  [ "$status" -eq 0 ] || { log "logs:"; tail -n 20 "$WORK"/*.log >&2 || true; }
-  rm -rf "$WORK"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-port() { echo $(( 20000 + RANDOM % 12000 )); }
-wait_ready() {
-  for _ in $(seq 1 300); do
-    curl -s -o /dev/null --max-time 1 "$1" && return 0
-    sleep 0.1
-  done
-  die "$1 did not answer"
-}
-
-MOCK_PORT=$(port)
-taskset -c 1 "$SWITCHBOARD_BIN" mock-upstream --listen "127.0.0.1:$MOCK_PORT" >"$WORK/mock.log" 2>&1 &
-PIDS+=($!)
-wait_ready "http://127.0.0.1:$MOCK_PORT/healthz"
+bench_start_mock
 
 KEY="sk-pairs-$$"
 declare -A PORT GW
