@@ -14,13 +14,13 @@ use std::sync::Arc;
 
 /// One counter a request must pass. `key` names it identically on every instance; it is shared
 /// (`Arc`) because the limiter keeps each caller's counters and hands them to every request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Counter {
     pub key: Arc<str>,
     pub kind: CounterKind,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CounterKind {
     /// At most `limit` requests per fixed window of `window_ms` (windows are aligned to the
     /// epoch on the backend's clock: Redis's own clock when shared).

@@ -1,9 +1,17 @@
 //! Limit counters shared by every gateway instance through Redis: [`RedisLimits`] implements
-//! [`LimitBackend`] with one Lua script per call (`acquire.lua`, `settle.lua`, `peek.lua` beside
-//! this file, each after the shared `reply.lua`), so each acquire, settle or peek is one round
-//! trip (EVALSHA, loading the script first when Redis has not cached it) and atomic with
-//! respect to every other instance. The scripts take the time from Redis (`TIME`), so instances
-//! with skewed clocks share windows and leases. They apply the same rules as the in-memory backend (`switchboard_core`'s
+//! [`LimitBackend`] with Lua scripts (`acquire.lua`, `settle.lua`, `peek.lua` beside this file,
+//! each after the shared `reply.lua`): each is one round trip (EVALSHA, loading the script first
+//! when Redis has not cached it) and atomic with respect to every other instance.
+//!
+//! Acquires are batched: one task per instance sends every acquire that queued up while the
+//! previous batch was in Redis as one script call, in which each request is decided in order
+//! exactly as if it had come alone. Nothing waits to fill a batch (an acquire on an idle instance
+//! goes out at once); under load, Redis reads and writes each counter once per batch instead of
+//! once per request, and the gateway makes one round trip for many requests. Settlements are
+//! batched the same way by the limiter's settle worker (`settle_many`).
+//!
+//! The scripts take the time from Redis (`TIME`), so instances with skewed clocks share windows
+//! and leases. They apply the same rules as the in-memory backend (`switchboard_core`'s
 //! `limits/local/counter.rs`); the suite in `tests/store/limits.rs` runs against both.
 //!
 //! Keys are `{prefix}{kind}:{counter key}` with the prefix `switchboard:rl:` and the kind `q`
@@ -27,20 +35,39 @@
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, RedisWrite, Script, ToRedisArgs};
+use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use switchboard_core::limits::{
     BackendError, Counter, CounterKind, CounterState, Demand, LimitBackend, Settle, SettleKind,
     SpendChange, Verdict,
 };
-use tokio::sync::OnceCell;
+use tokio::sync::{mpsc, oneshot, OnceCell};
 
 /// The prefix of every key unless [`RedisLimits::with_prefix`] says otherwise.
 const DEFAULT_PREFIX: &str = "switchboard:rl:";
 
+/// At most this many requests in one acquire script (a bound on the script's run time, during
+/// which Redis serves nobody else).
+const MAX_BATCH: usize = 128;
+
+/// Acquires waiting for the batch task; a full queue makes callers wait to enqueue.
+const QUEUE: usize = 4096;
+
 /// Limit counters in Redis, shared by every instance that uses the same Redis and prefix.
 pub struct RedisLimits {
+    inner: Arc<Inner>,
+    /// The batch task's queue, started by the first acquire (so that `with_prefix` can still
+    /// change the prefix before it).
+    batches: OnceLock<mpsc::Sender<AcquireJob>>,
+}
+
+/// The connection and scripts, shared with the batch task.
+#[derive(Clone)]
+struct Inner {
     client: redis::Client,
     url: String,
     conn: OnceCell<ConnectionManager>,
@@ -49,15 +76,27 @@ pub struct RedisLimits {
     acquire: Script,
     settle: Script,
     peek: Script,
+    /// Acquire scripts sent so far (each for a batch of one request or more).
+    acquire_calls: Arc<AtomicU64>,
+}
+
+/// One request's acquire, queued for the batch task.
+struct AcquireJob {
+    counters: Vec<Counter>,
+    request_id: String,
+    tokens: u64,
+    cost: i64,
+    reply: oneshot::Sender<Result<Verdict, BackendError>>,
 }
 
 impl std::fmt::Debug for RedisLimits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = &self.inner;
         f.debug_struct("RedisLimits")
-            .field("url", &crate::redact_url(&self.url))
-            .field("prefix", &self.prefix)
-            .field("timeout", &self.timeout)
-            .field("connected", &self.conn.initialized())
+            .field("url", &crate::redact_url(&inner.url))
+            .field("prefix", &inner.prefix)
+            .field("timeout", &inner.timeout)
+            .field("connected", &inner.conn.initialized())
             .finish_non_exhaustive()
     }
 }
@@ -73,7 +112,7 @@ impl RedisLimits {
                 crate::redact_url(url)
             ))
         })?;
-        let limits = RedisLimits {
+        let inner = Inner {
             client,
             url: url.to_owned(),
             conn: OnceCell::new(),
@@ -88,6 +127,11 @@ impl RedisLimits {
                 include_str!("settle.lua")
             )),
             peek: Script::new(concat!(include_str!("reply.lua"), include_str!("peek.lua"))),
+            acquire_calls: Arc::default(),
+        };
+        let limits = RedisLimits {
+            inner: Arc::new(inner),
+            batches: OnceLock::new(),
         };
         if let Err(err) = limits.ping().await {
             tracing::warn!(
@@ -102,18 +146,63 @@ impl RedisLimits {
     /// Puts every key under `prefix` instead of `switchboard:rl:` (for tests, or several
     /// gateways sharing one Redis without sharing limits).
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> RedisLimits {
-        self.prefix = prefix.into();
+        // Before the first acquire nothing else holds `inner`, so this does not copy it.
+        Arc::make_mut(&mut self.inner).prefix = prefix.into();
         self
     }
 
     /// Checks that Redis answers within the timeout.
     pub async fn ping(&self) -> Result<(), BackendError> {
-        self.call("PING", |mut conn| async move {
-            redis::cmd("PING").query_async::<()>(&mut conn).await
-        })
-        .await
+        self.inner
+            .call("PING", |mut conn| async move {
+                redis::cmd("PING").query_async::<()>(&mut conn).await
+            })
+            .await
     }
 
+    /// How many acquire scripts this instance has sent: fewer than its acquires when they
+    /// queued up and were batched.
+    pub fn acquire_calls(&self) -> u64 {
+        self.inner.acquire_calls.load(Ordering::Relaxed)
+    }
+
+    /// The batch task's queue, the task started on first use.
+    fn batches(&self) -> &mpsc::Sender<AcquireJob> {
+        self.batches.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            tokio::spawn(run_batches(self.inner.clone(), rx));
+            tx
+        })
+    }
+}
+
+/// The batch task: sends what queued up as one acquire script, hands each request its verdict,
+/// and repeats; it ends when the [`RedisLimits`] is dropped.
+async fn run_batches(inner: Arc<Inner>, mut queue: mpsc::Receiver<AcquireJob>) {
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        // A caller that gave up (timed out or cancelled) before its batch went out is not
+        // counted; one that gives up while its batch is in Redis is, as with any lost reply.
+        jobs.retain(|job| !job.reply.is_closed());
+        if jobs.is_empty() {
+            continue;
+        }
+        match inner.acquire_batch(&jobs).await {
+            Ok(verdicts) => {
+                for (job, verdict) in jobs.drain(..).zip(verdicts) {
+                    let _ = job.reply.send(Ok(verdict));
+                }
+            }
+            Err(err) => {
+                for job in jobs.drain(..) {
+                    let _ = job.reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+}
+
+impl Inner {
     /// The shared connection, made on first use. Concurrent first calls wait for one attempt;
     /// a failed attempt leaves the cell empty so the next call tries again.
     async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
@@ -177,6 +266,136 @@ impl RedisLimits {
             })
             .await?;
         numbers(&reply)
+    }
+
+    /// One acquire script for every job, in order; one verdict per job. Counters and counter
+    /// lists the jobs share are sent once (a busy caller's requests all have the same list), so
+    /// that a request costs the script four arguments and a few numbers of reply.
+    async fn acquire_batch(&self, jobs: &[AcquireJob]) -> Result<Vec<Verdict>, BackendError> {
+        let batch = Batch::of(jobs);
+        let lists: usize = batch.lists.iter().map(|l| 1 + l.len()).sum();
+        let mut cmd = script_cmd(
+            &self.acquire,
+            batch.counters.len(),
+            5 * batch.counters.len() + 1 + lists + 1 + 4 * jobs.len(),
+        );
+        for c in &batch.counters {
+            cmd.arg(self.key(c));
+        }
+        for c in &batch.counters {
+            acquire_args(&mut cmd, &c.kind);
+        }
+        cmd.arg(batch.lists.len());
+        for list in &batch.lists {
+            cmd.arg(list.len());
+            for &position in list {
+                cmd.arg(position + 1);
+            }
+        }
+        cmd.arg(jobs.len());
+        for (job, &list) in jobs.iter().zip(&batch.list_of_job) {
+            cmd.arg(&job.request_id)
+                .arg(job.tokens)
+                .arg(job.cost)
+                .arg(list + 1);
+        }
+        self.acquire_calls.fetch_add(1, Ordering::Relaxed);
+        let reply = self.run("acquire", &self.acquire, cmd).await?;
+        batch.verdicts(jobs, &reply)
+    }
+}
+
+/// A batch's distinct counters and counter lists, and each job's list.
+struct Batch<'a> {
+    counters: Vec<&'a Counter>,
+    /// Positions in `counters`.
+    lists: Vec<Vec<usize>>,
+    list_of_job: Vec<usize>,
+}
+
+impl<'a> Batch<'a> {
+    fn of(jobs: &'a [AcquireJob]) -> Batch<'a> {
+        let mut counters: Vec<&Counter> = Vec::new();
+        let mut counter_at: HashMap<&Counter, usize> = HashMap::new();
+        let mut lists: Vec<Vec<usize>> = Vec::new();
+        let mut list_at: HashMap<Vec<usize>, usize> = HashMap::new();
+        let mut list_of_job = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let list: Vec<usize> = job
+                .counters
+                .iter()
+                .map(|c| {
+                    *counter_at.entry(c).or_insert_with(|| {
+                        counters.push(c);
+                        counters.len() - 1
+                    })
+                })
+                .collect();
+            let at = *list_at.entry(list).or_insert_with_key(|list| {
+                lists.push(list.clone());
+                lists.len() - 1
+            });
+            list_of_job.push(at);
+        }
+        Batch {
+            counters,
+            lists,
+            list_of_job,
+        }
+    }
+
+    /// The verdicts in the script's reply (see acquire.lua).
+    fn verdicts(&self, jobs: &[AcquireJob], reply: &[i64]) -> Result<Vec<Verdict>, BackendError> {
+        let (clocks, mut rest) = reply
+            .split_at_checked(2 * self.counters.len())
+            .ok_or_else(malformed)?;
+        let state = |position: usize, used: i64| {
+            let c = self.counters[position];
+            CounterState {
+                limit: limit_of(&c.kind),
+                used,
+                reset_ms: u64::try_from(clocks[2 * position]).unwrap_or(0),
+                window: u64::try_from(clocks[2 * position + 1]).unwrap_or(0),
+            }
+        };
+        let mut verdicts = Vec::with_capacity(jobs.len());
+        for &list in &self.list_of_job {
+            let list = &self.lists[list];
+            let verdict = match rest {
+                [1, tail @ ..] => {
+                    let (used, tail) = tail.split_at_checked(list.len()).ok_or_else(malformed)?;
+                    rest = tail;
+                    Verdict::Admitted(
+                        list.iter()
+                            .zip(used)
+                            .map(|(&position, &used)| state(position, used))
+                            .collect(),
+                    )
+                }
+                [0, index, used, tail @ ..] => {
+                    rest = tail;
+                    let index = usize::try_from(*index).map_err(|_| malformed())?;
+                    let position = *list.get(index).ok_or_else(malformed)?;
+                    let state = state(position, *used);
+                    let retry_after_ms = match self.counters[position].kind {
+                        CounterKind::Requests { .. } | CounterKind::Tokens { .. } => state.reset_ms,
+                        CounterKind::Concurrent { .. } | CounterKind::Budget { .. } => 0,
+                    };
+                    Verdict::Refused {
+                        index,
+                        retry_after_ms,
+                        state,
+                    }
+                }
+                _ => return Err(malformed()),
+            };
+            verdicts.push(verdict);
+        }
+        if rest.is_empty() {
+            Ok(verdicts)
+        } else {
+            Err(malformed())
+        }
     }
 }
 
@@ -290,6 +509,10 @@ fn state(kind: &CounterKind, triple: &[i64]) -> Result<CounterState, BackendErro
     }
 }
 
+fn stopped() -> BackendError {
+    BackendError("redis acquire: the batch task has stopped".to_owned())
+}
+
 fn malformed() -> BackendError {
     BackendError("redis: malformed script reply".to_owned())
 }
@@ -315,30 +538,25 @@ impl LimitBackend for RedisLimits {
         if counters.is_empty() {
             return Ok(Verdict::Admitted(Vec::new()));
         }
-        let mut cmd = script_cmd(&self.acquire, counters.len(), 3 + 5 * counters.len());
-        for c in counters {
-            cmd.arg(self.key(c));
-        }
-        cmd.arg(demand.request_id)
-            .arg(demand.tokens)
-            .arg(demand.cost);
-        for c in counters {
-            acquire_args(&mut cmd, &c.kind);
-        }
-        let reply = self.run("acquire", &self.acquire, cmd).await?;
-        match reply.as_slice() {
-            [1, 0, 0, rest @ ..] => states(counters, rest).map(Verdict::Admitted),
-            [0, index, retry, triple @ ..] => {
-                let index = usize::try_from(*index).map_err(|_| malformed())?;
-                let counter = counters.get(index).ok_or_else(malformed)?;
-                Ok(Verdict::Refused {
-                    index,
-                    retry_after_ms: u64::try_from(*retry).unwrap_or(0),
-                    state: state(&counter.kind, triple)?,
-                })
-            }
-            _ => Err(malformed()),
-        }
+        let (reply, verdict) = oneshot::channel();
+        let job = AcquireJob {
+            counters: counters.to_vec(),
+            request_id: demand.request_id.to_owned(),
+            tokens: demand.tokens,
+            cost: demand.cost,
+            reply,
+        };
+        let timeout = self.inner.timeout;
+        let waited = tokio::time::timeout(timeout, async {
+            self.batches().send(job).await.map_err(|_| stopped())?;
+            verdict.await.map_err(|_| stopped())?
+        });
+        waited.await.unwrap_or_else(|_| {
+            Err(BackendError(format!(
+                "redis acquire: no answer within {} ms",
+                timeout.as_millis()
+            )))
+        })
     }
 
     /// Budget entries report spent (not counting reservations) before and after the settlement.
@@ -362,10 +580,10 @@ impl LimitBackend for RedisLimits {
         if total == 0 {
             return Ok(jobs.iter().map(|_| Vec::new()).collect());
         }
-        let mut cmd = script_cmd(&self.settle, total, 6 * total);
+        let mut cmd = script_cmd(&self.inner.settle, total, 6 * total);
         for (_, entries) in jobs {
             for entry in *entries {
-                cmd.arg(self.key(&entry.counter));
+                cmd.arg(self.inner.key(&entry.counter));
             }
         }
         for (request_id, entries) in jobs {
@@ -374,7 +592,7 @@ impl LimitBackend for RedisLimits {
                 settle_args(&mut cmd, entry);
             }
         }
-        let reply = self.run("settle", &self.settle, cmd).await?;
+        let reply = self.inner.run("settle", &self.inner.settle, cmd).await?;
         if reply.len() != total * 3 {
             return Err(malformed());
         }
@@ -395,9 +613,9 @@ impl LimitBackend for RedisLimits {
         if counters.is_empty() {
             return Ok(Vec::new());
         }
-        let mut cmd = script_cmd(&self.peek, counters.len(), 2 * counters.len());
+        let mut cmd = script_cmd(&self.inner.peek, counters.len(), 2 * counters.len());
         for c in counters {
-            cmd.arg(self.key(c));
+            cmd.arg(self.inner.key(c));
         }
         for c in counters {
             match c.kind {
@@ -407,7 +625,7 @@ impl LimitBackend for RedisLimits {
                 CounterKind::Budget { seed, .. } => cmd.arg(4).arg(seed),
             };
         }
-        let reply = self.run("peek", &self.peek, cmd).await?;
+        let reply = self.inner.run("peek", &self.inner.peek, cmd).await?;
         states(counters, &reply)
     }
 }

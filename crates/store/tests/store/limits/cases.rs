@@ -18,6 +18,7 @@ suite!(
     budget_holds_under_concurrent_requests,
     requests_limit_is_exact_across_instances,
     a_batch_settles_each_request_as_alone,
+    concurrent_acquires_are_decided_as_alone,
 );
 
 /// The settle worker sends many requests' settlements in one call: each is settled as if it
@@ -493,4 +494,48 @@ async fn requests_limit_is_exact_across_instances(shared: &Shared) {
         return;
     }
     panic!("two window boundaries in a row");
+}
+
+/// Many acquires at once on one instance (which Redis sends as batches): each is decided as if
+/// it came alone. A refused request takes nothing from its other counters, and a request that
+/// already holds a lease needs no second one, also when both of its acquires share a batch.
+async fn concurrent_acquires_are_decided_as_alone(shared: &Shared) {
+    let b = shared.instance().await;
+    let k = [requests("ca-q", 1_000), concurrent("ca-c", 10, 60_000)];
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let (b, k) = (b.clone(), k.clone());
+        tasks.spawn(async move {
+            let id = format!("r{i}");
+            b.acquire(&k, &demand(&id, 0, 0)).await.unwrap()
+        });
+    }
+    let verdicts = tasks.join_all().await;
+    let mut live: Vec<i64> = verdicts
+        .iter()
+        .filter_map(|v| match v {
+            Verdict::Admitted(s) => Some(s[1].used),
+            Verdict::Refused { index, state, .. } => {
+                assert_eq!((*index, state.used), (1, 10));
+                None
+            }
+        })
+        .collect();
+    live.sort_unstable();
+    assert_eq!(live, (1..=10).collect::<Vec<_>>());
+    assert_eq!(used(&*b, &k).await, vec![10, 10]);
+
+    let k = [concurrent("ca-twice", 10, 60_000)];
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let (b, k) = (b.clone(), k.clone());
+        tasks.spawn(async move {
+            let id = format!("r{}", i % 10);
+            b.acquire(&k, &demand(&id, 0, 0)).await.unwrap()
+        });
+    }
+    for verdict in tasks.join_all().await {
+        assert!(admitted(verdict)[0].used <= 10);
+    }
+    assert_eq!(used(&*b, &k).await, vec![10]);
 }

@@ -55,6 +55,42 @@ async fn silent_redis_times_out() {
     drop(listener);
 }
 
+/// Acquires that queue up while a batch is in Redis go out together (one script call for many
+/// requests), each still counted exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acquires_that_queue_up_share_a_script_call() {
+    let Some(shared) = Shared::redis() else {
+        return;
+    };
+    let Shared::Redis { url, prefix } = &shared else {
+        unreachable!()
+    };
+    let b = Arc::new(
+        RedisLimits::connect(url, TIMEOUT)
+            .await
+            .unwrap()
+            .with_prefix(prefix.clone()),
+    );
+    let k = [requests("batched", 1_000)];
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let (b, k) = (b.clone(), k.clone());
+        tasks.spawn(async move {
+            let id = format!("r{i}");
+            admitted(b.acquire(&k, &demand(&id, 0, 0)).await.unwrap())[0].used
+        });
+    }
+    let mut used = tasks.join_all().await;
+    used.sort_unstable();
+    assert_eq!(used, (1..=200).collect::<Vec<_>>());
+    let calls = b.acquire_calls();
+    assert!(
+        (1..100).contains(&calls),
+        "{calls} script calls for 200 acquires"
+    );
+    shared.cleanup().await;
+}
+
 /// An invalid URL is the one error `connect` reports.
 #[tokio::test]
 async fn invalid_url_is_refused() {
