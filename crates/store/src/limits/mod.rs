@@ -254,14 +254,18 @@ impl Inner {
     async fn run(&self, what: &str, script: &Script, cmd: Cmd) -> Result<Vec<i64>, BackendError> {
         let reply: Vec<u8> = self
             .call(what, |mut conn| async move {
-                match cmd.query_async(&mut conn).await {
-                    // Redis has not cached the script (it restarted, or was flushed): load it
-                    // and ask again, as redis-rs's `ScriptInvocation` does.
-                    Err(err) if err.kind() == redis::ErrorKind::NoScriptError => {
-                        script.load_async(&mut conn).await?;
-                        cmd.query_async(&mut conn).await
+                // Redis has not cached the script (it restarted, or was flushed): load it and
+                // ask again, as redis-rs's `ScriptInvocation` does; a few times, since another
+                // flush may come between the load and the call.
+                let mut loads = 0;
+                loop {
+                    match cmd.query_async(&mut conn).await {
+                        Err(err) if err.kind() == redis::ErrorKind::NoScriptError && loads < 3 => {
+                            loads += 1;
+                            script.load_async(&mut conn).await?;
+                        }
+                        reply => break reply,
                     }
-                    reply => reply,
                 }
             })
             .await?;

@@ -25,11 +25,16 @@ suite!(
 /// were alone (its own lease released, its own budget change reported, in order).
 async fn a_batch_settles_each_request_as_alone(shared: &Shared) {
     let b = shared.instance().await;
-    let k = [concurrent("bc", 3, 60_000), budget("bb", 1_000, 0)];
+    let k = [
+        concurrent("bc", 3, 60_000),
+        budget("bb", 1_000, 0),
+        tokens("bt", 1_000),
+    ];
+    let mut window = 0;
     for id in ["r1", "r2", "r3"] {
-        admitted(b.acquire(&k, &demand(id, 0, 100)).await.unwrap());
+        window = admitted(b.acquire(&k, &demand(id, 30, 100)).await.unwrap())[2].window;
     }
-    let entries = |actual| {
+    let entries = |actual, delta| {
         vec![
             settle(&k[0], SettleKind::Release),
             settle(
@@ -39,9 +44,12 @@ async fn a_batch_settles_each_request_as_alone(shared: &Shared) {
                     actual,
                 },
             ),
+            settle(&k[2], SettleKind::Tokens { window, delta }),
         ]
     };
-    let (one, two) = (entries(10), entries(20));
+    // r1 gives back more tokens than the window holds (the count stops at zero, as when
+    // settled alone), then r2 adds some.
+    let (one, two) = (entries(10, -100), entries(20, 15));
     let changes = b
         .settle_many(&[("r1", one.as_slice()), ("r2", two.as_slice())])
         .await
@@ -54,7 +62,8 @@ async fn a_batch_settles_each_request_as_alone(shared: &Shared) {
             Some(SpendChange {
                 before: 0,
                 after: 10
-            })
+            }),
+            None
         ]
     );
     assert_eq!(
@@ -64,11 +73,12 @@ async fn a_batch_settles_each_request_as_alone(shared: &Shared) {
             Some(SpendChange {
                 before: 10,
                 after: 30
-            })
+            }),
+            None
         ]
     );
     // r3 still holds its lease and its reservation.
-    assert_eq!(used(&*b, &k).await, vec![1, 130]);
+    assert_eq!(used(&*b, &k).await, vec![1, 130, 15]);
 }
 
 async fn requests_fill_a_window(shared: &Shared) {
