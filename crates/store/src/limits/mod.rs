@@ -470,23 +470,23 @@ fn acquire_args(cmd: &mut Cmd, kind: &CounterKind) {
     };
 }
 
-/// The five script arguments of a settlement entry after its request id (see settle.lua); op 0
-/// when the entry's kind does not fit its counter's, which the script skips.
-fn settle_args(cmd: &mut Cmd, entry: &Settle) {
+/// A settlement entry's op in settle.lua, or `None` when its kind does not fit its counter's
+/// (such an entry is left out).
+fn settle_op(entry: &Settle) -> Option<u8> {
     match (entry.counter.kind, entry.kind) {
-        (CounterKind::Tokens { window_ms, .. }, SettleKind::Tokens { window, delta }) => cmd
-            .arg(1)
-            .arg(window_ms.max(1))
-            .arg(window)
-            .arg(delta)
-            .arg(0),
-        (CounterKind::Concurrent { .. }, SettleKind::Release) => {
-            cmd.arg(2).arg(0).arg(0).arg(0).arg(0)
-        }
-        (CounterKind::Budget { seed, ttl_ms, .. }, SettleKind::Budget { reserved, actual }) => {
-            cmd.arg(3).arg(seed).arg(ttl_ms).arg(reserved).arg(actual)
-        }
-        _ => cmd.arg(0).arg(0).arg(0).arg(0).arg(0),
+        (CounterKind::Tokens { .. }, SettleKind::Tokens { .. }) => Some(1),
+        (CounterKind::Concurrent { .. }, SettleKind::Release) => Some(2),
+        (CounterKind::Budget { .. }, SettleKind::Budget { .. }) => Some(3),
+        _ => None,
+    }
+}
+
+/// A settled counter's two numbers in settle.lua (a, b).
+fn settle_key_args(cmd: &mut Cmd, kind: &CounterKind) {
+    match *kind {
+        CounterKind::Tokens { window_ms, .. } => cmd.arg(window_ms.max(1)).arg(0),
+        CounterKind::Budget { seed, ttl_ms, .. } => cmd.arg(seed).arg(ttl_ms),
+        CounterKind::Requests { .. } | CounterKind::Concurrent { .. } => cmd.arg(0).arg(0),
     };
 }
 
@@ -580,36 +580,69 @@ impl LimitBackend for RedisLimits {
         &self,
         jobs: &[(&str, &[Settle])],
     ) -> Result<Vec<Vec<Option<SpendChange>>>, BackendError> {
-        let total: usize = jobs.iter().map(|(_, entries)| entries.len()).sum();
-        if total == 0 {
-            return Ok(jobs.iter().map(|_| Vec::new()).collect());
-        }
-        let mut cmd = script_cmd(&self.inner.settle, total, 6 * total);
-        for (_, entries) in jobs {
-            for entry in *entries {
-                cmd.arg(self.inner.key(&entry.counter));
+        // The counters the batch settles, each once, and every entry's position among them.
+        let mut counters: Vec<&Counter> = Vec::new();
+        let mut counter_at: HashMap<&Counter, usize> = HashMap::new();
+        let mut entries = 0;
+        let mut budgets = 0;
+        for (_, settles) in jobs {
+            for entry in *settles {
+                let Some(op) = settle_op(entry) else { continue };
+                entries += 1;
+                budgets += usize::from(op == 3);
+                counter_at.entry(&entry.counter).or_insert_with(|| {
+                    counters.push(&entry.counter);
+                    counters.len() - 1
+                });
             }
         }
-        for (request_id, entries) in jobs {
-            for entry in *entries {
-                cmd.arg(*request_id);
-                settle_args(&mut cmd, entry);
+        if entries == 0 {
+            return Ok(jobs.iter().map(|(_, e)| vec![None; e.len()]).collect());
+        }
+        let mut cmd = script_cmd(
+            &self.inner.settle,
+            counters.len(),
+            2 * counters.len() + 4 * entries,
+        );
+        for c in &counters {
+            cmd.arg(self.inner.key(c));
+        }
+        for c in &counters {
+            settle_key_args(&mut cmd, &c.kind);
+        }
+        for (request_id, settles) in jobs {
+            for entry in *settles {
+                let Some(op) = settle_op(entry) else { continue };
+                cmd.arg(op).arg(counter_at[&entry.counter] + 1);
+                match entry.kind {
+                    SettleKind::Tokens { window, delta } => cmd.arg(window).arg(delta),
+                    SettleKind::Release => cmd.arg(*request_id),
+                    SettleKind::Budget { reserved, actual } => cmd.arg(reserved).arg(actual),
+                };
             }
         }
         let reply = self.inner.run("settle", &self.inner.settle, cmd).await?;
-        if reply.len() != total * 3 {
+        if reply.len() != 2 * budgets {
             return Err(malformed());
         }
-        let mut changes = reply.chunks_exact(3).map(|triple| match triple {
-            [1, before, after] => Some(SpendChange {
-                before: *before,
-                after: *after,
-            }),
-            _ => None,
+        let mut changes = reply.chunks_exact(2).map(|pair| SpendChange {
+            before: pair[0],
+            after: pair[1],
         });
         Ok(jobs
             .iter()
-            .map(|(_, entries)| changes.by_ref().take(entries.len()).collect())
+            .map(|(_, settles)| {
+                settles
+                    .iter()
+                    .map(|entry| {
+                        if settle_op(entry) == Some(3) {
+                            changes.next()
+                        } else {
+                            None
+                        }
+                    })
+                    .collect()
+            })
             .collect())
     }
 

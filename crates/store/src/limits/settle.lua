@@ -3,13 +3,13 @@
 -- each request). The same rules as crates/core/src/limits/local.rs (`Shard::settle`); keep the
 -- two in step.
 --
--- KEYS[i]: counter i. ARGV: six per entry: request id, op, a, b, c, d with
---   op 0: nothing (the entry's kind does not fit its counter)
---   op 1 tokens:  a = window ms, b = window, c = delta (may be negative)
---   op 2 release: (unused)
---   op 3 budget:  a = seed, b = ttl ms (0: none), c = reserved, d = actual
--- Returns one triple per entry: {1, spent before, spent after} for budgets, {0, 0, 0} otherwise,
--- as one string (see `reply`).
+-- KEYS: the batch's distinct counters. ARGV: first two numbers per key, a and b:
+--   tokens counters: a = window ms; budgets: a = seed, b = ttl ms (0: none); others unused
+-- then the entries, in order, each an op, the position of its key in KEYS, and the op's values:
+--   op 1 tokens:  window, delta (may be negative)
+--   op 2 release: request id
+--   op 3 budget:  reserved, actual
+-- Returns {spent before, spent after} per budget entry, in order, as one string (see `reply`).
 --
 -- Entries are applied in order, as if one by one, to each counter's state in memory; every
 -- counter is then read and written once, however many of the batch's requests it had.
@@ -24,9 +24,11 @@ local out = {}
 local states = {} -- key -> state in memory
 local order = {}  -- the states, in the order first met, to write
 
-local function state_of(key, op, a, b)
+local function state_of(i, op)
+  local key = KEYS[i]
   local s = states[key]
   if s then return s end
+  local a, b = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
   s = { key = key, op = op }
   if op == 1 then
     s.w = math.floor(now / a)
@@ -38,7 +40,7 @@ local function state_of(key, op, a, b)
     end
   elseif op == 2 then
     s.released = {}
-  elseif op == 3 then
+  else
     local stored = redis.call('HMGET', key, 'spent', 'reserved')
     s.exists = stored[1] ~= false
     if s.exists then
@@ -53,32 +55,30 @@ local function state_of(key, op, a, b)
   return s
 end
 
-for i = 1, #KEYS do
-  local base = (i - 1) * 6
-  local rid = ARGV[base + 1]
-  local op, a, b, c, d = tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3]),
-      tonumber(ARGV[base + 4]), tonumber(ARGV[base + 5]), tonumber(ARGV[base + 6])
-  local flag, before, after = 0, 0, 0
+local arg = 2 * #KEYS + 1
+while arg <= #ARGV do
+  local op = tonumber(ARGV[arg])
+  local s = state_of(tonumber(ARGV[arg + 1]), op)
   if op == 1 then
-    local s = state_of(KEYS[i], op, a, b)
+    local window, delta = tonumber(ARGV[arg + 2]), tonumber(ARGV[arg + 3])
+    arg = arg + 4
     -- Only the current window still decides admissions; an ended one is left to expire.
-    if b == s.w and (c > 0 or s.n > 0) then
-      s.n = math.max(0, s.n + c)
+    if window == s.w and (delta > 0 or s.n > 0) then
+      s.n = math.max(0, s.n + delta)
       s.dirty = true
     end
   elseif op == 2 then
-    local s = state_of(KEYS[i], op, a, b)
-    s.released[#s.released + 1] = rid
+    s.released[#s.released + 1] = ARGV[arg + 2]
+    arg = arg + 3
     s.dirty = true
-  elseif op == 3 then
-    local s = state_of(KEYS[i], op, a, b)
-    flag, before, after = 1, s.spent, s.spent + d
-    s.spent, s.reserved = after, math.max(0, s.reserved - c)
+  else
+    local reserved, actual = tonumber(ARGV[arg + 2]), tonumber(ARGV[arg + 3])
+    arg = arg + 4
+    out[#out + 1] = s.spent
+    s.spent, s.reserved = s.spent + actual, math.max(0, s.reserved - reserved)
+    out[#out + 1] = s.spent
     s.dirty = true
   end
-  out[#out + 1] = flag
-  out[#out + 1] = before
-  out[#out + 1] = after
 end
 
 for _, s in ipairs(order) do

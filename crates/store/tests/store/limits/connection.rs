@@ -22,8 +22,9 @@ async fn unreachable_redis_fails_within_the_timeout() {
     let err = b.acquire(&k, &demand("r", 0, 0)).await.unwrap_err();
     assert!(err.to_string().contains("redis acquire"), "{err}");
     assert!(b.peek(&k).await.is_err());
+    let lease = concurrent("x", 1, 1_000);
     assert!(b
-        .settle("r", &[settle(&k[0], SettleKind::Release)])
+        .settle("r", &[settle(&lease, SettleKind::Release)])
         .await
         .is_err());
     assert!(b.ping().await.is_err());
