@@ -655,10 +655,9 @@ fn ranges() -> Vec<(i64, i64)> {
     ]
 }
 
-/// Records at random times over three days (through the writer, which fills both rollup
-/// tables): series, totals, top-N and budget spend read whole hours from the hourly table yet
-/// answer exactly what the minute rows alone give, for every range and interval.
-async fn analytics_equal_the_minute_rollups_for_any_range(db: &TestDb) {
+/// 900 records at random times over three days, written through the writer (which fills both
+/// rollup tables).
+async fn three_random_days(db: &TestDb) -> Vec<UsageRecord> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut rand = move |n: u64| {
         x ^= x << 13;
@@ -675,28 +674,37 @@ async fn analytics_equal_the_minute_rollups_for_any_range(db: &TestDb) {
         })
         .collect();
     write(db, records.clone()).await;
-    let queries = |from_ms, to_ms| {
-        let base = RollupQuery {
-            org: None,
-            dimension: Dimension::Alias,
-            value: None,
-            from_ms,
-            to_ms,
-        };
-        [
-            base.clone(),
-            RollupQuery {
-                org: Some("acme".into()),
-                dimension: Dimension::All,
-                ..base.clone()
-            },
-            RollupQuery {
-                dimension: Dimension::Key,
-                value: Some("key_3".into()),
-                ..base
-            },
-        ]
+    records
+}
+
+/// By alias (all orgs), everything of one org, and one key.
+fn queries(from_ms: i64, to_ms: i64) -> [RollupQuery; 3] {
+    let base = RollupQuery {
+        org: None,
+        dimension: Dimension::Alias,
+        value: None,
+        from_ms,
+        to_ms,
     };
+    [
+        base.clone(),
+        RollupQuery {
+            org: Some("acme".into()),
+            dimension: Dimension::All,
+            ..base.clone()
+        },
+        RollupQuery {
+            dimension: Dimension::Key,
+            value: Some("key_3".into()),
+            ..base
+        },
+    ]
+}
+
+/// Series, totals and top-N read whole hours from the hourly table yet answer exactly what
+/// the minute rows alone give, for every range and interval.
+async fn analytics_equal_the_minute_rollups_for_any_range(db: &TestDb) {
+    let records = three_random_days(db).await;
     for (from_ms, to_ms) in ranges() {
         for q in queries(from_ms, to_ms) {
             let what = format!("{q:?}");
@@ -719,7 +727,40 @@ async fn analytics_equal_the_minute_rollups_for_any_range(db: &TestDb) {
         want.truncate(2);
         assert_eq!(top, want, "top keys {from_ms}..{to_ms}");
     }
-    // Budget spend from any start (the minute rows from there on).
+}
+
+/// The whole hours do come from the hourly table: without an hour's minute rows, a series by
+/// hour and the totals still have it, and a series by minute does not.
+async fn whole_hours_come_from_the_hourly_table(db: &TestDb) {
+    let records = three_random_days(db).await;
+    let hour = BASE_MS + 30 * HOUR;
+    db.execute_raw(&format!(
+        "DELETE FROM usage_rollups WHERE bucket_ms >= {hour} AND bucket_ms < {}",
+        hour + HOUR
+    ))
+    .await;
+    let q = RollupQuery {
+        from_ms: hour,
+        to_ms: hour + HOUR,
+        ..queries(0, 0)[0].clone()
+    };
+    let by_hour = db.store.rollup_series(&q, Interval::Hour).await.unwrap();
+    assert!(!by_hour.is_empty());
+    assert_eq!(sorted(by_hour), reference(&records, &q, Some(HOUR)));
+    let totals = db.store.rollup_totals(&q).await.unwrap();
+    assert_eq!(sorted(totals), reference(&records, &q, None));
+    assert!(db
+        .store
+        .rollup_series(&q, Interval::Minute)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Budget spend from any start, read from hours and the minutes before the first of them,
+/// equals the minute rows' from that start on.
+async fn budget_spend_equals_the_minute_rollups(db: &TestDb) {
+    let records = three_random_days(db).await;
     for since in [
         BASE_MS,
         BASE_MS + 13 * HOUR + 7 * MINUTE + 3,
@@ -751,28 +792,10 @@ async fn analytics_equal_the_minute_rollups_for_any_range(db: &TestDb) {
             key_3
         );
     }
-    // The whole hours do come from the hourly table: without an hour's minute rows, a series
-    // by hour still has it and a series by minute does not.
-    let hour = BASE_MS + 30 * HOUR;
-    db.execute_raw(&format!(
-        "DELETE FROM usage_rollups WHERE bucket_ms >= {hour} AND bucket_ms < {}",
-        hour + HOUR
-    ))
-    .await;
-    let q = RollupQuery {
-        from_ms: hour,
-        to_ms: hour + HOUR,
-        ..queries(0, 0)[0].clone()
-    };
-    let by_hour = db.store.rollup_series(&q, Interval::Hour).await.unwrap();
-    assert!(!by_hour.is_empty());
-    assert_eq!(sorted(by_hour), reference(&records, &q, Some(HOUR)));
-    assert!(db
-        .store
-        .rollup_series(&q, Interval::Minute)
-        .await
-        .unwrap()
-        .is_empty());
 }
 
-both!(analytics_equal_the_minute_rollups_for_any_range);
+both!(
+    analytics_equal_the_minute_rollups_for_any_range,
+    whole_hours_come_from_the_hourly_table,
+    budget_spend_equals_the_minute_rollups,
+);
