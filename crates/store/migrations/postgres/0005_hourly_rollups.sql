@@ -1,5 +1,5 @@
 -- Hourly analytics rollups (issue 5): the per-minute rollups of 0003 summed by hour, so that
--- analytics over days or weeks read about 60 times fewer rows. Same columns and conventions as
+-- analytics over days or weeks read up to 60 times fewer rows. Same columns and conventions as
 -- `usage_rollups`; `bucket_ms` is the start of the hour (UTC). The usage writer adds every batch
 -- to both tables in one transaction; analytics read whole hours from here and the partial hours
 -- at a range's edges from `usage_rollups`, so that answers equal the minute rollups' exactly.

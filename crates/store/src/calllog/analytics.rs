@@ -5,9 +5,9 @@
 //!
 //! Reading the rollups instead of `usage_records` keeps these queries proportional to the
 //! number of buckets and group values in the range, not to the number of requests. The whole
-//! hours of a range are read from the hourly table (60 times fewer rows than their minutes)
-//! and only the partial hours at its edges from the minute table, each part its own index
-//! range, joined by `UNION ALL` before the same `GROUP BY`: the answer is exactly the minute
+//! hours of a range are read from the hourly table (up to 60 times fewer rows than their
+//! minutes) and only the partial hours at its edges from the minute table, each part its own
+//! index range, joined by `UNION ALL` before the same `GROUP BY`: the answer is exactly the minute
 //! table's, for any range. A series by minute reads minutes only.
 //!
 //! Rollups hold one dimension per row, so a query filters or groups by one dimension only

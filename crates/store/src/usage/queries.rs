@@ -314,7 +314,7 @@ impl Store {
 /// dimension (of one `subject`, when given) from `since_ms` on, conditions pushed to `w`. The
 /// hours starting at or after `since_ms` come from the hourly rollups, the minutes before the
 /// first of them from the minute rollups: the same sums as the minute rollups alone, from
-/// about 60 times fewer rows for a month's budget.
+/// fewer rows (up to 60 times: an hour holds up to 60 minute rows of a subject).
 fn spend_rows(w: &mut Where, scope: Scope, subject: Option<&str>, since_ms: i64) -> String {
     let (dimension, column) = rollup_subject(scope);
     let hour = Table::Hour.width_ms();
