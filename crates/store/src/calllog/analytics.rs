@@ -1,17 +1,26 @@
-//! Analytics from the per-minute rollups (`usage_rollups`, filled by the usage writer): time
-//! series per minute, hour or day and top-N lists, for one dimension (`all`, `alias`,
-//! `target`, `team`, `app`, `key` or `tag`) at a time, optionally within one organisation.
+//! Analytics from the rollups (`usage_rollups` per minute, `usage_rollups_hourly` per hour,
+//! both filled by the usage writer): time series per minute, hour or day and top-N lists, for
+//! one dimension (`all`, `alias`, `target`, `team`, `app`, `key` or `tag`) at a time,
+//! optionally within one organisation.
 //!
 //! Reading the rollups instead of `usage_records` keeps these queries proportional to the
-//! number of minutes and group values in the range, not to the number of requests. Rollups
-//! hold one dimension per row, so a query filters or groups by one dimension only (plus the
-//! organisation). Sums are cast to BIGINT for Postgres (see `usage/queries.rs`); buckets wider
-//! than a minute are `(bucket_ms / width) * width`, integer division in both databases.
+//! number of buckets and group values in the range, not to the number of requests. The whole
+//! hours of a range are read from the hourly table (up to 60 times fewer rows than their
+//! minutes) and only the partial hours at its edges from the minute table, each part its own
+//! index range, joined by `UNION ALL` before the same `GROUP BY`: the answer is exactly the minute
+//! table's, for any range. A series by minute reads minutes only.
+//!
+//! Rollups hold one dimension per row, so a query filters or groups by one dimension only
+//! (plus the organisation). Sums are cast to BIGINT for Postgres (see `usage/queries.rs`);
+//! buckets wider than a minute are `(bucket_ms / width) * width`, integer division in both
+//! databases (hours and days are whole hours, so an hourly row falls in the bucket of each of
+//! its minutes).
 
 use super::percentile::percentile_ms;
 use super::sql::{Bound, Where};
 use crate::db::Store;
 use crate::error::StoreError;
+use crate::usage::rollup::Table;
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -188,17 +197,24 @@ pub struct RollupPoint {
     pub stats: RollupStats,
 }
 
-/// `CAST(COALESCE(SUM(col), 0) AS BIGINT) AS col` for every summed column.
-fn sums() -> &'static str {
-    static SUMS: OnceLock<String> = OnceLock::new();
-    SUMS.get_or_init(|| {
-        // The writer's summed columns, in its order (one list for both sides).
+/// The summed columns of a rollup row, in the writer's order (one list for both sides).
+fn summed_columns() -> &'static [String] {
+    static COLUMNS: OnceLock<Vec<String>> = OnceLock::new();
+    COLUMNS.get_or_init(|| {
         let mut columns: Vec<String> = crate::usage::rollup::SUMS
             .iter()
             .map(|c| (*c).to_owned())
             .collect();
         columns.extend((0..LATENCY_BUCKETS).map(|i| format!("lat_{i:02}")));
         columns
+    })
+}
+
+/// `CAST(COALESCE(SUM(col), 0) AS BIGINT) AS col` for every summed column.
+fn sums() -> &'static str {
+    static SUMS: OnceLock<String> = OnceLock::new();
+    SUMS.get_or_init(|| {
+        summed_columns()
             .iter()
             .map(|c| format!("CAST(COALESCE(SUM({c}), 0) AS BIGINT) AS {c}"))
             .collect::<Vec<_>>()
@@ -206,8 +222,57 @@ fn sums() -> &'static str {
     })
 }
 
-fn where_of(query: &RollupQuery) -> Where {
-    let mut w = Where::default();
+/// `SELECT bucket_ms, value, <summed columns> FROM ` for one part of a `UNION ALL`.
+fn part_select() -> &'static str {
+    static SELECT: OnceLock<String> = OnceLock::new();
+    SELECT.get_or_init(|| {
+        format!(
+            "SELECT bucket_ms, value, {} FROM ",
+            summed_columns().join(", ")
+        )
+    })
+}
+
+/// Which rollup rows answer `from_ms <= bucket_ms < to_ms`: the whole hours of the range from
+/// the hourly table, the minutes before the first and after the last whole hour from the
+/// minute table. Every minute of the range is in exactly one part.
+#[derive(Debug, PartialEq, Eq)]
+struct Split {
+    /// Hourly buckets `[from, to)`, when the range holds at least one whole hour.
+    hours: Option<(i64, i64)>,
+    /// Minute buckets `[from, to)`, non-empty ranges; never empty when `hours` is `None`.
+    minutes: Vec<(i64, i64)>,
+}
+
+impl Split {
+    /// `hourly: false` reads minutes only (a series by minute cannot use hourly rows).
+    fn of(from_ms: i64, to_ms: i64, hourly: bool) -> Split {
+        let hour = Table::Hour.width_ms();
+        // The first hour starting at or after `from_ms`, the last one ending at or before
+        // `to_ms`; saturating at the ends of i64 (then no hour fits, and minutes are read).
+        let first = match from_ms.rem_euclid(hour) {
+            0 => from_ms,
+            rem => from_ms.saturating_add(hour - rem),
+        };
+        let last = to_ms.saturating_sub(to_ms.rem_euclid(hour));
+        if !hourly || first >= last {
+            return Split {
+                hours: None,
+                minutes: vec![(from_ms, to_ms)],
+            };
+        }
+        Split {
+            hours: Some((first, last)),
+            minutes: [(from_ms, first), (last, to_ms)]
+                .into_iter()
+                .filter(|(from, to)| from < to)
+                .collect(),
+        }
+    }
+}
+
+/// The conditions both tables' parts share: the dimension, its value, the organisation.
+fn push_group(w: &mut Where, query: &RollupQuery) {
     w.text("dimension", Some(query.dimension.as_str()));
     if query.dimension == Dimension::All {
         w.text("value", Some(""));
@@ -215,11 +280,37 @@ fn where_of(query: &RollupQuery) -> Where {
         w.text("value", query.value.as_deref());
     }
     w.text("org", query.org.as_deref());
-    w.push(
-        "bucket_ms >= ? AND bucket_ms < ?",
-        vec![Bound::Int(query.from_ms), Bound::Int(query.to_ms)],
-    );
-    w
+}
+
+/// What the analytics SELECT reads `FROM`, with its bound values: the minute table alone
+/// (with its WHERE) when one part answers, else a `UNION ALL` of every part. Each part is one
+/// plain range of `(dimension, bucket_ms, org)`, which both planners scan by index; `OR`ed
+/// ranges in one part are a shape they may answer by reading every bucket of the dimension.
+fn source(query: &RollupQuery, hourly: bool) -> (String, Where) {
+    let split = Split::of(query.from_ms, query.to_ms, hourly);
+    let mut w = Where::default();
+    let mut parts: Vec<(Table, String)> = Vec::new();
+    let hours = split.hours.map(|range| (Table::Hour, range));
+    let minutes = split.minutes.iter().map(|range| (Table::Minute, *range));
+    for (table, (from, to)) in hours.into_iter().chain(minutes) {
+        push_group(&mut w, query);
+        w.push(
+            "bucket_ms >= ? AND bucket_ms < ?",
+            vec![Bound::Int(from), Bound::Int(to)],
+        );
+        parts.push((table, w.take_sql()));
+    }
+    let sql = match parts.as_slice() {
+        [(table, conditions)] => format!("{}{conditions}", table.name()),
+        _ => {
+            let selects: Vec<String> = parts
+                .iter()
+                .map(|(table, conditions)| format!("{}{}{conditions}", part_select(), table.name()))
+                .collect();
+            format!("({}) AS parts", selects.join(" UNION ALL "))
+        }
+    };
+    (sql, w)
 }
 
 fn point_from_row(
@@ -251,13 +342,14 @@ impl Store {
         interval: Interval,
     ) -> Result<Vec<RollupPoint>, StoreError> {
         let width = interval.width_ms();
-        let w = where_of(query);
+        // Hours and days are made of whole hours; minutes are not.
+        let hourly = width % Table::Hour.width_ms() == 0;
+        let (from, w) = source(query, hourly);
         let bucket = format!("(bucket_ms / {width}) * {width}");
         let sql = format!(
-            "SELECT {bucket} AS t, value, {} FROM usage_rollups{} GROUP BY {bucket}, value \
+            "SELECT {bucket} AS t, value, {} FROM {from} GROUP BY {bucket}, value \
              ORDER BY t, value",
             sums(),
-            w.sql
         );
         let rows = w.fetch_all(self, sql).await?;
         rows.iter()
@@ -267,11 +359,10 @@ impl Store {
 
     /// Sums per group value over the whole range, in order of the value.
     pub async fn rollup_totals(&self, query: &RollupQuery) -> Result<Vec<RollupPoint>, StoreError> {
-        let w = where_of(query);
+        let (from, w) = source(query, true);
         let sql = format!(
-            "SELECT value, {} FROM usage_rollups{} GROUP BY value ORDER BY value",
+            "SELECT value, {} FROM {from} GROUP BY value ORDER BY value",
             sums(),
-            w.sql
         );
         let rows = w.fetch_all(self, sql).await?;
         rows.iter()
@@ -304,5 +395,79 @@ impl Store {
         });
         points.truncate(n);
         Ok(points)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3_600_000;
+    const M: i64 = 60_000;
+
+    fn split(from: i64, to: i64) -> Split {
+        Split::of(from, to, true)
+    }
+
+    #[test]
+    fn whole_hours_come_from_the_hourly_table() {
+        // Aligned: hours only.
+        assert_eq!(
+            split(2 * H, 5 * H),
+            Split {
+                hours: Some((2 * H, 5 * H)),
+                minutes: vec![]
+            }
+        );
+        // Ragged edges: the partial hours from minutes, on both sides.
+        assert_eq!(
+            split(2 * H + 7 * M, 5 * H + 3 * M + 1),
+            Split {
+                hours: Some((3 * H, 5 * H)),
+                minutes: vec![(2 * H + 7 * M, 3 * H), (5 * H, 5 * H + 3 * M + 1)]
+            }
+        );
+        // Exactly one whole hour inside.
+        assert_eq!(split(H - 1, 2 * H + 1).hours, Some((H, 2 * H)));
+    }
+
+    #[test]
+    fn ranges_without_a_whole_hour_read_minutes() {
+        let minutes_only = |from, to| Split {
+            hours: None,
+            minutes: vec![(from, to)],
+        };
+        assert_eq!(split(H + M, 2 * H - M), minutes_only(H + M, 2 * H - M));
+        // Two partial hours, no whole one.
+        assert_eq!(split(H + 1, 3 * H - 1), minutes_only(H + 1, 3 * H - 1));
+        assert_eq!(split(H - M, 2 * H - M), minutes_only(H - M, 2 * H - M));
+        assert_eq!(split(5 * H, 5 * H), minutes_only(5 * H, 5 * H));
+        assert_eq!(split(6 * H, 2 * H), minutes_only(6 * H, 2 * H));
+        // A series by minute never reads hours.
+        assert_eq!(Split::of(0, 10 * H, false), minutes_only(0, 10 * H));
+        // The ends of i64 (the bench reads `0..i64::MAX`).
+        assert_eq!(split(0, i64::MAX).hours, Some((0, i64::MAX - i64::MAX % H)));
+        assert_eq!(split(i64::MIN, i64::MIN + 1).hours, None);
+        assert_eq!(split(i64::MAX - 1, i64::MAX).hours, None);
+    }
+
+    #[test]
+    fn parts_number_their_placeholders_on() {
+        let query = RollupQuery {
+            org: Some("acme".into()),
+            dimension: Dimension::Key,
+            value: None,
+            from_ms: H + M,
+            to_ms: 4 * H + M,
+        };
+        let (sql, _) = source(&query, true);
+        assert_eq!(sql.matches("UNION ALL").count(), 2, "{sql}");
+        assert!(sql.contains("FROM usage_rollups_hourly WHERE dimension = $1 AND org = $2 AND bucket_ms >= $3 AND bucket_ms < $4"), "{sql}");
+        assert!(sql.ends_with("FROM usage_rollups WHERE dimension = $9 AND org = $10 AND bucket_ms >= $11 AND bucket_ms < $12) AS parts"), "{sql}");
+        let (sql, _) = source(&query, false);
+        assert_eq!(
+            sql,
+            "usage_rollups WHERE dimension = $1 AND org = $2 AND bucket_ms >= $3 AND bucket_ms < $4"
+        );
     }
 }

@@ -46,6 +46,13 @@ impl Where {
         self.sql.push_str(&out);
     }
 
+    /// Takes the conditions pushed so far (` WHERE ...`) and starts a new clause whose
+    /// placeholders go on numbering after these: for statements with several WHERE clauses
+    /// (the parts of a `UNION ALL`), all bound by one [`Where::fetch_all`].
+    pub(crate) fn take_sql(&mut self) -> String {
+        std::mem::take(&mut self.sql)
+    }
+
     pub(crate) fn text(&mut self, column: &str, value: Option<&str>) {
         if let Some(value) = value {
             self.push(
@@ -107,6 +114,11 @@ mod tests {
         );
         assert_eq!(w.values.len(), 4);
         assert!(matches!(w.values[3], Bound::Int(2)));
+        let first = w.take_sql();
+        assert!(first.ends_with("$4))"));
+        w.int("b >= ?", Some(7));
+        assert_eq!(w.sql, " WHERE b >= $5");
+        assert!(matches!(w.values[4], Bound::Int(7)));
         assert_eq!(escape_like("a%b_c\\"), "a\\%b\\_c\\\\");
     }
 }

@@ -7,7 +7,8 @@
 //! - `queries.rs`: reads for the admin API and the limiter (per request, totals by group,
 //!   spend per budget subject).
 //!
-//! - `rollup.rs`: the per-minute analytics rollups, added to in the same transaction.
+//! - `rollup.rs`: the analytics rollups per minute and per hour, added to in the same
+//!   transaction.
 //! - `bodies.rs`: the writer of the optional call bodies (droppable, unlike records).
 //! - `retention.rs`: deletes old records, bodies and rollups in small batches.
 //!
@@ -307,7 +308,7 @@ fn add_columns<A: Bind>(
 }
 
 /// Inserts `records` inside the caller's transaction, one multi-row statement per chunk, and
-/// adds them to the per-minute rollups in the same transaction.
+/// adds them to the rollups (per minute and per hour) in the same transaction.
 pub(crate) async fn insert_records<DB: LedgerDb>(
     tx: &mut Transaction<'static, DB>,
     records: &[UsageRecord],

@@ -7,6 +7,7 @@
 //! databases) and turned into UTC dates here, so no date function differs between them.
 //! Composite groups (`org/team/app`) are grouped by their columns and joined here.
 
+use super::rollup::Table;
 use super::{record_from_row, select_usage};
 use crate::db::Store;
 use crate::error::StoreError;
@@ -132,6 +133,12 @@ impl Where {
             .push_str(&condition.replace('?', &format!("${}", self.values.len())));
     }
 
+    /// Takes the conditions so far and starts a new WHERE clause whose placeholders go on
+    /// numbering after them (for the parts of a `UNION ALL`).
+    fn take_sql(&mut self) -> String {
+        std::mem::take(&mut self.sql)
+    }
+
     fn text(&mut self, column: &str, value: Option<&String>) {
         if let Some(value) = value {
             self.push(&format!("{column} = ?"), Bound::Text(value.clone()));
@@ -238,10 +245,10 @@ impl Store {
     /// target -> `provider/model`. Every outcome counts (a cancelled stream is billed for
     /// what it used). A subject with the wrong number of parts is [`StoreError::Invalid`].
     ///
-    /// Read from the per-minute rollups, not the raw rows, so that spend outlives the call
-    /// log's retention (a `total` or `month` budget is seeded right after old rows are
-    /// deleted): minutes starting at or after `since_ms` count, exact for the minute-aligned
-    /// starts of budget periods.
+    /// Read from the rollups, not the raw rows, so that spend outlives the call log's
+    /// retention (a `total` or `month` budget is seeded right after old rows are deleted):
+    /// minutes starting at or after `since_ms` count, exact for the minute-aligned starts of
+    /// budget periods (whole hours are read from the hourly rollups, see [`spend_rows`]).
     pub async fn spend_since(
         &self,
         scope: Scope,
@@ -261,15 +268,10 @@ impl Store {
                 scope.as_str()
             )));
         }
-        let (dimension, column) = rollup_subject(scope);
         let mut w = Where::default();
-        w.push("dimension = ?", Bound::Text(dimension.to_owned()));
-        w.push(&format!("{column} = ?"), Bound::Text(subject.to_owned()));
-        w.push("bucket_ms >= ?", Bound::Int(since_ms));
-        let sql = format!(
-            "SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS spent FROM usage_rollups{}",
-            w.sql
-        );
+        let rows = spend_rows(&mut w, scope, Some(subject), since_ms);
+        let sql =
+            format!("SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS spent FROM {rows}");
         let rows = w.fetch_all(self, sql).await?;
         match rows.first() {
             Some(row) => Ok(row.try_get("spent")?),
@@ -287,14 +289,11 @@ impl Store {
         scope: Scope,
         since_ms: i64,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        let (dimension, column) = rollup_subject(scope);
         let mut w = Where::default();
-        w.push("dimension = ?", Bound::Text(dimension.to_owned()));
-        w.push("bucket_ms >= ?", Bound::Int(since_ms));
+        let rows = spend_rows(&mut w, scope, None, since_ms);
         let sql = format!(
-            "SELECT {column} AS subject, CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS spent \
-             FROM usage_rollups{} GROUP BY {column}",
-            w.sql
+            "SELECT subject, CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS spent \
+             FROM {rows} GROUP BY subject"
         );
         let rows = w.fetch_all(self, sql).await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -309,6 +308,40 @@ impl Store {
         out.sort();
         Ok(out)
     }
+}
+
+/// `(SELECT subject, cost_micros ... UNION ALL ...) AS spend`: the rollup rows of `scope`'s
+/// dimension (of one `subject`, when given) from `since_ms` on, conditions pushed to `w`. The
+/// hours starting at or after `since_ms` come from the hourly rollups, the minutes before the
+/// first of them from the minute rollups: the same sums as the minute rollups alone, from
+/// fewer rows (up to 60 times: an hour holds up to 60 minute rows of a subject).
+fn spend_rows(w: &mut Where, scope: Scope, subject: Option<&str>, since_ms: i64) -> String {
+    let (dimension, column) = rollup_subject(scope);
+    let hour = Table::Hour.width_ms();
+    let first_hour = match since_ms.rem_euclid(hour) {
+        0 => since_ms,
+        rem => since_ms.saturating_add(hour - rem),
+    };
+    let mut parts = Vec::with_capacity(2);
+    for table in [Table::Hour, Table::Minute] {
+        w.push("dimension = ?", Bound::Text(dimension.to_owned()));
+        if let Some(subject) = subject {
+            w.push(&format!("{column} = ?"), Bound::Text(subject.to_owned()));
+        }
+        match table {
+            Table::Hour => w.push("bucket_ms >= ?", Bound::Int(first_hour)),
+            Table::Minute => {
+                w.push("bucket_ms >= ?", Bound::Int(since_ms));
+                w.push("bucket_ms < ?", Bound::Int(first_hour));
+            }
+        }
+        parts.push(format!(
+            "SELECT {column} AS subject, cost_micros FROM {}{}",
+            table.name(),
+            w.take_sql()
+        ));
+    }
+    format!("({}) AS spend", parts.join(" UNION ALL "))
 }
 
 /// The rollup dimension holding a scope's spend and the column its subject is in.

@@ -1,5 +1,5 @@
-//! Retention of the call log: deletes `usage_records`, `call_bodies` and `usage_rollups` rows
-//! older than `logging.retention` says, in small batches (one short statement each, a pause
+//! Retention of the call log: deletes `usage_records`, `call_bodies` and rollup rows (per
+//! minute and per hour) older than `logging.retention` says, in small batches (one short statement each, a pause
 //! between them) so that neither serving nor the usage writer ever waits long for a lock. A
 //! peer's cleanup job deleting everything in one statement held locks for minutes; this one
 //! holds them for one batch.
@@ -27,7 +27,10 @@ const PAUSE: Duration = Duration::from_millis(20);
 pub struct RetentionStats {
     pub calls: u64,
     pub bodies: u64,
+    /// Minute rollups (`usage_rollups`).
     pub rollups: u64,
+    /// Hourly rollups (`usage_rollups_hourly`), under the same policy as the minute ones.
+    pub hourly_rollups: u64,
     /// Delete statements run.
     pub batches: u64,
 }
@@ -37,10 +40,11 @@ pub struct RetentionStats {
 /// `DELETE ... LIMIT` in SQLite and Postgres.
 fn delete_sql(table: &str) -> String {
     match table {
-        "usage_rollups" => "DELETE FROM usage_rollups WHERE (dimension, value, org, bucket_ms) IN \
-             (SELECT dimension, value, org, bucket_ms FROM usage_rollups \
+        "usage_rollups" | "usage_rollups_hourly" => format!(
+            "DELETE FROM {table} WHERE (dimension, value, org, bucket_ms) IN \
+             (SELECT dimension, value, org, bucket_ms FROM {table} \
              WHERE bucket_ms < $1 LIMIT $2)"
-            .to_owned(),
+        ),
         "call_bodies" => "DELETE FROM call_bodies WHERE id IN \
              (SELECT id FROM call_bodies WHERE started_at_ms < $1 LIMIT $2)"
             .to_owned(),
@@ -95,6 +99,10 @@ impl Store {
             ("usage_records", policy.calls_days),
             ("call_bodies", policy.bodies_days),
             ("usage_rollups", policy.rollups_days),
+            // The same cutoff: an hour that began before it goes even if some of its minutes
+            // stay. Analytics read an hour only when the range holds all of it, so ranges
+            // starting at or after the cutoff still answer exactly.
+            ("usage_rollups_hourly", policy.rollups_days),
         ];
         for (table, days) in kinds {
             let Some(days) = days else { continue };
@@ -106,7 +114,8 @@ impl Store {
             match table {
                 "usage_records" => stats.calls = rows,
                 "call_bodies" => stats.bodies = rows,
-                _ => stats.rollups = rows,
+                "usage_rollups" => stats.rollups = rows,
+                _ => stats.hourly_rollups = rows,
             }
         }
         Ok(stats)
@@ -129,12 +138,18 @@ impl RetentionTask {
             loop {
                 let current = policy();
                 match store.retention_pass(&current, now_ms(), &cancel).await {
-                    Ok(stats) if stats.calls + stats.bodies + stats.rollups > 0 => info!(
-                        calls = stats.calls,
-                        bodies = stats.bodies,
-                        rollups = stats.rollups,
-                        "Retention deleted old call log rows."
-                    ),
+                    Ok(stats)
+                        if stats.calls + stats.bodies + stats.rollups + stats.hourly_rollups
+                            > 0 =>
+                    {
+                        info!(
+                            calls = stats.calls,
+                            bodies = stats.bodies,
+                            rollups = stats.rollups,
+                            hourly_rollups = stats.hourly_rollups,
+                            "Retention deleted old call log rows."
+                        )
+                    }
                     Ok(_) => {}
                     Err(e) => warn!(error = %e, "Retention pass failed; trying again later."),
                 }

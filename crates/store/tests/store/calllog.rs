@@ -1,6 +1,6 @@
-//! The call log's store side: per-minute rollups written with the usage records (checked
-//! against sums computed here from the records, after many batches and with two writers on
-//! one database). The details' round trip is checked by the usage tests (`record(i)` carries
+//! The call log's store side: rollups per minute and per hour written with the usage records
+//! (checked against sums computed here from the records, after many batches and with two
+//! writers on one database), the hourly backfill of migration 0005, and retention. The details' round trip is checked by the usage tests (`record(i)` carries
 //! them).
 
 use crate::common::TestDb;
@@ -27,8 +27,11 @@ fn clustered(i: u64, minutes: i64) -> UsageRecord {
     r
 }
 
-/// The rollups the records should give, computed independently of the writer.
-fn expected(records: &[UsageRecord]) -> Groups {
+const HOUR_MS: i64 = 3_600_000;
+
+/// The rollups the records should give in buckets of `width` ms (a minute or an hour),
+/// computed independently of the writer.
+fn expected(records: &[UsageRecord], width: i64) -> Groups {
     let mut out = Groups::new();
     for r in records {
         let c = &r.caller;
@@ -51,7 +54,7 @@ fn expected(records: &[UsageRecord]) -> Groups {
         tags.sort();
         tags.dedup();
         dims.extend(tags.into_iter().map(|t| ("tag", t)));
-        let bucket = r.started_at_ms - r.started_at_ms.rem_euclid(60_000);
+        let bucket = r.started_at_ms - r.started_at_ms.rem_euclid(width);
         for (dim, value) in dims {
             let e = out
                 .entry((dim.to_owned(), value, org.clone(), bucket))
@@ -95,10 +98,16 @@ const SUM_COLUMNS: [&str; 12] = [
     "ttft_count",
 ];
 
+/// The minute rollups as stored.
 async fn stored(db: &TestDb) -> Groups {
+    stored_in(db, "usage_rollups").await
+}
+
+/// The rows of one rollup table (`usage_rollups` or `usage_rollups_hourly`).
+async fn stored_in(db: &TestDb, table: &str) -> Groups {
     let lat: Vec<String> = (0..30).map(|i| format!("lat_{i:02}")).collect();
     let sql = format!(
-        "SELECT dimension, value, org, bucket_ms, {}, {} FROM usage_rollups",
+        "SELECT dimension, value, org, bucket_ms, {}, {} FROM {table}",
         SUM_COLUMNS.join(", "),
         lat.join(", ")
     );
@@ -122,14 +131,47 @@ async fn stored(db: &TestDb) -> Groups {
     out
 }
 
-/// Rollups equal the raw rows' sums, also per dimension `all` against the ledger's totals.
+/// `groups` summed into hours.
+fn by_hour(groups: &Groups) -> Groups {
+    let mut out = Groups::new();
+    for ((dim, value, org, bucket), sums) in groups {
+        let hour = bucket - bucket.rem_euclid(HOUR_MS);
+        let e = out
+            .entry((dim.clone(), value.clone(), org.clone(), hour))
+            .or_default();
+        for (a, n) in e.0.iter_mut().zip(sums.0) {
+            *a += n;
+        }
+        for (a, n) in e.1.iter_mut().zip(sums.1) {
+            *a += n;
+        }
+    }
+    out
+}
+
+fn assert_groups_eq(got: &Groups, want: &Groups, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: rows");
+    for (key, sums) in want {
+        assert_eq!(got.get(key), Some(sums), "{what}: {key:?}");
+    }
+}
+
+/// The hourly rollups are the minute rollups summed by hour.
+async fn assert_hours_sum_minutes(db: &TestDb) {
+    let minutes = stored(db).await;
+    assert!(!minutes.is_empty());
+    let hours = stored_in(db, "usage_rollups_hourly").await;
+    assert!(hours.keys().all(|k| k.3.rem_euclid(HOUR_MS) == 0));
+    assert_groups_eq(&hours, &by_hour(&minutes), "hours against minutes");
+}
+
+/// Rollups (both tables) equal the raw rows' sums, also per dimension `all` against the
+/// ledger's totals.
 async fn assert_rollups_match(db: &TestDb, records: &[UsageRecord]) {
     let got = stored(db).await;
-    let want = expected(records);
-    assert_eq!(got.len(), want.len());
-    for (key, sums) in &want {
-        assert_eq!(got.get(key), Some(sums), "{key:?}");
-    }
+    assert_groups_eq(&got, &expected(records, 60_000), "minutes");
+    let hours = stored_in(db, "usage_rollups_hourly").await;
+    assert_groups_eq(&hours, &expected(records, HOUR_MS), "hours");
     let totals = db
         .store
         .usage_totals(&UsageFilter::default(), None)
@@ -154,7 +196,14 @@ async fn assert_rollups_match(db: &TestDb, records: &[UsageRecord]) {
 async fn rollups_equal_the_raw_rows(db: &TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let running = Running::start(db, 1024, options(dir.path()));
-    let records: Vec<_> = (0..500).map(|i| clustered(i, 4)).collect();
+    // Minutes 58..62 of the first hours: rows in two hours.
+    let records: Vec<_> = (0..500)
+        .map(|i| {
+            let mut r = clustered(i, 4);
+            r.started_at_ms += 58 * ROLLUP_BUCKET_MS;
+            r
+        })
+        .collect();
     for r in &records {
         running.send(r.clone());
     }
@@ -213,9 +262,94 @@ async fn two_writers_add_to_the_same_rollups(db: &TestDb) {
     tracker.wait().await;
 }
 
+/// A small deterministic generator (xorshift), so failures repeat.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Records at random times over five hours, written in bursts of random sizes (so batches
+/// of every size, several adding to one hour): the hourly table stays the minute table summed
+/// by hour, and both equal the raw rows.
+async fn hourly_rollups_are_minutes_summed_by_hour(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let running = Running::start(db, 1024, options(dir.path()));
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let mut records = Vec::new();
+    let mut i = 0;
+    while records.len() < 700 {
+        let burst = 1 + rng.below(150);
+        for _ in 0..burst {
+            let mut r = record(i);
+            r.started_at_ms = BASE_MS + 1 + rng.below(5 * HOUR_MS as u64) as i64;
+            running.send(r.clone());
+            records.push(r);
+            i += 1;
+        }
+        running.handle.wait_written(records.len() as u64).await;
+    }
+    running.stop().await;
+    assert_hours_sum_minutes(db).await;
+    assert_rollups_match(db, &records).await;
+}
+
+/// The statement of migration 0005 that fills the hourly table from the minute one.
+fn hourly_backfill(db: &TestDb) -> &'static str {
+    let migration = match db.backend {
+        switchboard_store::Backend::Sqlite => {
+            include_str!("../../migrations/sqlite/0005_hourly_rollups.sql")
+        }
+        switchboard_store::Backend::Postgres => {
+            include_str!("../../migrations/postgres/0005_hourly_rollups.sql")
+        }
+    };
+    let start = migration.find("INSERT INTO usage_rollups_hourly").unwrap();
+    &migration[start..]
+}
+
+/// Makes the hourly rollups anew from the minute rollups, as migration 0005 does: for tests
+/// that insert minute rows by hand.
+pub(crate) async fn rebuild_hourly_rollups(db: &TestDb) {
+    db.execute_raw("DELETE FROM usage_rollups_hourly").await;
+    db.execute_raw(hourly_backfill(db)).await;
+}
+
+/// Migration 0005's backfill sums the minute rollups written before it by hour.
+async fn backfill_sums_minutes_by_hour(db: &TestDb) {
+    let records: Vec<_> = (0..300)
+        .map(|i| {
+            let mut r = record(i);
+            r.started_at_ms = BASE_MS + i as i64 * 61_000;
+            r
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let running = Running::start(db, 1024, options(dir.path()));
+    for r in &records {
+        running.send(r.clone());
+    }
+    running.handle.wait_written(300).await;
+    running.stop().await;
+    rebuild_hourly_rollups(db).await;
+    assert_hours_sum_minutes(db).await;
+    assert_groups_eq(
+        &stored_in(db, "usage_rollups_hourly").await,
+        &expected(&records, HOUR_MS),
+        "backfilled hours",
+    );
+}
+
 both!(
     rollups_equal_the_raw_rows,
-    two_writers_add_to_the_same_rollups
+    two_writers_add_to_the_same_rollups,
+    hourly_rollups_are_minutes_summed_by_hour,
+    backfill_sums_minutes_by_hour,
 );
 
 /// Not a test: how long the writer takes for 40 batches of 512 records of one busy minute
@@ -297,6 +431,7 @@ async fn retention_deletes_old_rows_in_batches(db: &TestDb) {
         .await;
     }
     let rollups_before = stored(db).await.len();
+    let hourly_before = stored_in(db, "usage_rollups_hourly").await.len();
     let now = BASE_MS + 40 * 86_400_000;
     let policy = Retention {
         calls_days: Some(30),
@@ -329,8 +464,19 @@ async fn retention_deletes_old_rows_in_batches(db: &TestDb) {
         rollups_before as u64 - stats.rollups
     );
     assert!(stats.rollups > 0);
+    // The hourly rollups go by the same cutoff.
+    assert_eq!(
+        count("SELECT COUNT(*) FROM usage_rollups_hourly WHERE bucket_ms < 1704499200000").await,
+        0
+    );
+    let hourly_after = stored_in(db, "usage_rollups_hourly").await.len() as u64;
+    assert!(stats.hourly_rollups > 0);
+    assert_eq!(hourly_after, hourly_before as u64 - stats.hourly_rollups);
+    assert!(hourly_after > 0);
+    assert_hours_sum_minutes(db).await;
     // Batches of 3: every table needed several statements (plus the one that found less).
-    let want = (10u64 / 3 + 1) + (33 / 3 + 1) + (stats.rollups / 3 + 1);
+    let want =
+        (10u64 / 3 + 1) + (33 / 3 + 1) + (stats.rollups / 3 + 1) + (stats.hourly_rollups / 3 + 1);
     assert_eq!(stats.batches, want);
     // A second pass finds nothing; spend of the kept rollups is still there.
     let again = db
@@ -338,7 +484,15 @@ async fn retention_deletes_old_rows_in_batches(db: &TestDb) {
         .retention_pass(&policy, now, &CancellationToken::new())
         .await
         .unwrap();
-    assert_eq!((again.calls, again.bodies, again.rollups), (0, 0, 0));
+    assert_eq!(
+        (
+            again.calls,
+            again.bodies,
+            again.rollups,
+            again.hourly_rollups
+        ),
+        (0, 0, 0, 0)
+    );
     let kept: i64 = records[5..].iter().map(|r| r.cost.0).sum();
     let spent: i64 = db
         .store

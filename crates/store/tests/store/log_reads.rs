@@ -6,12 +6,13 @@ use crate::common::TestDb;
 use futures::StreamExt;
 use std::collections::BTreeSet;
 use std::time::Duration;
+use switchboard_core::limits::Scope;
 use switchboard_core::usage::{
     bucket_index, CallKind, Caller, Outcome, UsageQueue, UsageRecord, UsageSource,
 };
 use switchboard_store::{
-    CallLogEntry, Dimension, Interval, LogCursor, LogFilter, RollupQuery, TopOrder, UsageWriter,
-    WriterOptions,
+    CallLogEntry, Dimension, Interval, LogCursor, LogFilter, RollupPoint, RollupQuery, RollupStats,
+    TopOrder, UsageWriter, WriterOptions, LATENCY_BUCKETS,
 };
 use switchboard_types::{MicroUsd, Usage};
 use tokio_util::sync::CancellationToken;
@@ -356,6 +357,7 @@ async fn analytics_sum_rollups_by_bucket_and_group(db: &TestDb) {
         rollup(db, minute, "globex", "alias", "fast", 2, 40).await;
         rollup(db, minute, "acme", "all", "", 12, 500).await;
     }
+    crate::calllog::rebuild_hourly_rollups(db).await;
     let q = RollupQuery {
         org: Some("acme".into()),
         dimension: Dimension::Alias,
@@ -535,3 +537,265 @@ async fn analytics_totals_equal_the_raw_rows(db: &TestDb) {
 }
 
 both!(analytics_totals_equal_the_raw_rows);
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 86_400_000;
+
+/// One record's contribution to a rollup row.
+fn stats_of(r: &UsageRecord) -> RollupStats {
+    let mut latency_counts = vec![0; LATENCY_BUCKETS];
+    latency_counts[bucket_index(r.latency_ms).min(LATENCY_BUCKETS - 1)] = 1;
+    RollupStats {
+        requests: 1,
+        errors: i64::from(r.outcome == Outcome::Error),
+        cancelled: i64::from(r.outcome == Outcome::Cancelled),
+        input_tokens: r.usage.input_tokens as i64,
+        output_tokens: r.usage.output_tokens as i64,
+        cached_input_tokens: r.usage.cached_input_tokens as i64,
+        cache_write_tokens: r.usage.cache_write_tokens as i64,
+        reasoning_tokens: r.usage.reasoning_tokens as i64,
+        cost_micros: r.cost.0,
+        latency_ms_sum: r.latency_ms as i64,
+        ttft_ms_sum: r.ttft_ms.unwrap_or(0) as i64,
+        ttft_count: i64::from(r.ttft_ms.is_some()),
+        latency_counts,
+    }
+}
+
+fn add(into: &mut RollupStats, s: &RollupStats) {
+    into.requests += s.requests;
+    into.errors += s.errors;
+    into.cancelled += s.cancelled;
+    into.input_tokens += s.input_tokens;
+    into.output_tokens += s.output_tokens;
+    into.cached_input_tokens += s.cached_input_tokens;
+    into.cache_write_tokens += s.cache_write_tokens;
+    into.reasoning_tokens += s.reasoning_tokens;
+    into.cost_micros += s.cost_micros;
+    into.latency_ms_sum += s.latency_ms_sum;
+    into.ttft_ms_sum += s.ttft_ms_sum;
+    into.ttft_count += s.ttft_count;
+    if into.latency_counts.is_empty() {
+        into.latency_counts = vec![0; LATENCY_BUCKETS];
+    }
+    for (a, n) in into.latency_counts.iter_mut().zip(&s.latency_counts) {
+        *a += n;
+    }
+}
+
+/// What the minute rollups alone answer, from the raw records: the records whose minute
+/// starts in the range, per bucket of `width` (or over the whole range, `None`) and group
+/// value, sorted by bucket and group.
+fn reference(records: &[UsageRecord], q: &RollupQuery, width: Option<i64>) -> Vec<RollupPoint> {
+    let mut out: std::collections::BTreeMap<(Option<i64>, Option<String>), RollupStats> =
+        Default::default();
+    for r in records {
+        let minute = r.started_at_ms - r.started_at_ms.rem_euclid(MINUTE);
+        if minute < q.from_ms || minute >= q.to_ms {
+            continue;
+        }
+        if q.org.is_some() && r.caller.org != q.org {
+            continue;
+        }
+        let group = match q.dimension {
+            Dimension::All => None,
+            Dimension::Alias => Some(r.alias.clone()),
+            Dimension::Key => match &r.caller.key_id {
+                Some(key) => Some(key.clone()),
+                None => continue,
+            },
+            other => unreachable!("{other:?}"),
+        };
+        if q.value.is_some() && group != q.value {
+            continue;
+        }
+        let bucket = width.map(|w| minute - minute.rem_euclid(w));
+        add(out.entry((bucket, group)).or_default(), &stats_of(r));
+    }
+    out.into_iter()
+        .map(|((bucket_ms, group), stats)| RollupPoint {
+            bucket_ms,
+            group,
+            stats,
+        })
+        .collect()
+}
+
+fn sorted(mut points: Vec<RollupPoint>) -> Vec<RollupPoint> {
+    points.sort_by(|a, b| (a.bucket_ms, &a.group).cmp(&(b.bucket_ms, &b.group)));
+    points
+}
+
+/// The ranges checked (offsets from BASE_MS): aligned days, edges inside hours and inside
+/// minutes, ranges inside one hour and across one hour boundary, past the data, inverted,
+/// and the ends of i64.
+fn ranges() -> Vec<(i64, i64)> {
+    let at = |ms: i64| BASE_MS + ms;
+    vec![
+        (at(0), at(3 * DAY)),
+        (
+            at(5 * HOUR + 17 * MINUTE + 123),
+            at(2 * DAY + 7 * HOUR + 41 * MINUTE + 5),
+        ),
+        (
+            at(5 * HOUR + 17 * MINUTE),
+            at(2 * DAY + 7 * HOUR + 41 * MINUTE),
+        ),
+        (at(10 * HOUR + 5 * MINUTE), at(10 * HOUR + 50 * MINUTE)),
+        (at(10 * HOUR + 40 * MINUTE + 1), at(11 * HOUR + 20 * MINUTE)),
+        (at(10 * HOUR), at(11 * HOUR)),
+        (at(10 * HOUR - 1), at(11 * HOUR + 1)),
+        (at(DAY), at(2 * DAY + 30 * MINUTE)),
+        (at(DAY + 1), at(2 * DAY)),
+        (at(-DAY), at(4 * DAY)),
+        (at(2 * DAY), at(DAY)),
+        (0, i64::MAX),
+        (i64::MIN, i64::MAX),
+    ]
+}
+
+/// 900 records at random times over three days, written through the writer (which fills both
+/// rollup tables).
+async fn three_random_days(db: &TestDb) -> Vec<UsageRecord> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rand = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let records: Vec<UsageRecord> = (0..900)
+        .map(|i| {
+            let mut r = record(i);
+            r.started_at_ms = BASE_MS + rand(3 * DAY as u64) as i64;
+            r.ttft_ms = i.is_multiple_of(3).then_some(i % 17);
+            r
+        })
+        .collect();
+    write(db, records.clone()).await;
+    records
+}
+
+/// By alias (all orgs), everything of one org, and one key.
+fn queries(from_ms: i64, to_ms: i64) -> [RollupQuery; 3] {
+    let base = RollupQuery {
+        org: None,
+        dimension: Dimension::Alias,
+        value: None,
+        from_ms,
+        to_ms,
+    };
+    [
+        base.clone(),
+        RollupQuery {
+            org: Some("acme".into()),
+            dimension: Dimension::All,
+            ..base.clone()
+        },
+        RollupQuery {
+            dimension: Dimension::Key,
+            value: Some("key_3".into()),
+            ..base
+        },
+    ]
+}
+
+/// Series, totals and top-N read whole hours from the hourly table yet answer exactly what
+/// the minute rows alone give, for every range and interval.
+async fn analytics_equal_the_minute_rollups_for_any_range(db: &TestDb) {
+    let records = three_random_days(db).await;
+    for (from_ms, to_ms) in ranges() {
+        for q in queries(from_ms, to_ms) {
+            let what = format!("{q:?}");
+            for interval in [Interval::Minute, Interval::Hour, Interval::Day] {
+                let got = db.store.rollup_series(&q, interval).await.unwrap();
+                let want = reference(&records, &q, Some(interval.width_ms()));
+                assert_eq!(sorted(got), want, "{interval:?} {what}");
+            }
+            let got = db.store.rollup_totals(&q).await.unwrap();
+            assert_eq!(sorted(got), reference(&records, &q, None), "totals {what}");
+        }
+        // Top-N is the totals, ordered.
+        let keys = RollupQuery {
+            dimension: Dimension::Key,
+            ..queries(from_ms, to_ms)[0].clone()
+        };
+        let top = db.store.rollup_top(&keys, TopOrder::Cost, 2).await.unwrap();
+        let mut want = reference(&records, &keys, None);
+        want.sort_by(|a, b| (b.stats.cost_micros, &a.group).cmp(&(a.stats.cost_micros, &b.group)));
+        want.truncate(2);
+        assert_eq!(top, want, "top keys {from_ms}..{to_ms}");
+    }
+}
+
+/// The whole hours do come from the hourly table: without an hour's minute rows, a series by
+/// hour and the totals still have it, and a series by minute does not.
+async fn whole_hours_come_from_the_hourly_table(db: &TestDb) {
+    let records = three_random_days(db).await;
+    let hour = BASE_MS + 30 * HOUR;
+    db.execute_raw(&format!(
+        "DELETE FROM usage_rollups WHERE bucket_ms >= {hour} AND bucket_ms < {}",
+        hour + HOUR
+    ))
+    .await;
+    let q = RollupQuery {
+        from_ms: hour,
+        to_ms: hour + HOUR,
+        ..queries(0, 0)[0].clone()
+    };
+    let by_hour = db.store.rollup_series(&q, Interval::Hour).await.unwrap();
+    assert!(!by_hour.is_empty());
+    assert_eq!(sorted(by_hour), reference(&records, &q, Some(HOUR)));
+    let totals = db.store.rollup_totals(&q).await.unwrap();
+    assert_eq!(sorted(totals), reference(&records, &q, None));
+    assert!(db
+        .store
+        .rollup_series(&q, Interval::Minute)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Budget spend from any start, read from hours and the minutes before the first of them,
+/// equals the minute rows' from that start on.
+async fn budget_spend_equals_the_minute_rollups(db: &TestDb) {
+    let records = three_random_days(db).await;
+    for since in [
+        BASE_MS,
+        BASE_MS + 13 * HOUR + 7 * MINUTE + 3,
+        BASE_MS + DAY + 59 * MINUTE,
+        BASE_MS + 2 * DAY + HOUR,
+    ] {
+        let q = RollupQuery {
+            org: None,
+            dimension: Dimension::Key,
+            value: None,
+            from_ms: since,
+            to_ms: i64::MAX,
+        };
+        let want: Vec<(String, i64)> = reference(&records, &q, None)
+            .into_iter()
+            .map(|p| (p.group.unwrap(), p.stats.cost_micros))
+            .collect();
+        assert_eq!(
+            db.store.spend_by_subject(Scope::Key, since).await.unwrap(),
+            want,
+            "since {since}"
+        );
+        let key_3 = want.iter().find(|(k, _)| k == "key_3").unwrap().1;
+        assert_eq!(
+            db.store
+                .spend_since(Scope::Key, "key_3", since)
+                .await
+                .unwrap(),
+            key_3
+        );
+    }
+}
+
+both!(
+    analytics_equal_the_minute_rollups_for_any_range,
+    whole_hours_come_from_the_hourly_table,
+    budget_spend_equals_the_minute_rollups,
+);
