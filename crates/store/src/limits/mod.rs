@@ -189,8 +189,30 @@ async fn run_batches(inner: Arc<Inner>, mut queue: mpsc::Receiver<AcquireJob>) {
         }
         match inner.acquire_batch(&jobs).await {
             Ok(verdicts) => {
+                let mut abandoned = Vec::new();
                 for (job, verdict) in jobs.drain(..).zip(verdicts) {
-                    let _ = job.reply.send(Ok(verdict));
+                    let AcquireJob {
+                        counters,
+                        request_id,
+                        tokens,
+                        cost,
+                        reply,
+                    } = job;
+                    // The caller gave up while its batch was in Redis (it timed out and fell
+                    // back to local counters, or its client went away): give back what it was
+                    // admitted with, or its lease and reservation would stay until they expire.
+                    if let Err(Ok(Verdict::Admitted(states))) = reply.send(Ok(verdict)) {
+                        abandoned.push((request_id, give_back(&counters, &states, tokens, cost)));
+                    }
+                }
+                if !abandoned.is_empty() {
+                    let settles: Vec<(&str, &[Settle])> = abandoned
+                        .iter()
+                        .map(|(id, entries)| (id.as_str(), entries.as_slice()))
+                        .collect();
+                    if let Err(err) = inner.settle_batch(&settles).await {
+                        tracing::warn!(%err, "Cannot give back the counters of abandoned acquires.");
+                    }
                 }
             }
             Err(err) => {
@@ -306,6 +328,77 @@ impl Inner {
         self.acquire_calls.fetch_add(1, Ordering::Relaxed);
         let reply = self.run("acquire", &self.acquire, cmd).await?;
         batch.verdicts(jobs, &reply)
+    }
+
+    /// One settle script for every job's entries, in order (see settle.lua).
+    async fn settle_batch(
+        &self,
+        jobs: &[(&str, &[Settle])],
+    ) -> Result<Vec<Vec<Option<SpendChange>>>, BackendError> {
+        // The counters the batch settles, each once, and every entry's position among them.
+        let mut counters: Vec<&Counter> = Vec::new();
+        let mut counter_at: HashMap<&Counter, usize> = HashMap::new();
+        let mut entries = 0;
+        let mut budgets = 0;
+        for (_, settles) in jobs {
+            for entry in *settles {
+                let Some(op) = settle_op(entry) else { continue };
+                entries += 1;
+                budgets += usize::from(op == 3);
+                counter_at.entry(&entry.counter).or_insert_with(|| {
+                    counters.push(&entry.counter);
+                    counters.len() - 1
+                });
+            }
+        }
+        if entries == 0 {
+            return Ok(jobs.iter().map(|(_, e)| vec![None; e.len()]).collect());
+        }
+        let mut cmd = script_cmd(
+            &self.settle,
+            counters.len(),
+            2 * counters.len() + 4 * entries,
+        );
+        for c in &counters {
+            cmd.arg(self.key(c));
+        }
+        for c in &counters {
+            settle_key_args(&mut cmd, &c.kind);
+        }
+        for (request_id, settles) in jobs {
+            for entry in *settles {
+                let Some(op) = settle_op(entry) else { continue };
+                cmd.arg(op).arg(counter_at[&entry.counter] + 1);
+                match entry.kind {
+                    SettleKind::Tokens { window, delta } => cmd.arg(window).arg(delta),
+                    SettleKind::Release => cmd.arg(*request_id),
+                    SettleKind::Budget { reserved, actual } => cmd.arg(reserved).arg(actual),
+                };
+            }
+        }
+        let reply = self.run("settle", &self.settle, cmd).await?;
+        if reply.len() != 2 * budgets {
+            return Err(malformed());
+        }
+        let mut changes = reply.chunks_exact(2).map(|pair| SpendChange {
+            before: pair[0],
+            after: pair[1],
+        });
+        Ok(jobs
+            .iter()
+            .map(|(_, settles)| {
+                settles
+                    .iter()
+                    .map(|entry| {
+                        if settle_op(entry) == Some(3) {
+                            changes.next()
+                        } else {
+                            None
+                        }
+                    })
+                    .collect()
+            })
+            .collect())
     }
 }
 
@@ -490,6 +583,34 @@ fn settle_key_args(cmd: &mut Cmd, kind: &CounterKind) {
     };
 }
 
+/// The settlement that undoes an admission: leases released, tokens and reservations given
+/// back (a request window keeps its count, as a request that ran would).
+fn give_back(counters: &[Counter], states: &[CounterState], tokens: u64, cost: i64) -> Vec<Settle> {
+    let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
+    counters
+        .iter()
+        .zip(states)
+        .filter_map(|(counter, state)| {
+            let kind = match counter.kind {
+                CounterKind::Requests { .. } => return None,
+                CounterKind::Tokens { .. } => SettleKind::Tokens {
+                    window: state.window,
+                    delta: -tokens,
+                },
+                CounterKind::Concurrent { .. } => SettleKind::Release,
+                CounterKind::Budget { .. } => SettleKind::Budget {
+                    reserved: cost,
+                    actual: 0,
+                },
+            };
+            Some(Settle {
+                counter: counter.clone(),
+                kind,
+            })
+        })
+        .collect()
+}
+
 /// The limit as reported in [`CounterState`] (known here, so the script need not return it).
 fn limit_of(kind: &CounterKind) -> i64 {
     match *kind {
@@ -580,70 +701,7 @@ impl LimitBackend for RedisLimits {
         &self,
         jobs: &[(&str, &[Settle])],
     ) -> Result<Vec<Vec<Option<SpendChange>>>, BackendError> {
-        // The counters the batch settles, each once, and every entry's position among them.
-        let mut counters: Vec<&Counter> = Vec::new();
-        let mut counter_at: HashMap<&Counter, usize> = HashMap::new();
-        let mut entries = 0;
-        let mut budgets = 0;
-        for (_, settles) in jobs {
-            for entry in *settles {
-                let Some(op) = settle_op(entry) else { continue };
-                entries += 1;
-                budgets += usize::from(op == 3);
-                counter_at.entry(&entry.counter).or_insert_with(|| {
-                    counters.push(&entry.counter);
-                    counters.len() - 1
-                });
-            }
-        }
-        if entries == 0 {
-            return Ok(jobs.iter().map(|(_, e)| vec![None; e.len()]).collect());
-        }
-        let mut cmd = script_cmd(
-            &self.inner.settle,
-            counters.len(),
-            2 * counters.len() + 4 * entries,
-        );
-        for c in &counters {
-            cmd.arg(self.inner.key(c));
-        }
-        for c in &counters {
-            settle_key_args(&mut cmd, &c.kind);
-        }
-        for (request_id, settles) in jobs {
-            for entry in *settles {
-                let Some(op) = settle_op(entry) else { continue };
-                cmd.arg(op).arg(counter_at[&entry.counter] + 1);
-                match entry.kind {
-                    SettleKind::Tokens { window, delta } => cmd.arg(window).arg(delta),
-                    SettleKind::Release => cmd.arg(*request_id),
-                    SettleKind::Budget { reserved, actual } => cmd.arg(reserved).arg(actual),
-                };
-            }
-        }
-        let reply = self.inner.run("settle", &self.inner.settle, cmd).await?;
-        if reply.len() != 2 * budgets {
-            return Err(malformed());
-        }
-        let mut changes = reply.chunks_exact(2).map(|pair| SpendChange {
-            before: pair[0],
-            after: pair[1],
-        });
-        Ok(jobs
-            .iter()
-            .map(|(_, settles)| {
-                settles
-                    .iter()
-                    .map(|entry| {
-                        if settle_op(entry) == Some(3) {
-                            changes.next()
-                        } else {
-                            None
-                        }
-                    })
-                    .collect()
-            })
-            .collect())
+        self.inner.settle_batch(jobs).await
     }
 
     async fn peek(&self, counters: &[Counter]) -> Result<Vec<CounterState>, BackendError> {

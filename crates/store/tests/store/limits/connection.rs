@@ -92,6 +92,58 @@ async fn acquires_that_queue_up_share_a_script_call() {
     shared.cleanup().await;
 }
 
+/// A caller that gives up while its batch is in Redis (here: Redis is busy with a slow script
+/// for 300 ms and the caller waits 50 ms) is admitted there, and the batch task gives its lease,
+/// tokens and reservation back at once rather than leaving them until they expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_acquire_is_given_back() {
+    let Some(shared) = Shared::redis() else {
+        return;
+    };
+    let Shared::Redis { url, .. } = &shared else {
+        unreachable!()
+    };
+    let b = shared.instance().await;
+    let k = [
+        concurrent("ab-c", 5, 600_000),
+        tokens("ab-t", 1_000),
+        budget("ab-b", 1_000, 0),
+    ];
+    // Connected and the scripts loaded before Redis is made busy.
+    b.peek(&k).await.unwrap();
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let busy = tokio::spawn(async move {
+        let script = "local t = redis.call('TIME') local start = t[1] * 1000000 + t[2] \
+                      repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - start > 300000 \
+                      return 1";
+        let _: i64 = redis::cmd("EVAL")
+            .arg(script)
+            .arg(0)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(50),
+        b.acquire(&k, &demand("r", 40, 300)),
+    )
+    .await;
+    assert!(gave_up.is_err(), "Redis answered during the slow script");
+    busy.await.unwrap();
+    let mut left = Vec::new();
+    for _ in 0..50 {
+        left = used(&*b, &k).await;
+        if left == vec![0, 0, 0] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(left, vec![0, 0, 0]);
+    shared.cleanup().await;
+}
+
 /// An invalid URL is the one error `connect` reports.
 #[tokio::test]
 async fn invalid_url_is_refused() {
