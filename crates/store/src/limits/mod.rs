@@ -336,8 +336,7 @@ impl Inner {
         jobs: &[(&str, &[Settle])],
     ) -> Result<Vec<Vec<Option<SpendChange>>>, BackendError> {
         // The counters the batch settles, each once, and every entry's position among them.
-        let mut counters: Vec<&Counter> = Vec::new();
-        let mut counter_at: HashMap<&Counter, usize> = HashMap::new();
+        let mut counters = Distinct::default();
         let mut entries = 0;
         let mut budgets = 0;
         for (_, settles) in jobs {
@@ -345,12 +344,10 @@ impl Inner {
                 let Some(op) = settle_op(entry) else { continue };
                 entries += 1;
                 budgets += usize::from(op == 3);
-                counter_at.entry(&entry.counter).or_insert_with(|| {
-                    counters.push(&entry.counter);
-                    counters.len() - 1
-                });
+                counters.position(&entry.counter);
             }
         }
+        let (counters, counter_at) = (counters.items, counters.at);
         if entries == 0 {
             return Ok(jobs.iter().map(|(_, e)| vec![None; e.len()]).collect());
         }
@@ -402,6 +399,35 @@ impl Inner {
     }
 }
 
+/// Distinct items in the order first seen, each with its position.
+struct Distinct<T> {
+    items: Vec<T>,
+    at: HashMap<T, usize>,
+}
+
+impl<T> Default for Distinct<T> {
+    fn default() -> Self {
+        Distinct {
+            items: Vec::new(),
+            at: HashMap::new(),
+        }
+    }
+}
+
+impl<T: Clone + Eq + std::hash::Hash> Distinct<T> {
+    /// The position of `item`, added if it is new (a new item is cloned once: a reference
+    /// for counters, a short list for counter lists).
+    fn position(&mut self, item: T) -> usize {
+        if let Some(&position) = self.at.get(&item) {
+            return position;
+        }
+        let position = self.items.len();
+        self.items.push(item.clone());
+        self.at.insert(item, position);
+        position
+    }
+}
+
 /// A batch's distinct counters and counter lists, and each job's list.
 struct Batch<'a> {
     counters: Vec<&'a Counter>,
@@ -412,31 +438,18 @@ struct Batch<'a> {
 
 impl<'a> Batch<'a> {
     fn of(jobs: &'a [AcquireJob]) -> Batch<'a> {
-        let mut counters: Vec<&Counter> = Vec::new();
-        let mut counter_at: HashMap<&Counter, usize> = HashMap::new();
-        let mut lists: Vec<Vec<usize>> = Vec::new();
-        let mut list_at: HashMap<Vec<usize>, usize> = HashMap::new();
-        let mut list_of_job = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            let list: Vec<usize> = job
-                .counters
-                .iter()
-                .map(|c| {
-                    *counter_at.entry(c).or_insert_with(|| {
-                        counters.push(c);
-                        counters.len() - 1
-                    })
-                })
-                .collect();
-            let at = *list_at.entry(list).or_insert_with_key(|list| {
-                lists.push(list.clone());
-                lists.len() - 1
-            });
-            list_of_job.push(at);
-        }
+        let mut counters = Distinct::default();
+        let mut lists = Distinct::default();
+        let list_of_job = jobs
+            .iter()
+            .map(|job| {
+                let list: Vec<usize> = job.counters.iter().map(|c| counters.position(c)).collect();
+                lists.position(list)
+            })
+            .collect();
         Batch {
-            counters,
-            lists,
+            counters: counters.items,
+            lists: lists.items,
             list_of_job,
         }
     }
