@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Logging on against logging off (issue 5), in alternating pairs: two gateways run side by
-# side (both pinned to CPU 0, only one loaded at a time), `off` with `logging.metadata: false`
-# (rows keep the usage record only) and `gateway` with the default call log; wrk (CPU 1) loads
-# one then the other, the order swapped every round, and each pair's throughput and CPU per
-# request are compared. Many short pairs average out a shared machine's drift better than
-# run.sh's few long rounds.
+# Two gateway configs against each other in alternating pairs: both gateways run side by side
+# (pinned to CPU 0, only one loaded at a time); wrk (CPU 1) loads one then the other, the order
+# swapped every round, and each pair's throughput and CPU per request are compared. Many short
+# pairs average out a shared machine's drift better than run.sh's few long rounds.
+#
+#   PAIR=logging (default, issue 5): `off` (`logging.metadata: false`: rows keep the usage
+#     record only) against `gateway` (the default call log), both called with the admin key.
+#   PAIR=limits (issue 4): `vkey` (`gateway` called with a virtual key) against `limits` (the
+#     same plus run.sh's limits and budget in Redis, BENCH_REDIS); also prints Redis's CPU per
+#     request of the `limits` phases.
 #
 #   bench/pairs.sh                  # 10 pairs of 8 s at concurrency 64
-#   ROUNDS=20 SECONDS_ON=5 bench/pairs.sh
+#   ROUNDS=20 SECONDS_ON=5 PAIR=limits bench/pairs.sh
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,6 +22,8 @@ SWITCHBOARD_BIN="${SWITCHBOARD_BIN:-$ROOT/target/release/switchboard}"
 ROUNDS="${ROUNDS:-10}"
 SECONDS_ON="${SECONDS_ON:-8}"
 CONNS="${CONNS:-64}"
+PAIR="${PAIR:-logging}"
+BENCH_REDIS="${BENCH_REDIS:-redis://127.0.0.1:6379}"
 
 bench_harness pairs
 for tool in wrk curl taskset; do
@@ -27,7 +33,7 @@ done
 bench_start_mock
 
 KEY="sk-pairs-$$"
-declare -A PORT GW
+declare -A PORT GW TOKEN
 # start NAME EXTRA: one gateway with the benchmark's config plus EXTRA.
 start() {
   PORT[$1]=$(port)
@@ -37,45 +43,75 @@ start() {
   GW[$1]=$!
   PIDS+=("${GW[$1]}")
   wait_ready "http://127.0.0.1:${PORT[$1]}/healthz"
+  TOKEN[$1]=$KEY
 }
-start off "logging: { metadata: false }"
-start gateway ""
+# The pair: A against B, the ratios B / A.
+case "$PAIR" in
+  logging)
+    A=off B=gateway
+    start off "logging: { metadata: false }"
+    start gateway ""
+    ;;
+  limits)
+    A=vkey B=limits
+    start vkey ""
+    start limits "$(bench_limits_yaml "pairs$(date +%s)" "$BENCH_REDIS")"
+    for name in vkey limits; do
+      TOKEN[$name]=$(bench_virtual_key "http://127.0.0.1:${PORT[$name]}" "$KEY") \
+        || die "could not create a virtual key"
+    done
+    ;;
+  *) die "PAIR is logging or limits, not $PAIR" ;;
+esac
+# Redis's own CPU seconds (user + system), when B uses it and redis-cli exists.
+redis_cpu() {
+  [ "$PAIR" = limits ] && command -v redis-cli >/dev/null || { echo 0; return; }
+  redis-cli -u "$BENCH_REDIS" info cpu 2>/dev/null | tr -d '\r' \
+    | awk -F: '$1 == "used_cpu_user" || $1 == "used_cpu_sys" { s += $2 } END { printf "%.6f", s }'
+}
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# phase NAME SECONDS: prints "rps cpu_us_per_request" of one wrk phase against NAME.
+# phase NAME SECONDS: prints "rps cpu_us_per_request redis_cpu_us_per_request" of one wrk phase
+# against NAME.
 phase() {
-  local before after result requests rps
+  local before after result requests rps redis_before redis_after
   before=$(ticks "${GW[$1]}")
-  result=$(BENCH_TOKEN="$KEY" taskset -c 1 wrk -t1 -c"$CONNS" -d"${2}s" --timeout 10s \
+  redis_before=$(redis_cpu)
+  result=$(BENCH_TOKEN="${TOKEN[$1]}" taskset -c 1 wrk -t1 -c"$CONNS" -d"${2}s" --timeout 10s \
     -s "$BENCH/wrk-post.lua" "http://127.0.0.1:${PORT[$1]}/v1/chat/completions" | grep '^RESULT ')
   after=$(ticks "${GW[$1]}")
+  redis_after=$(redis_cpu)
   requests=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$result")
   rps=$(sed -n 's/.* rps=\([0-9.]*\).*/\1/p' <<<"$result")
   [ "${requests:-0}" -gt 0 ] || die "no requests completed: $result"
   grep -q ' non2xx=0 ' <<<"$result" || die "$1 answered with errors: $result"
   awk -v r="$rps" -v t=$(( after - before )) -v n="$requests" -v hz="$(getconf CLK_TCK)" \
-    'BEGIN { printf "%s %.2f\n", r, t * 1e6 / hz / n }'
+    -v ra="$redis_after" -v rb="$redis_before" \
+    'BEGIN { printf "%s %.2f %.2f\n", r, t * 1e6 / hz / n, (ra - rb) * 1e6 / n }'
 }
 
 log "warm-up"
-phase off 3 >/dev/null
-phase gateway 3 >/dev/null
-echo "round off_rps gateway_rps rps_ratio off_cpu_us gateway_cpu_us cpu_ratio"
+phase "$A" 3 >/dev/null
+phase "$B" 3 >/dev/null
+echo "round ${A}_rps ${B}_rps rps_ratio ${A}_cpu_us ${B}_cpu_us cpu_ratio ${B}_redis_cpu_us"
 for round in $(seq 1 "$ROUNDS"); do
   if (( round % 2 )); then
-    read -r off_rps off_cpu < <(phase off "$SECONDS_ON")
-    read -r gw_rps gw_cpu < <(phase gateway "$SECONDS_ON")
+    read -r a_rps a_cpu _ < <(phase "$A" "$SECONDS_ON")
+    read -r b_rps b_cpu b_redis < <(phase "$B" "$SECONDS_ON")
   else
-    read -r gw_rps gw_cpu < <(phase gateway "$SECONDS_ON")
-    read -r off_rps off_cpu < <(phase off "$SECONDS_ON")
+    read -r b_rps b_cpu b_redis < <(phase "$B" "$SECONDS_ON")
+    read -r a_rps a_cpu _ < <(phase "$A" "$SECONDS_ON")
   fi
-  awk -v r="$round" -v a="$off_rps" -v b="$gw_rps" -v c="$off_cpu" -v d="$gw_cpu" \
-    'BEGIN { printf "%d %.0f %.0f %.3f %.2f %.2f %.3f\n", r, a, b, b / a, c, d, d / c }'
+  awk -v r="$round" -v a="$a_rps" -v b="$b_rps" -v c="$a_cpu" -v d="$b_cpu" -v e="$b_redis" \
+    'BEGIN { printf "%d %.0f %.0f %.3f %.2f %.2f %.3f %.2f\n", r, a, b, b / a, c, d, d / c, e }'
 done | tee "$WORK/pairs.txt"
-# Medians and means of the per-pair ratios: issue 5 asks throughput >= 0.95x of logging off.
-awk 'NR > 1 { r[NR-1] = $4; c[NR-1] = $7; sr += $4; sc += $7; n++ }
+# Medians and means of the per-pair ratios: issue 5 asks logging on >= 0.95x of logging off
+# (PAIR=logging), issue 4 limits >= 0.9x of the virtual key alone (PAIR=limits).
+awk -v a="$A" -v b="$B" -v pair="$PAIR" 'NR > 1 { r[NR-1] = $4; c[NR-1] = $7; sr += $4; sc += $7; sx += $8; n++ }
   function median(v, k,   i, j, t) { for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
     return (k % 2) ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2 }
-  END { printf "throughput gateway/off: median %.3f, mean %.3f (issue 5: >= 0.95)\n", median(r, n), sr / n
-        printf "CPU per request gateway/off: median %.3f, mean %.3f\n", median(c, n), sc / n }' \
+  END { bound = pair == "limits" ? "issue 4: >= 0.9" : "issue 5: >= 0.95"
+        printf "throughput %s/%s: median %.3f, mean %.3f (%s)\n", b, a, median(r, n), sr / n, bound
+        printf "CPU per request %s/%s: median %.3f, mean %.3f\n", b, a, median(c, n), sc / n
+        if (pair == "limits") printf "Redis CPU per %s request: mean %.2f us\n", b, sx / n }' \
   <(echo header; cat "$WORK/pairs.txt")

@@ -15,12 +15,23 @@
 --      KEYS (a counter may appear twice in a list: it is then taken twice);
 --   3. the number of requests, then per request: request id, demanded tokens, demanded cost
 --      (micro-dollars), the position of its counter list.
--- Returns, as one string (see `reply`): per key, reset_ms and window (the window only for tokens;
--- 0 0 for a key no request reached); then per request, 1 and the used value of each counter of its list when admitted,
--- or 0, the position in its list (0-based) of the first full counter, and that counter's used
--- value.
---
+-- Returns, as one string (see `reply`): per key, reset_ms, window (only for tokens) and the used
+-- value before the batch (0 0 0 for a key no request reached); then per request one of
+--   1                 admitted; the gateway replays the takes (each counter of its list gains
+--                     1 request, its tokens, 1 lease or its cost, in order) to know the used values
+--   2 and the used value of each counter of its list, when admitted but the replay would not
+--                     know them (the request already held a lease, or a key came with two
+--                     descriptions)
+--   0, the position in its list (0-based) of the first full counter, and that counter's used
+--                     value, when refused.
+-- The replay keeps the reply (whose numbers Redis must format one by one) at one short string
+-- per request.
 -- Time is Redis's own (TIME), so that gateways with skewed clocks share windows and leases.
+--
+-- Redis runs this for every request of every instance, so the per-request loop is kept lean
+-- (Lua is interpreted: each table, call or global lookup there costs Redis CPU that the
+-- gateways' hosts pay for): no table or function call per request and counter, and the Redis
+-- commands are per counter, not per request.
 
 if redis.replicate_commands then
   -- Redis < 5 replicates scripts verbatim and refuses writes after TIME; later versions replicate
@@ -28,200 +39,257 @@ if redis.replicate_commands then
   redis.replicate_commands()
 end
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local tonumber, floor, call = tonumber, math.floor, redis.call
+local t = call('TIME')
+local now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
 
--- Part 1: the counters. Their state (`s`) is per key: should one key come with two descriptions
--- (a config reload between two requests of the batch), both share what Redis holds.
+-- Numbers from ARGV, each distinct string converted once (strtod is dear, and a batch repeats
+-- the same few numbers).
+local numbers = {}
+local function num(text)
+  local n = numbers[text]
+  if n == nil then
+    n = tonumber(text)
+    numbers[text] = n
+  end
+  return n
+end
+
+-- Part 1: the counters. A counter's state lives in the counter itself; should one key come with
+-- two descriptions (a config reload between two requests of the batch), both share one state
+-- (and are `shared`, which the gateway's replay does not know).
 local counters = {}
-local states = {}
+local by_key = {}
 local arg = 1
 for i = 1, #KEYS do
   local key = KEYS[i]
-  local s = states[key]
-  if s == nil then
-    s = {}
-    states[key] = s
+  local c = { key = key, kind = num(ARGV[arg]), a = num(ARGV[arg + 1]),
+    b = num(ARGV[arg + 2]), c = num(ARGV[arg + 3]), d = num(ARGV[arg + 4]) }
+  local s = by_key[key]
+  if s then
+    s.shared, c.shared = true, true
+  else
+    s = c
+    by_key[key] = c
   end
-  counters[i] = { key = key, s = s, kind = tonumber(ARGV[arg]), a = tonumber(ARGV[arg + 1]),
-    b = tonumber(ARGV[arg + 2]), c = tonumber(ARGV[arg + 3]), d = tonumber(ARGV[arg + 4]) }
+  c.s = s
+  counters[i] = c
   arg = arg + 5
 end
 
 -- Part 2: the counter lists.
 local lists = {}
-for l = 1, tonumber(ARGV[arg]) do
-  local len = tonumber(ARGV[arg + 1])
+for l = 1, num(ARGV[arg]) do
+  local len = num(ARGV[arg + 1])
   local list = {}
   for j = 1, len do
-    list[j] = counters[tonumber(ARGV[arg + 1 + j])]
+    list[j] = counters[num(ARGV[arg + 1 + j])]
   end
   lists[l] = list
   arg = arg + 1 + len
 end
 arg = arg + 1
+local requests, first = num(ARGV[arg]), arg + 1
 
--- Reads what Redis holds into the counter's state, which then adds what admitted requests of
--- this batch take.
+-- Reads what Redis holds into the counter's state (`n`: requests or tokens in the window,
+-- leases live, or spent + reserved), which then adds what admitted requests of this batch take.
 local function load(c)
   local s = c.s
   s.loaded = true
-  if c.kind == 1 or c.kind == 2 then
-    s.w = math.floor(now / c.b)
-    local stored = redis.call('HMGET', c.key, 'w', 'n')
+  local kind = c.kind
+  s.base = 0
+  if kind == 1 or kind == 2 then
+    s.w = floor(now / c.b)
+    local stored = call('HMGET', c.key, 'w', 'n')
     s.n = 0
-    if tonumber(stored[1]) == s.w then
+    s.fresh = tonumber(stored[1]) ~= s.w
+    if not s.fresh then
       s.n = tonumber(stored[2]) or 0
     end
-  elseif c.kind == 3 then
-    -- Leases are live while their expiry is after now. `taken`: request ids of this batch that
-    -- hold a lease (new or refreshed), to be written.
-    redis.call('ZREMRANGEBYSCORE', c.key, '-inf', now)
-    s.live = redis.call('ZCARD', c.key)
+    s.base = s.n
+  elseif kind == 3 then
+    -- Leases are live while their expiry is after now. `held`: request ids of this batch that
+    -- held a lease before it; `taken`: those that hold one now (new or refreshed), to be written.
+    call('ZREMRANGEBYSCORE', c.key, '-inf', now)
+    s.n = call('ZCARD', c.key)
+    s.base = s.n
+    s.existed = s.n > 0
     s.taken = {}
+    s.held = {}
+    if s.n > 0 then
+      local rids = {}
+      for r = 1, requests do
+        rids[r] = ARGV[first + 4 * (r - 1)]
+      end
+      local scores = call('ZMSCORE', c.key, unpack(rids))
+      for r = 1, requests do
+        if scores[r] then s.held[rids[r]] = true end
+      end
+    end
   else
-    local stored = redis.call('HMGET', c.key, 'spent', 'reserved')
+    local stored = call('HMGET', c.key, 'spent', 'reserved')
     s.exists = stored[1] ~= false
     if s.exists then
-      s.spent, s.reserved = tonumber(stored[1]), tonumber(stored[2]) or 0
+      s.spent = tonumber(stored[1])
+      s.n = s.spent + (tonumber(stored[2]) or 0)
     else
       -- Not created yet: spent starts at the seed (written only when the counter is created).
-      s.spent, s.reserved = c.c, 0
+      s.spent, s.n = c.c, c.c
     end
   end
+  s.base = s.n
 end
 
-local function used(c)
-  local s = c.s
-  if c.kind == 1 or c.kind == 2 then return s.n end
-  if c.kind == 3 then return s.live end
-  return s.spent + s.reserved
-end
-
--- Takes one request's demand from `c` in place, or returns false when it is full. Also returns,
--- for a lease, what `undo` needs (`taken[rid]` before, or 'new').
-local function take(c, rid, tokens, cost)
-  local kind, s = c.kind, c.s
-  if kind == 1 then
-    if s.n + 1 > c.a then return false end
-    s.n = s.n + 1
-  elseif kind == 2 then
-    if s.n + tokens > c.a then return false end
-    s.n = s.n + tokens
-  elseif kind == 3 then
-    local before = s.taken[rid]
-    -- A request that already holds a lease keeps it (a repeated acquire needs no second slot)
-    -- and has it refreshed.
-    if not (before or redis.call('ZSCORE', c.key, rid)) then
-      if s.live >= c.a then return false end
-      s.live = s.live + 1
-      before = 'new'
-    end
-    s.taken[rid] = true
-    return true, before
-  else
-    if c.b == 1 and s.spent + s.reserved + cost > c.a then return false end
-    s.reserved = s.reserved + cost
+-- Part 3: the requests, in order. Each request's used values go into `out` after its place
+-- for 1, 2 or 0, and stay there only when the reply must carry them.
+local out = {}
+local o = 3 * #counters
+for i = 1, o do out[i] = 0 end
+local befores = {}
+local tokens, cost, list
+local tokens_text, cost_text, list_text
+for r = 1, requests do
+  local at = first + 4 * (r - 1)
+  local rid = ARGV[at]
+  -- Equal strings are one interned string in Lua: a request demanding what the previous one
+  -- did costs no conversion.
+  if ARGV[at + 1] ~= tokens_text then
+    tokens_text = ARGV[at + 1]
+    tokens = tonumber(tokens_text)
   end
-  return true
-end
-
-local function undo(c, rid, tokens, cost, before)
-  local kind, s = c.kind, c.s
-  if kind == 1 then
-    s.n = s.n - 1
-  elseif kind == 2 then
-    s.n = s.n - tokens
-  elseif kind == 3 then
-    if before == 'new' then
-      s.live = s.live - 1
-      s.taken[rid] = nil
-    elseif not before then
-      s.taken[rid] = nil
-    end
-  else
-    s.reserved = s.reserved - cost
+  if ARGV[at + 2] ~= cost_text then
+    cost_text = ARGV[at + 2]
+    cost = tonumber(cost_text)
   end
-end
-
-local function store(c)
-  local kind, key, s = c.kind, c.key, c.s
-  if kind == 1 or kind == 2 then
-    redis.call('HSET', key, 'w', s.w, 'n', s.n)
-    redis.call('PEXPIRE', key, 2 * c.b)
-  elseif kind == 3 then
-    -- ZADD refreshes the lease of a repeated acquire. The set lives as long as its last lease.
-    local args = {}
-    for rid in pairs(s.taken) do
-      args[#args + 1] = now + c.b
-      args[#args + 1] = rid
-    end
-    redis.call('ZADD', key, unpack(args))
-    if redis.call('PTTL', key) < c.b then
-      redis.call('PEXPIRE', key, c.b)
-    end
-  else
-    redis.call('HSET', key, 'spent', s.spent, 'reserved', s.reserved)
-    -- The TTL runs from creation and is never extended: the counter ends with its period.
-    if not s.exists and c.d > 0 then
-      redis.call('PEXPIRE', key, c.d)
-    end
+  if ARGV[at + 3] ~= list_text then
+    list_text = ARGV[at + 3]
+    list = lists[tonumber(list_text)]
   end
-end
-
--- Part 3: the requests, in order.
-local decided = {}
-for _ = 1, tonumber(ARGV[arg]) do
-  local rid, tokens, cost = ARGV[arg + 1], tonumber(ARGV[arg + 2]), tonumber(ARGV[arg + 3])
-  local list = lists[tonumber(ARGV[arg + 4])]
-  arg = arg + 4
-  -- What each counter holds after this request's take (a counter listed twice shows both).
-  local useds, befores = {}, {}
   local refused = nil
+  local replayable = true
   for j = 1, #list do
     local c = list[j]
-    if not c.s.loaded then load(c) end
-    local ok, before = take(c, rid, tokens, cost)
-    if not ok then
+    local s, kind = c.s, c.kind
+    if not s.loaded then load(c) end
+    -- What this counter holds after the request's take, and whether that fits: one request,
+    -- its tokens, a lease (none for a request that holds one already: a repeated acquire keeps
+    -- its lease and has it refreshed) or its cost (always fits an unenforced budget).
+    local n, fits
+    if kind == 1 then
+      n = s.n + 1
+      fits = n <= c.a
+    elseif kind == 2 then
+      n = s.n + tokens
+      fits = n <= c.a
+    elseif kind == 3 then
+      local before = s.taken[rid] or s.held[rid]
+      befores[j] = before
+      if before then
+        n, fits = s.n, true
+        replayable = false
+      else
+        n = s.n + 1
+        fits = n <= c.a
+      end
+    else
+      n = s.n + cost
+      fits = c.b ~= 1 or n <= c.a
+    end
+    if not fits then
       refused = j
       break
     end
-    useds[j], befores[j] = used(c), before
+    s.n = n
+    if kind == 3 then s.taken[rid] = true end
+    if c.shared then replayable = false end
+    out[o + 1 + j] = n
   end
   if refused then
-    decided[#decided + 1] = 0
-    decided[#decided + 1] = refused - 1
-    decided[#decided + 1] = used(list[refused])
+    out[o + 1] = 0
+    out[o + 2] = refused - 1
+    out[o + 3] = list[refused].s.n
+    o = o + 3
     -- Give back what this request took from the counters before the full one, last first (a
     -- counter listed twice is given back twice).
     for j = refused - 1, 1, -1 do
-      undo(list[j], rid, tokens, cost, befores[j])
+      local c = list[j]
+      local s, kind = c.s, c.kind
+      if kind == 1 then
+        s.n = s.n - 1
+      elseif kind == 2 then
+        s.n = s.n - tokens
+      elseif kind == 3 then
+        if not befores[j] then
+          s.n = s.n - 1
+          s.taken[rid] = nil
+        end
+      else
+        s.n = s.n - cost
+      end
     end
   else
-    decided[#decided + 1] = 1
     for j = 1, #list do
       list[j].s.dirty = true
-      decided[#decided + 1] = useds[j]
+    end
+    if replayable then
+      out[o + 1] = '1'
+      o = o + 1
+    else
+      out[o + 1] = 2
+      o = o + 1 + #list
+    end
+  end
+end
+-- Used values left beyond the last request's end.
+for i = #out, o + 1, -1 do out[i] = nil end
+
+-- Writes what the batch took. Windows and lease sets keep their TTL (set when the window began
+-- or the set was made, extended by newer leases); budgets keep the one set at creation.
+local function store(c)
+  local kind, key, s = c.kind, c.key, c.s
+  if kind == 1 or kind == 2 then
+    call('HSET', key, 'w', s.w, 'n', s.n)
+    -- The key outlives its window when the TTL is set as the window begins.
+    if s.fresh then call('PEXPIRE', key, 2 * c.b) end
+  elseif kind == 3 then
+    -- The expiry as a string once: Redis would format a number argument for every lease.
+    local expiry = string.format('%d', now + c.b)
+    local args, i = {}, 0
+    for rid in pairs(s.taken) do
+      args[i + 1] = expiry
+      args[i + 2] = rid
+      i = i + 2
+    end
+    call('ZADD', key, unpack(args))
+    -- The set lives as long as its last lease (a set made now has no TTL yet; one that existed
+    -- may have a longer one, should a config change have shortened the lease).
+    if not s.existed or call('PTTL', key) < c.b then
+      call('PEXPIRE', key, c.b)
+    end
+  else
+    call('HSET', key, 'spent', s.spent, 'reserved', s.n - s.spent)
+    -- The TTL runs from creation and is never extended: the counter ends with its period.
+    if not s.exists and c.d > 0 then
+      call('PEXPIRE', key, c.d)
     end
   end
 end
 
--- One (reset_ms, window) per key; then the decisions.
-local out = {}
+-- One (reset_ms, window, used before the batch) per key, at the front of `out`.
 for i = 1, #counters do
   local c = counters[i]
-  if c.s.dirty then
+  local s = c.s
+  if s.dirty then
     store(c)
-    c.s.dirty = false
+    s.dirty = false
   end
-  if c.s.loaded and (c.kind == 1 or c.kind == 2) then
-    out[#out + 1] = (c.s.w + 1) * c.b - now
-    -- The window matters only for settling tokens.
-    if c.kind == 2 then out[#out + 1] = c.s.w else out[#out + 1] = 0 end
-  else
-    out[#out + 1] = 0
-    out[#out + 1] = 0
+  if s.loaded then
+    if c.kind == 1 or c.kind == 2 then
+      out[3 * i - 2] = (s.w + 1) * c.b - now
+      -- The window matters only for settling tokens.
+      if c.kind == 2 then out[3 * i - 1] = s.w end
+    end
+    out[3 * i] = s.base
   end
 end
-for _, n in ipairs(decided) do out[#out + 1] = n end
 return reply(out)

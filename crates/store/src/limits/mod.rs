@@ -47,6 +47,8 @@ use switchboard_core::limits::{
 };
 use tokio::sync::{mpsc, oneshot, OnceCell};
 
+mod merge;
+
 /// The prefix of every key unless [`RedisLimits::with_prefix`] says otherwise.
 const DEFAULT_PREFIX: &str = "switchboard:rl:";
 
@@ -330,72 +332,39 @@ impl Inner {
         batch.verdicts(jobs, &reply)
     }
 
-    /// One settle script for every job's entries, in order (see settle.lua).
+    /// One settle script for every job's entries, in order (see settle.lua), merged where
+    /// that is exact (see merge.rs).
     async fn settle_batch(
         &self,
         jobs: &[(&str, &[Settle])],
     ) -> Result<Vec<Vec<Option<SpendChange>>>, BackendError> {
-        // The counters the batch settles, each once, and every entry's position among them.
-        let mut counters = Distinct::default();
-        let mut entries = 0;
-        let mut budgets = 0;
-        for (_, settles) in jobs {
-            for entry in *settles {
-                let Some(op) = settle_op(entry) else { continue };
-                entries += 1;
-                budgets += usize::from(op == 3);
-                counters.position(&entry.counter);
-            }
-        }
-        let (counters, counter_at) = (counters.items, counters.at);
-        if entries == 0 {
+        let batch = merge::Entries::of(jobs);
+        if batch.entries.is_empty() {
             return Ok(jobs.iter().map(|(_, e)| vec![None; e.len()]).collect());
         }
         let mut cmd = script_cmd(
             &self.settle,
-            counters.len(),
-            2 * counters.len() + 4 * entries,
+            batch.counters.len(),
+            2 * batch.counters.len() + 4 * batch.entries.len(),
         );
-        for c in &counters {
+        for c in &batch.counters {
             cmd.arg(self.key(c));
         }
-        for c in &counters {
+        for c in &batch.counters {
             settle_key_args(&mut cmd, &c.kind);
         }
-        for (request_id, settles) in jobs {
-            for entry in *settles {
-                let Some(op) = settle_op(entry) else { continue };
-                cmd.arg(op).arg(counter_at[&entry.counter] + 1);
-                match entry.kind {
-                    SettleKind::Tokens { window, delta } => cmd.arg(window).arg(delta),
-                    SettleKind::Release => cmd.arg(*request_id),
-                    SettleKind::Budget { reserved, actual } => cmd.arg(reserved).arg(actual),
-                };
-            }
+        for entry in &batch.entries {
+            cmd.arg(entry.op.code()).arg(entry.counter + 1);
+            match &entry.op {
+                merge::Op::Tokens { window, delta } => cmd.arg(*window).arg(*delta),
+                merge::Op::Release(request_id) => cmd.arg(*request_id),
+                merge::Op::Budget {
+                    reserved, actual, ..
+                } => cmd.arg(*reserved).arg(*actual),
+            };
         }
         let reply = self.run("settle", &self.settle, cmd).await?;
-        if reply.len() != 2 * budgets {
-            return Err(malformed());
-        }
-        let mut changes = reply.chunks_exact(2).map(|pair| SpendChange {
-            before: pair[0],
-            after: pair[1],
-        });
-        Ok(jobs
-            .iter()
-            .map(|(_, settles)| {
-                settles
-                    .iter()
-                    .map(|entry| {
-                        if settle_op(entry) == Some(3) {
-                            changes.next()
-                        } else {
-                            None
-                        }
-                    })
-                    .collect()
-            })
-            .collect())
+        batch.changes(jobs, &reply).ok_or_else(malformed)
     }
 }
 
@@ -454,31 +423,50 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// The verdicts in the script's reply (see acquire.lua).
+    /// The verdicts in the script's reply (see acquire.lua): an admission answered with just
+    /// `1` gets its used values by replaying the batch's admissions from each counter's value
+    /// before the batch.
     fn verdicts(&self, jobs: &[AcquireJob], reply: &[i64]) -> Result<Vec<Verdict>, BackendError> {
-        let (clocks, mut rest) = reply
-            .split_at_checked(2 * self.counters.len())
+        let (keys, mut rest) = reply
+            .split_at_checked(3 * self.counters.len())
             .ok_or_else(malformed)?;
         let state = |position: usize, used: i64| {
             let c = self.counters[position];
             CounterState {
                 limit: limit_of(&c.kind),
                 used,
-                reset_ms: u64::try_from(clocks[2 * position]).unwrap_or(0),
-                window: u64::try_from(clocks[2 * position + 1]).unwrap_or(0),
+                reset_ms: u64::try_from(keys[3 * position]).unwrap_or(0),
+                window: u64::try_from(keys[3 * position + 1]).unwrap_or(0),
             }
         };
+        // What each counter holds as the replay goes; a refusal takes nothing.
+        let mut held: Vec<i64> = keys.chunks_exact(3).map(|key| key[2]).collect();
         let mut verdicts = Vec::with_capacity(jobs.len());
-        for &list in &self.list_of_job {
+        for (job, &list) in jobs.iter().zip(&self.list_of_job) {
             let list = &self.lists[list];
             let verdict = match rest {
                 [1, tail @ ..] => {
+                    rest = tail;
+                    Verdict::Admitted(
+                        list.iter()
+                            .map(|&position| {
+                                let taken = take(&self.counters[position].kind, job);
+                                held[position] = held[position].saturating_add(taken);
+                                state(position, held[position])
+                            })
+                            .collect(),
+                    )
+                }
+                [2, tail @ ..] => {
                     let (used, tail) = tail.split_at_checked(list.len()).ok_or_else(malformed)?;
                     rest = tail;
                     Verdict::Admitted(
                         list.iter()
                             .zip(used)
-                            .map(|(&position, &used)| state(position, used))
+                            .map(|(&position, &used)| {
+                                held[position] = used;
+                                state(position, used)
+                            })
                             .collect(),
                     )
                 }
@@ -506,6 +494,16 @@ impl<'a> Batch<'a> {
         } else {
             Err(malformed())
         }
+    }
+}
+
+/// What an admission takes from a counter, as acquire.lua takes it (a lease the request held
+/// already takes nothing, but the script then answers with the used values).
+fn take(kind: &CounterKind, job: &AcquireJob) -> i64 {
+    match kind {
+        CounterKind::Requests { .. } | CounterKind::Concurrent { .. } => 1,
+        CounterKind::Tokens { .. } => i64::try_from(job.tokens).unwrap_or(i64::MAX),
+        CounterKind::Budget { .. } => job.cost,
     }
 }
 
@@ -574,17 +572,6 @@ fn acquire_args(cmd: &mut Cmd, kind: &CounterKind) {
             .arg(seed)
             .arg(ttl_ms),
     };
-}
-
-/// A settlement entry's op in settle.lua, or `None` when its kind does not fit its counter's
-/// (such an entry is left out).
-fn settle_op(entry: &Settle) -> Option<u8> {
-    match (entry.counter.kind, entry.kind) {
-        (CounterKind::Tokens { .. }, SettleKind::Tokens { .. }) => Some(1),
-        (CounterKind::Concurrent { .. }, SettleKind::Release) => Some(2),
-        (CounterKind::Budget { .. }, SettleKind::Budget { .. }) => Some(3),
-        _ => None,
-    }
 }
 
 /// A settled counter's two numbers in settle.lua (a, b).

@@ -12,36 +12,44 @@
 -- Returns {spent before, spent after} per budget entry, in order, as one string (see `reply`).
 --
 -- Entries are applied in order, as if one by one, to each counter's state in memory; every
--- counter is then read and written once, however many of the batch's requests it had.
+-- counter is then read and written once, however many of the batch's requests it had. Like
+-- acquire.lua, the per-entry loop is kept lean: Redis pays for every Lua operation in it.
 
 if redis.replicate_commands then
   redis.replicate_commands()
 end
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local out = {}
+local tonumber, floor, call = tonumber, math.floor, redis.call
+local t = call('TIME')
+local now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
+local out, o = {}, 0
+local at = {}     -- position in KEYS -> state (positions of one key share it)
 local states = {} -- key -> state in memory
 local order = {}  -- the states, in the order first met, to write
 
 local function state_of(i, op)
   local key = KEYS[i]
   local s = states[key]
-  if s then return s end
+  if s then
+    at[i] = s
+    return s
+  end
   local a, b = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
   s = { key = key, op = op }
   if op == 1 then
-    s.w = math.floor(now / a)
+    s.w = floor(now / a)
     s.ms = a
-    local stored = redis.call('HMGET', key, 'w', 'n')
+    local stored = call('HMGET', key, 'w', 'n')
     s.n = 0
-    if tonumber(stored[1]) == s.w then
+    -- A window's key gets its TTL when the window begins (see acquire.lua).
+    s.fresh = tonumber(stored[1]) ~= s.w
+    if not s.fresh then
       s.n = tonumber(stored[2]) or 0
     end
   elseif op == 2 then
-    s.released = {}
+    s.released, s.count = {}, 0
   else
-    local stored = redis.call('HMGET', key, 'spent', 'reserved')
+    local stored = call('HMGET', key, 'spent', 'reserved')
     s.exists = stored[1] ~= false
     if s.exists then
       s.spent, s.reserved = tonumber(stored[1]), tonumber(stored[2]) or 0
@@ -51,32 +59,41 @@ local function state_of(i, op)
     end
   end
   states[key] = s
+  at[i] = s
   order[#order + 1] = s
   return s
 end
 
-local arg = 2 * #KEYS + 1
-while arg <= #ARGV do
-  local op = tonumber(ARGV[arg])
-  local s = state_of(tonumber(ARGV[arg + 1]), op)
+local arg, last = 2 * #KEYS + 1, #ARGV
+while arg <= last do
+  local op, i = tonumber(ARGV[arg]), tonumber(ARGV[arg + 1])
+  local s = at[i] or state_of(i, op)
   if op == 1 then
-    local window, delta = tonumber(ARGV[arg + 2]), tonumber(ARGV[arg + 3])
     arg = arg + 4
     -- Only the current window still decides admissions; an ended one is left to expire.
-    if window == s.w and (delta > 0 or s.n > 0) then
-      s.n = math.max(0, s.n + delta)
-      s.dirty = true
+    if tonumber(ARGV[arg - 2]) == s.w then
+      local n = s.n + tonumber(ARGV[arg - 1])
+      if n < 0 then n = 0 end
+      if n ~= s.n then
+        s.n = n
+        s.dirty = true
+      end
     end
   elseif op == 2 then
-    s.released[#s.released + 1] = ARGV[arg + 2]
+    local count = s.count + 1
+    s.released[count] = ARGV[arg + 2]
+    s.count = count
     arg = arg + 3
     s.dirty = true
   else
-    local reserved, actual = tonumber(ARGV[arg + 2]), tonumber(ARGV[arg + 3])
+    local spent, reserved = s.spent, s.reserved - tonumber(ARGV[arg + 2])
+    out[o + 1] = spent
+    spent = spent + tonumber(ARGV[arg + 3])
+    out[o + 2] = spent
+    o = o + 2
+    if reserved < 0 then reserved = 0 end
+    s.spent, s.reserved = spent, reserved
     arg = arg + 4
-    out[#out + 1] = s.spent
-    s.spent, s.reserved = s.spent + actual, math.max(0, s.reserved - reserved)
-    out[#out + 1] = s.spent
     s.dirty = true
   end
 end
@@ -84,15 +101,15 @@ end
 for _, s in ipairs(order) do
   if s.dirty then
     if s.op == 1 then
-      redis.call('HSET', s.key, 'w', s.w, 'n', s.n)
-      redis.call('PEXPIRE', s.key, 2 * s.ms)
+      call('HSET', s.key, 'w', s.w, 'n', s.n)
+      if s.fresh then call('PEXPIRE', s.key, 2 * s.ms) end
     elseif s.op == 2 then
-      redis.call('ZREM', s.key, unpack(s.released))
-      redis.call('ZREMRANGEBYSCORE', s.key, '-inf', now)
+      call('ZREM', s.key, unpack(s.released))
+      call('ZREMRANGEBYSCORE', s.key, '-inf', now)
     else
-      redis.call('HSET', s.key, 'spent', s.spent, 'reserved', s.reserved)
+      call('HSET', s.key, 'spent', s.spent, 'reserved', s.reserved)
       if not s.exists and s.ttl > 0 then
-        redis.call('PEXPIRE', s.key, s.ttl)
+        call('PEXPIRE', s.key, s.ttl)
       end
     end
   end

@@ -18,6 +18,7 @@ suite!(
     budget_holds_under_concurrent_requests,
     requests_limit_is_exact_across_instances,
     a_batch_settles_each_request_as_alone,
+    token_settlements_in_a_batch_clamp_as_if_alone,
     concurrent_acquires_are_decided_as_alone,
 );
 
@@ -79,6 +80,32 @@ async fn a_batch_settles_each_request_as_alone(shared: &Shared) {
     );
     // r3 still holds its lease and its reservation.
     assert_eq!(used(&*b, &k).await, vec![1, 130, 15]);
+}
+
+/// Many requests settling one token window in a batch: give-backs in a row take the count to
+/// zero and no further, then additions count from there, exactly as one by one (Redis gets
+/// each run of same-signed deltas as one; a sum of the whole batch would end elsewhere).
+async fn token_settlements_in_a_batch_clamp_as_if_alone(shared: &Shared) {
+    let b = shared.instance().await;
+    let k = [tokens("tc", 1_000)];
+    let mut window = 0;
+    for id in ["r1", "r2", "r3"] {
+        window = admitted(b.acquire(&k, &demand(id, 30, 0)).await.unwrap())[0].window;
+    }
+    // 90 -> 30 -> 0 (not -10) -> 0 -> 25 -> 45 -> 5
+    let deltas = [-60, -40, -100, 25, 20, -40];
+    let settles: Vec<Vec<Settle>> = deltas
+        .iter()
+        .map(|&delta| vec![settle(&k[0], SettleKind::Tokens { window, delta })])
+        .collect();
+    let ids: Vec<String> = (0..deltas.len()).map(|i| format!("s{i}")).collect();
+    let jobs: Vec<(&str, &[Settle])> = ids
+        .iter()
+        .zip(&settles)
+        .map(|(id, s)| (id.as_str(), s.as_slice()))
+        .collect();
+    b.settle_many(&jobs).await.unwrap();
+    assert_eq!(used(&*b, &k).await, vec![5]);
 }
 
 async fn requests_fill_a_window(shared: &Shared) {
