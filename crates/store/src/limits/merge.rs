@@ -113,7 +113,7 @@ impl<'a> Entries<'a> {
                     // A kind that does not fit its counter's is left out.
                     _ => continue,
                 };
-                let counter = counters.position(&settle.counter);
+                let counter = counters.position(&&settle.counter);
                 if counter == last.len() {
                     last.push(entries.len());
                 } else if entries[last[counter]].op.absorb(&settle.kind, job, at) {

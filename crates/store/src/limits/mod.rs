@@ -368,31 +368,49 @@ impl Inner {
     }
 }
 
-/// Distinct items in the order first seen, each with its position.
+/// Distinct items in the order first seen, each with its position. A batch has few: they are
+/// found by comparison (a counter's `Arc` key compares by pointer first, and a caller's
+/// requests share their plan's keys) until there are more than [`LINEAR`], then through a map.
+/// Hashing every counter of every request cost more than the rest of the batch's bookkeeping.
 struct Distinct<T> {
     items: Vec<T>,
-    at: HashMap<T, usize>,
+    at: Option<HashMap<T, usize>>,
 }
+
+/// Most items a [`Distinct`] searches one by one.
+const LINEAR: usize = 16;
 
 impl<T> Default for Distinct<T> {
     fn default() -> Self {
         Distinct {
             items: Vec::new(),
-            at: HashMap::new(),
+            at: None,
         }
     }
 }
 
 impl<T: Clone + Eq + std::hash::Hash> Distinct<T> {
-    /// The position of `item`, added if it is new (a new item is cloned once: a reference
-    /// for counters, a short list for counter lists).
-    fn position(&mut self, item: T) -> usize {
-        if let Some(&position) = self.at.get(&item) {
+    /// The position of `item`, added if it is new (a new item is cloned: a reference for
+    /// counters, a short list for counter lists).
+    fn position(&mut self, item: &T) -> usize {
+        let known = match &self.at {
+            Some(at) => at.get(item).copied(),
+            None => self.items.iter().position(|known| known == item),
+        };
+        if let Some(position) = known {
             return position;
         }
         let position = self.items.len();
         self.items.push(item.clone());
-        self.at.insert(item, position);
+        match &mut self.at {
+            Some(at) => {
+                at.insert(item.clone(), position);
+            }
+            None if self.items.len() > LINEAR => {
+                self.at = Some(self.items.iter().cloned().zip(0..).collect());
+            }
+            None => {}
+        }
         position
     }
 }
@@ -409,11 +427,13 @@ impl<'a> Batch<'a> {
     fn of(jobs: &'a [AcquireJob]) -> Batch<'a> {
         let mut counters = Distinct::default();
         let mut lists = Distinct::default();
+        let mut list = Vec::new();
         let list_of_job = jobs
             .iter()
             .map(|job| {
-                let list: Vec<usize> = job.counters.iter().map(|c| counters.position(c)).collect();
-                lists.position(list)
+                list.clear();
+                list.extend(job.counters.iter().map(|c| counters.position(&c)));
+                lists.position(&list)
             })
             .collect();
         Batch {
@@ -722,5 +742,23 @@ impl LimitBackend for RedisLimits {
         }
         let reply = self.inner.run("peek", &self.inner.peek, cmd).await?;
         states(counters, &reply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Distinct, LINEAR};
+
+    #[test]
+    fn distinct_positions_hold_across_the_switch_to_a_map() {
+        let mut distinct = Distinct::default();
+        let items: Vec<String> = (0..3 * LINEAR).map(|i| format!("k{i}")).collect();
+        for (i, item) in items.iter().enumerate() {
+            assert_eq!(distinct.position(item), i);
+            // Every earlier item is still found where it was, before and after the map.
+            assert_eq!(distinct.position(&items[i / 2]), i / 2);
+        }
+        assert!(distinct.at.is_some());
+        assert_eq!(distinct.items, items);
     }
 }
