@@ -141,6 +141,8 @@ impl RedisLimits {
                 error = %err,
                 "Redis for limits is unreachable; will retry on use."
             );
+        } else {
+            limits.check_version().await;
         }
         Ok(limits)
     }
@@ -160,6 +162,30 @@ impl RedisLimits {
                 redis::cmd("PING").query_async::<()>(&mut conn).await
             })
             .await
+    }
+
+    /// Logs an error when the server is older than [`MIN_REDIS`]: every acquire would fail with
+    /// a script error, counted as Redis being unavailable. A server that does not answer `INFO`
+    /// (some managed services restrict it) is taken on trust.
+    async fn check_version(&self) {
+        let info = self
+            .inner
+            .call("INFO", |mut conn| async move {
+                redis::cmd("INFO")
+                    .arg("server")
+                    .query_async::<String>(&mut conn)
+                    .await
+            })
+            .await;
+        if let Some((major, minor)) = info.ok().as_deref().and_then(redis_version) {
+            if (major, minor) < MIN_REDIS {
+                tracing::error!(
+                    url = %crate::redact_url(&self.inner.url),
+                    version = %format!("{major}.{minor}"),
+                    "Redis for limits is older than 6.2, whose commands (ZMSCORE) the limit scripts use; every check will fail."
+                );
+            }
+        }
     }
 
     /// How many acquire scripts this instance has sent: fewer than its acquires when they
@@ -375,6 +401,19 @@ impl Inner {
 struct Distinct<T> {
     items: Vec<T>,
     at: Option<HashMap<T, usize>>,
+}
+
+/// The oldest Redis the scripts run on (`ZMSCORE` came in 6.2); Valkey reports a compatible
+/// `redis_version`.
+const MIN_REDIS: (u32, u32) = (6, 2);
+
+/// Major and minor version from `INFO server`'s `redis_version:7.0.15` line.
+fn redis_version(info: &str) -> Option<(u32, u32)> {
+    let version = info
+        .lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))?;
+    let mut parts = version.trim().split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
 /// Most items a [`Distinct`] searches one by one.
@@ -747,7 +786,17 @@ impl LimitBackend for RedisLimits {
 
 #[cfg(test)]
 mod tests {
-    use super::{Distinct, LINEAR};
+    use super::{redis_version, Distinct, LINEAR, MIN_REDIS};
+
+    #[test]
+    fn redis_version_is_read_from_info() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\n";
+        assert_eq!(redis_version(info), Some((7, 0)));
+        assert!(redis_version("redis_version:6.0.9\r\n").unwrap() < MIN_REDIS);
+        assert!(redis_version("redis_version:6.2.0").unwrap() >= MIN_REDIS);
+        assert_eq!(redis_version("# Server\r\nos:Linux\r\n"), None);
+        assert_eq!(redis_version("redis_version:seven"), None);
+    }
 
     #[test]
     fn distinct_positions_hold_across_the_switch_to_a_map() {
