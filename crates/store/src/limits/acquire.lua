@@ -97,7 +97,6 @@ local function load(c)
   local s = c.s
   s.loaded = true
   local kind = c.kind
-  s.base = 0
   if kind == 1 or kind == 2 then
     s.w = floor(now / c.b)
     local stored = call('HMGET', c.key, 'w', 'n')
@@ -106,13 +105,11 @@ local function load(c)
     if not s.fresh then
       s.n = tonumber(stored[2]) or 0
     end
-    s.base = s.n
   elseif kind == 3 then
     -- Leases are live while their expiry is after now. `held`: request ids of this batch that
     -- held a lease before it; `taken`: those that hold one now (new or refreshed), to be written.
     call('ZREMRANGEBYSCORE', c.key, '-inf', now)
     s.n = call('ZCARD', c.key)
-    s.base = s.n
     s.existed = s.n > 0
     s.taken = {}
     s.held = {}
@@ -137,6 +134,7 @@ local function load(c)
       s.spent, s.n = c.c, c.c
     end
   end
+  -- The value before the batch, for the gateway's replay.
   s.base = s.n
 end
 
