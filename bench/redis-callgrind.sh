@@ -49,7 +49,7 @@ measure() {
     redis-server --port "$PORT" --save "" --appendonly no >"$WORK/valgrind.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.2; done
-  sha=$(redis-cli -p "$PORT" SCRIPT LOAD "$(cat "$LIMITS/reply.lua" "$LIMITS/$script")")
+  sha=$(redis-cli -p "$PORT" SCRIPT LOAD "$(cat "$LIMITS/shared.lua" "$LIMITS/$script")")
   # shellcheck disable=SC2046 # the arguments are words on purpose
   redis-benchmark -p "$PORT" -q -c 1 -n 100 -r 1000000000000 $($args "$k" "$sha") >/dev/null
   callgrind_control -i on "$pid" >/dev/null 2>&1

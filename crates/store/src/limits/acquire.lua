@@ -15,8 +15,9 @@
 --      KEYS (a counter may appear twice in a list: it is then taken twice);
 --   3. the number of requests, then per request: request id, demanded tokens, demanded cost
 --      (micro-dollars), the position of its counter list.
--- Returns, as one string (see `reply`): per key, reset_ms, window (only for tokens) and the used
--- value before the batch (0 0 0 for a key no request reached); then per request one of
+-- Returns, as one string (see `reply` in shared.lua): per key, reset_ms, window (only for
+-- tokens) and the used value before the batch (0 0 0 for a key no request reached); then per
+-- request one of
 --   1                 admitted; the gateway replays the takes (each counter of its list gains
 --                     1 request, its tokens, 1 lease or its cost, in order) to know the used values
 --   2 and the used value of each counter of its list, when admitted but the replay would not
@@ -26,22 +27,14 @@
 --                     value, when refused.
 -- The replay keeps the reply (whose numbers Redis must format one by one) at one short string
 -- per request.
--- Time is Redis's own (TIME), so that gateways with skewed clocks share windows and leases.
+--
+-- Time is Redis's own (TIME, in shared.lua), so that gateways with skewed clocks share windows
+-- and leases.
 --
 -- Redis runs this for every request of every instance, so the per-request loop is kept lean
 -- (Lua is interpreted: each table, call or global lookup there costs Redis CPU that the
 -- gateways' hosts pay for): no table or function call per request and counter, and the Redis
 -- commands are per counter, not per request.
-
-if redis.replicate_commands then
-  -- Redis < 5 replicates scripts verbatim and refuses writes after TIME; later versions replicate
-  -- effects and make this a no-op.
-  redis.replicate_commands()
-end
-
-local tonumber, floor, call = tonumber, math.floor, redis.call
-local t = call('TIME')
-local now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
 
 -- Numbers from ARGV, each distinct string converted once (strtod is dear, and a batch repeats
 -- the same few numbers).
@@ -98,13 +91,7 @@ local function load(c)
   s.loaded = true
   local kind = c.kind
   if kind == 1 or kind == 2 then
-    s.w = floor(now / c.b)
-    local stored = call('HMGET', c.key, 'w', 'n')
-    s.n = 0
-    s.fresh = tonumber(stored[1]) ~= s.w
-    if not s.fresh then
-      s.n = tonumber(stored[2]) or 0
-    end
+    s.w, s.n, s.fresh = read_window(c.key, c.b)
   elseif kind == 3 then
     -- Leases are live while their expiry is after now. `held`: request ids of this batch that
     -- held a lease before it; `taken`: those that hold one now (new or refreshed), to be written.
@@ -246,9 +233,7 @@ for i = #out, o + 1, -1 do out[i] = nil end
 local function store(c)
   local kind, key, s = c.kind, c.key, c.s
   if kind == 1 or kind == 2 then
-    call('HSET', key, 'w', s.w, 'n', s.n)
-    -- The key outlives its window when the TTL is set as the window begins.
-    if s.fresh then call('PEXPIRE', key, 2 * c.b) end
+    write_window(key, s.w, s.n, s.fresh, c.b)
   elseif kind == 3 then
     -- The expiry as a string once: Redis would format a number argument for every lease.
     local expiry = string.format('%d', now + c.b)

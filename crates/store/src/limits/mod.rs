@@ -1,6 +1,6 @@
 //! Limit counters shared by every gateway instance through Redis: [`RedisLimits`] implements
 //! [`LimitBackend`] with Lua scripts (`acquire.lua`, `settle.lua`, `peek.lua` beside this file,
-//! each after the shared `reply.lua`): each is one round trip (EVALSHA, loading the script first
+//! each after the shared `shared.lua`): each is one round trip (EVALSHA, loading the script first
 //! when Redis has not cached it) and atomic with respect to every other instance.
 //!
 //! Acquires are batched: one task per instance sends every acquire that queued up while the
@@ -121,14 +121,17 @@ impl RedisLimits {
             timeout,
             prefix: DEFAULT_PREFIX.to_owned(),
             acquire: Script::new(concat!(
-                include_str!("reply.lua"),
+                include_str!("shared.lua"),
                 include_str!("acquire.lua")
             )),
             settle: Script::new(concat!(
-                include_str!("reply.lua"),
+                include_str!("shared.lua"),
                 include_str!("settle.lua")
             )),
-            peek: Script::new(concat!(include_str!("reply.lua"), include_str!("peek.lua"))),
+            peek: Script::new(concat!(
+                include_str!("shared.lua"),
+                include_str!("peek.lua")
+            )),
             acquire_calls: Arc::default(),
         };
         let limits = RedisLimits {

@@ -3,10 +3,9 @@
 --
 -- KEYS[i]: counter i. ARGV: two per counter: kind (as in acquire.lua), p = window ms for
 -- windows, seed for budgets (unused for leases).
--- Returns one triple per counter: used, reset_ms, window, as one string (see `reply`).
+-- Returns one triple per counter: used, reset_ms, window, as one string (see `reply` in
+-- shared.lua).
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
 
 for i = 1, #KEYS do
@@ -14,11 +13,8 @@ for i = 1, #KEYS do
   local kind, p = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
   local used, reset, window = 0, 0, 0
   if kind == 1 or kind == 2 then
-    local w = math.floor(now / p)
-    local stored = redis.call('HMGET', key, 'w', 'n')
-    if tonumber(stored[1]) == w then
-      used = tonumber(stored[2]) or 0
-    end
+    local w
+    w, used = read_window(key, p)
     reset = (w + 1) * p - now
     if kind == 2 then window = w end
   elseif kind == 3 then

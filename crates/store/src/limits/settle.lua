@@ -9,19 +9,13 @@
 --   op 1 tokens:  window, delta (may be negative)
 --   op 2 release: request id
 --   op 3 budget:  reserved, actual
--- Returns {spent before, spent after} per budget entry, in order, as one string (see `reply`).
+-- Returns {spent before, spent after} per budget entry, in order, as one string (see `reply` in
+-- shared.lua).
 --
 -- Entries are applied in order, as if one by one, to each counter's state in memory; every
 -- counter is then read and written once, however many of the batch's requests it had. Like
 -- acquire.lua, the per-entry loop is kept lean: Redis pays for every Lua operation in it.
 
-if redis.replicate_commands then
-  redis.replicate_commands()
-end
-
-local tonumber, floor, call = tonumber, math.floor, redis.call
-local t = call('TIME')
-local now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
 local out, o = {}, 0
 local at = {}     -- position in KEYS -> state (positions of one key share it)
 local states = {} -- key -> state in memory
@@ -37,15 +31,8 @@ local function state_of(i, op)
   local a, b = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
   s = { key = key, op = op }
   if op == 1 then
-    s.w = floor(now / a)
     s.ms = a
-    local stored = call('HMGET', key, 'w', 'n')
-    s.n = 0
-    -- A window's key gets its TTL when the window begins (see acquire.lua).
-    s.fresh = tonumber(stored[1]) ~= s.w
-    if not s.fresh then
-      s.n = tonumber(stored[2]) or 0
-    end
+    s.w, s.n, s.fresh = read_window(key, a)
   elseif op == 2 then
     s.released, s.count = {}, 0
   else
@@ -101,8 +88,7 @@ end
 for _, s in ipairs(order) do
   if s.dirty then
     if s.op == 1 then
-      call('HSET', s.key, 'w', s.w, 'n', s.n)
-      if s.fresh then call('PEXPIRE', s.key, 2 * s.ms) end
+      write_window(s.key, s.w, s.n, s.fresh, s.ms)
     elseif s.op == 2 then
       call('ZREM', s.key, unpack(s.released))
       call('ZREMRANGEBYSCORE', s.key, '-inf', now)
