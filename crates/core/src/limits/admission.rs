@@ -186,7 +186,9 @@ impl Drop for Admission {
                     delta: i64::try_from(tokens).unwrap_or(i64::MAX)
                         - i64::try_from(held.reserved_tokens).unwrap_or(i64::MAX),
                 },
-                CounterKind::Concurrent { .. } => SettleKind::Release,
+                CounterKind::Concurrent { .. } => SettleKind::Release {
+                    bucket: state.window,
+                },
                 CounterKind::Budget { limit, .. } => {
                     if let MetaKind::Budget {
                         period, thresholds, ..

@@ -28,8 +28,11 @@ pub enum CounterKind {
     /// At most `limit` tokens per fixed window. Admission counts the request's estimated input
     /// tokens and refuses when they would not fit; settling adds what was really used.
     Tokens { limit: u64, window_ms: u64 },
-    /// At most `limit` requests in flight. Each is a lease that expires after `lease_ms`, so
-    /// an instance that dies does not hold its slots forever.
+    /// At most `limit` requests in flight. Each admission takes a lease that expires after
+    /// `lease_ms` (so an instance that dies, or a release that is lost, does not hold a slot
+    /// forever). Leases are counted per time bucket of `lease_ms / 8` rather than kept one by
+    /// one: a lease lives at least `lease_ms` and at most one bucket longer (see
+    /// [`lease_bucket`]), and each admission takes its own slot whatever its request id.
     Concurrent { limit: u64, lease_ms: u64 },
     /// Spend in micro-dollars over a budget period: admission reserves the request's
     /// worst-case cost and refuses (when `enforce`) if spent + reserved + cost would exceed
@@ -42,6 +45,32 @@ pub enum CounterKind {
         seed: i64,
         ttl_ms: u64,
     },
+}
+
+/// How many buckets a lease's lifetime spans: leases are counted per bucket of
+/// `lease_ms / LEASE_BUCKETS`, so a concurrency counter is a handful of numbers however many
+/// requests are in flight.
+pub const LEASE_BUCKETS: u64 = 8;
+
+/// The length of a lease bucket in milliseconds (at least 1).
+pub fn lease_bucket_ms(lease_ms: u64) -> u64 {
+    (lease_ms / LEASE_BUCKETS).max(1)
+}
+
+/// The bucket a lease taken at `now_ms` is counted in.
+pub fn lease_bucket(now_ms: u64, lease_ms: u64) -> u64 {
+    now_ms / lease_bucket_ms(lease_ms)
+}
+
+/// When the leases of `bucket` expire (they are live while this is after now): `lease_ms` after
+/// the bucket's last millisecond, so that every lease lives at least `lease_ms`. The Redis
+/// scripts compute the same.
+pub fn lease_expiry(bucket: u64, lease_ms: u64) -> u64 {
+    bucket
+        .saturating_add(1)
+        .saturating_mul(lease_bucket_ms(lease_ms))
+        .saturating_add(lease_ms)
+        .saturating_sub(1)
 }
 
 /// What one request asks of its counters.
@@ -64,7 +93,8 @@ pub struct CounterState {
     /// Milliseconds until the window starts afresh (0 for `Concurrent` and `Budget`, whose
     /// reset the limiter knows).
     pub reset_ms: u64,
-    /// The window the request was counted in, for settling `Tokens` (0 for other kinds).
+    /// Where the request was counted, for settling: the window of `Tokens`, the lease bucket of
+    /// `Concurrent` (0 for other kinds).
     pub window: u64,
 }
 
@@ -99,8 +129,9 @@ pub struct Settle {
 pub enum SettleKind {
     /// Add `delta` (actual minus estimated, may be negative) to the tokens of `window`.
     Tokens { window: u64, delta: i64 },
-    /// Free the request's slot.
-    Release,
+    /// Free the request's slot, a lease taken in `bucket` (its [`CounterState::window`]). A
+    /// lease that has expired is not released again.
+    Release { bucket: u64 },
     /// Drop the reservation of `reserved` and add `actual` to spent.
     Budget { reserved: i64, actual: i64 },
 }

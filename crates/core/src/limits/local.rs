@@ -16,8 +16,8 @@ mod counter;
 mod tests;
 
 use super::backend::{
-    BackendError, Counter, CounterKind, CounterState, Demand, LimitBackend, Settle, SettleKind,
-    SpendChange, Verdict,
+    lease_bucket, lease_expiry, BackendError, Counter, CounterKind, CounterState, Demand,
+    LimitBackend, Settle, SettleKind, SpendChange, Verdict,
 };
 use async_trait::async_trait;
 use counter::{Tag, View};
@@ -118,7 +118,7 @@ impl LocalBackend {
         for (i, c) in counters.iter().enumerate() {
             let view = match views[first[i]] {
                 Some(view) => view,
-                None => guards[guard_of(shard_of[i])].view(c, demand.request_id, now),
+                None => guards[guard_of(shard_of[i])].view(c, now),
             };
             match counter::take(&c.kind, view, demand) {
                 Some(after) => {
@@ -137,19 +137,19 @@ impl LocalBackend {
         }
         for (i, c) in counters.iter().enumerate() {
             if let (true, Some(view)) = (first[i] == i, views[i]) {
-                guards[guard_of(shard_of[i])].store(c, view, demand.request_id, now);
+                guards[guard_of(shard_of[i])].store(c, view, now);
             }
         }
         Verdict::Admitted(states)
     }
 
-    fn settle_now(&self, request_id: &str, entries: &[Settle]) -> Vec<Option<SpendChange>> {
+    fn settle_now(&self, entries: &[Settle]) -> Vec<Option<SpendChange>> {
         let now = (self.clock)();
         entries
             .iter()
             .map(|entry| {
                 let mut shard = self.shards[self.shard_of(&entry.counter)].lock();
-                shard.settle(request_id, entry, now)
+                shard.settle(entry, now)
             })
             .collect()
     }
@@ -159,8 +159,7 @@ impl LocalBackend {
         counters
             .iter()
             .map(|c| {
-                // No request holds a lease named "": the view's `holds` is unused by a peek.
-                let view = self.shards[self.shard_of(c)].lock().view(c, "", now);
+                let view = self.shards[self.shard_of(c)].lock().view(c, now);
                 counter::state(&c.kind, view, now)
             })
             .collect()
@@ -193,10 +192,10 @@ impl LimitBackend for LocalBackend {
     /// window that has ended is ignored too (a past window no longer decides anything).
     async fn settle(
         &self,
-        request_id: &str,
+        _request_id: &str,
         entries: &[Settle],
     ) -> Result<Vec<Option<SpendChange>>, BackendError> {
-        Ok(self.settle_now(request_id, entries))
+        Ok(self.settle_now(entries))
     }
 
     async fn peek(&self, counters: &[Counter]) -> Result<Vec<CounterState>, BackendError> {
@@ -224,9 +223,29 @@ struct Budget {
     expires_at: u64,
 }
 
-/// Leases of one concurrency counter: request id to expiry (ms since the epoch); a lease is live
-/// while its expiry is after now.
-type Leases = HashMap<String, u64>;
+/// Leases of one concurrency counter, counted per lease bucket as in Redis: (bucket, leases)
+/// pairs, a handful at most, with the lease length they were last written with (for the sweep).
+#[derive(Default)]
+struct Leases {
+    lease_ms: u64,
+    buckets: Vec<(u64, u64)>,
+}
+
+impl Leases {
+    fn live(&self, lease_ms: u64, now: u64) -> u64 {
+        self.buckets
+            .iter()
+            .filter(|&&(bucket, _)| lease_expiry(bucket, lease_ms) > now)
+            .map(|&(_, n)| n)
+            .sum()
+    }
+
+    fn drop_expired(&mut self, now: u64) {
+        let lease_ms = self.lease_ms;
+        self.buckets
+            .retain(|&(bucket, _)| lease_expiry(bucket, lease_ms) > now);
+    }
+}
 
 #[derive(Default)]
 struct Shard {
@@ -247,7 +266,7 @@ impl Shard {
     }
 
     /// The counter as it stands at `now`, ignoring (not removing) expired parts.
-    fn view(&self, c: &Counter, request_id: &str, now: u64) -> View {
+    fn view(&self, c: &Counter, now: u64) -> View {
         match c.kind {
             CounterKind::Requests { window_ms, .. } | CounterKind::Tokens { window_ms, .. } => {
                 let windows = if Tag::of(&c.kind) == Tag::Tokens {
@@ -262,17 +281,14 @@ impl Shard {
                     .map_or(0, |w| w.count);
                 View::Window { index, count }
             }
-            CounterKind::Concurrent { .. } => {
-                let (live, holds) = self.leases.get(&c.key).map_or((0, false), |leases| {
-                    let live = leases.values().filter(|&&expiry| expiry > now).count();
-                    let holds = leases.get(request_id).is_some_and(|&expiry| expiry > now);
-                    (live, holds)
-                });
-                View::Leases {
-                    live: u64::try_from(live).unwrap_or(u64::MAX),
-                    holds,
-                }
-            }
+            CounterKind::Concurrent { lease_ms, .. } => View::Leases {
+                live: self
+                    .leases
+                    .get(&c.key)
+                    .map_or(0, |leases| leases.live(lease_ms, now)),
+                bucket: lease_bucket(now, lease_ms),
+                added: 0,
+            },
             CounterKind::Budget { seed, .. } => match self.budgets.get(&c.key) {
                 Some(b) if b.expires_at > now => View::Budget {
                     spent: b.spent,
@@ -289,7 +305,7 @@ impl Shard {
     }
 
     /// Writes what an admission took.
-    fn store(&mut self, c: &Counter, view: View, request_id: &str, now: u64) {
+    fn store(&mut self, c: &Counter, view: View, now: u64) {
         match (c.kind, view) {
             (
                 CounterKind::Requests { window_ms, .. } | CounterKind::Tokens { window_ms, .. },
@@ -308,19 +324,17 @@ impl Shard {
                     }
                 }
             }
-            (CounterKind::Concurrent { lease_ms, .. }, View::Leases { .. }) => {
-                let expiry = now.saturating_add(lease_ms);
+            (CounterKind::Concurrent { lease_ms, .. }, View::Leases { bucket, added, .. }) => {
                 let leases = match self.leases.get_mut(&c.key) {
                     Some(leases) => leases,
                     None => self.leases.entry(c.key.clone()).or_default(),
                 };
-                leases.retain(|_, &mut e| e > now);
-                // A repeated acquire refreshes its lease, as ZADD does in Redis.
-                match leases.get_mut(request_id) {
-                    Some(e) => *e = expiry,
-                    None => {
-                        leases.insert(request_id.to_owned(), expiry);
-                    }
+                leases.lease_ms = lease_ms;
+                leases.drop_expired(now);
+                match leases.buckets.iter_mut().find(|(b, _)| *b == bucket) {
+                    Some((_, n)) => *n = n.saturating_add(added),
+                    None if added > 0 => leases.buckets.push((bucket, added)),
+                    None => {}
                 }
             }
             (
@@ -369,11 +383,11 @@ impl Shard {
         }
     }
 
-    fn settle(&mut self, request_id: &str, entry: &Settle, now: u64) -> Option<SpendChange> {
+    fn settle(&mut self, entry: &Settle, now: u64) -> Option<SpendChange> {
         let c = &entry.counter;
         match (c.kind, entry.kind) {
             (CounterKind::Tokens { window_ms, .. }, SettleKind::Tokens { window, delta }) => {
-                if let View::Window { index, count } = self.view(c, request_id, now) {
+                if let View::Window { index, count } = self.view(c, now) {
                     // Only the current window still decides admissions; an ended one is left
                     // alone (Redis lets it expire the same way).
                     if index == window && (delta > 0 || count > 0) {
@@ -390,11 +404,19 @@ impl Shard {
                 }
                 None
             }
-            (CounterKind::Concurrent { .. }, SettleKind::Release) => {
+            (CounterKind::Concurrent { lease_ms, .. }, SettleKind::Release { bucket }) => {
+                // An expired lease is not counted any more: nothing to release. A release beyond
+                // what the bucket holds (a retried settlement) stops at zero.
                 if let Some(leases) = self.leases.get_mut(&c.key) {
-                    leases.remove(request_id);
-                    leases.retain(|_, &mut e| e > now);
-                    if leases.is_empty() {
+                    if lease_expiry(bucket, lease_ms) > now {
+                        if let Some(at) = leases.buckets.iter().position(|&(b, _)| b == bucket) {
+                            leases.buckets[at].1 -= 1;
+                            if leases.buckets[at].1 == 0 {
+                                leases.buckets.swap_remove(at);
+                            }
+                        }
+                    }
+                    if leases.buckets.is_empty() {
                         self.leases.remove(&c.key);
                     }
                 }
@@ -413,7 +435,7 @@ impl Shard {
                     spent,
                     reserved,
                     exists,
-                } = self.view(c, request_id, now)
+                } = self.view(c, now)
                 else {
                     return None;
                 };
@@ -437,8 +459,8 @@ impl Shard {
         self.requests.retain(|_, w| !w.expired(now));
         self.tokens.retain(|_, w| !w.expired(now));
         self.leases.retain(|_, leases| {
-            leases.retain(|_, &mut e| e > now);
-            !leases.is_empty()
+            leases.drop_expired(now);
+            !leases.buckets.is_empty()
         });
         self.budgets.retain(|_, b| b.expires_at > now);
     }

@@ -20,8 +20,8 @@ mod tests;
 pub use admission::{Admission, HeaderTriple, RateHeaders};
 pub use alerts::micros_text;
 pub use backend::{
-    BackendError, Counter, CounterKind, CounterState, Demand, LimitBackend, Settle, SettleKind,
-    SpendChange, Verdict,
+    lease_bucket, lease_bucket_ms, lease_expiry, BackendError, Counter, CounterKind, CounterState,
+    Demand, LimitBackend, Settle, SettleKind, SpendChange, Verdict, LEASE_BUCKETS,
 };
 pub use limiter::{subject, LimitReport, Limiter, Plan, Refusal, RequestGate, Who};
 pub use local::LocalBackend;

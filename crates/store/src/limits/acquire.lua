@@ -13,23 +13,23 @@
 --        kind 4 budget:     a = limit, b = enforce (1/0), c = seed, d = ttl ms (0: none)
 --   2. the number of counter lists, then each list: its length, then its counters' positions in
 --      KEYS (a counter may appear twice in a list: it is then taken twice);
---   3. the number of requests, then per request: request id, demanded tokens, demanded cost
+--   3. the number of requests, then per request: demanded tokens, demanded cost
 --      (micro-dollars), the position of its counter list.
--- Returns, as one string (see `reply` in shared.lua): per key, reset_ms, window (only for
--- tokens) and the used value before the batch (0 0 0 for a key no request reached); then per
--- request one of
+-- Returns, as one string (see `reply` in shared.lua): per key, reset_ms, window (the token
+-- window, or the lease bucket) and the used value before the batch (0 0 0 for a key no request
+-- reached); then per request one of
 --   1                 admitted; the gateway replays the takes (each counter of its list gains
 --                     1 request, its tokens, 1 lease or its cost, in order) to know the used values
 --   2 and the used value of each counter of its list, when admitted but the replay would not
---                     know them (the request already held a lease, or a key came with two
---                     descriptions)
+--                     know them (a key came with two descriptions)
 --   0, the position in its list (0-based) of the first full counter, and that counter's used
 --                     value, when refused.
 -- The replay keeps the reply (whose numbers Redis must format one by one) at one short string
 -- per request.
 --
 -- Time is Redis's own (TIME, in shared.lua), so that gateways with skewed clocks share windows
--- and leases.
+-- and leases. Leases are counted per bucket (see `read_leases` in shared.lua), not kept one by
+-- one: a request's lease costs this script nothing but its share of one HINCRBY.
 --
 -- Redis runs this for every request of every instance, so the per-request loop is kept lean
 -- (Lua is interpreted: each table, call or global lookup there costs Redis CPU that the
@@ -93,23 +93,9 @@ local function load(c)
   if kind == 1 or kind == 2 then
     s.w, s.n, s.fresh = read_window(c.key, c.b)
   elseif kind == 3 then
-    -- Leases are live while their expiry is after now. `held`: request ids of this batch that
-    -- held a lease before it; `taken`: those that hold one now (new or refreshed), to be written.
-    call('ZREMRANGEBYSCORE', c.key, '-inf', now)
-    s.n = call('ZCARD', c.key)
-    s.existed = s.n > 0
-    s.taken = {}
-    s.held = {}
-    if s.n > 0 then
-      local rids = {}
-      for r = 1, requests do
-        rids[r] = ARGV[first + 4 * (r - 1)]
-      end
-      local scores = call('ZMSCORE', c.key, unpack(rids))
-      for r = 1, requests do
-        if scores[r] then s.held[rids[r]] = true end
-      end
-    end
+    local dead
+    s.w, s.n, s.fresh, dead = read_leases(c.key, c.b)
+    if dead then call('HDEL', c.key, unpack(dead)) end
   else
     local stored = call('HMGET', c.key, 'spent', 'reserved')
     s.exists = stored[1] ~= false
@@ -130,24 +116,22 @@ end
 local out = {}
 local o = 3 * #counters
 for i = 1, o do out[i] = 0 end
-local befores = {}
 local tokens, cost, list
 local tokens_text, cost_text, list_text
 for r = 1, requests do
-  local at = first + 4 * (r - 1)
-  local rid = ARGV[at]
+  local at = first + 3 * (r - 1)
   -- Equal strings are one interned string in Lua: a request demanding what the previous one
   -- did costs no conversion.
-  if ARGV[at + 1] ~= tokens_text then
-    tokens_text = ARGV[at + 1]
+  if ARGV[at] ~= tokens_text then
+    tokens_text = ARGV[at]
     tokens = tonumber(tokens_text)
   end
-  if ARGV[at + 2] ~= cost_text then
-    cost_text = ARGV[at + 2]
+  if ARGV[at + 1] ~= cost_text then
+    cost_text = ARGV[at + 1]
     cost = tonumber(cost_text)
   end
-  if ARGV[at + 3] ~= list_text then
-    list_text = ARGV[at + 3]
+  if ARGV[at + 2] ~= list_text then
+    list_text = ARGV[at + 2]
     list = lists[tonumber(list_text)]
   end
   local refused = nil
@@ -157,25 +141,15 @@ for r = 1, requests do
     local s, kind = c.s, c.kind
     if not s.loaded then load(c) end
     -- What this counter holds after the request's take, and whether that fits: one request,
-    -- its tokens, a lease (none for a request that holds one already: a repeated acquire keeps
-    -- its lease and has it refreshed) or its cost (always fits an unenforced budget).
+    -- its tokens, one lease (every admission its own, whatever its request id) or its cost
+    -- (always fits an unenforced budget).
     local n, fits
-    if kind == 1 then
+    if kind == 1 or kind == 3 then
       n = s.n + 1
       fits = n <= c.a
     elseif kind == 2 then
       n = s.n + tokens
       fits = n <= c.a
-    elseif kind == 3 then
-      local before = s.taken[rid] or s.held[rid]
-      befores[j] = before
-      if before then
-        n, fits = s.n, true
-        replayable = false
-      else
-        n = s.n + 1
-        fits = n <= c.a
-      end
     else
       n = s.n + cost
       fits = c.b ~= 1 or n <= c.a
@@ -185,7 +159,6 @@ for r = 1, requests do
       break
     end
     s.n = n
-    if kind == 3 then s.taken[rid] = true end
     if c.shared then replayable = false end
     out[o + 1 + j] = n
   end
@@ -199,15 +172,10 @@ for r = 1, requests do
     for j = refused - 1, 1, -1 do
       local c = list[j]
       local s, kind = c.s, c.kind
-      if kind == 1 then
+      if kind == 1 or kind == 3 then
         s.n = s.n - 1
       elseif kind == 2 then
         s.n = s.n - tokens
-      elseif kind == 3 then
-        if not befores[j] then
-          s.n = s.n - 1
-          s.taken[rid] = nil
-        end
       else
         s.n = s.n - cost
       end
@@ -228,27 +196,14 @@ end
 -- Used values left beyond the last request's end.
 for i = #out, o + 1, -1 do out[i] = nil end
 
--- Writes what the batch took. Windows and lease sets keep their TTL (set when the window began
--- or the set was made, extended by newer leases); budgets keep the one set at creation.
+-- Writes what the batch took. Windows keep their TTL (set when the window began), lease counts
+-- the one set when their newest bucket began; budgets keep the one set at creation.
 local function store(c)
   local kind, key, s = c.kind, c.key, c.s
   if kind == 1 or kind == 2 then
     write_window(key, s.w, s.n, s.fresh, c.b)
   elseif kind == 3 then
-    -- The expiry as a string once: Redis would format a number argument for every lease.
-    local expiry = string.format('%d', now + c.b)
-    local args, i = {}, 0
-    for rid in pairs(s.taken) do
-      args[i + 1] = expiry
-      args[i + 2] = rid
-      i = i + 2
-    end
-    call('ZADD', key, unpack(args))
-    -- The set lives as long as its last lease (a set made now has no TTL yet; one that existed
-    -- may have a longer one, should a config change have shortened the lease).
-    if not s.existed or call('PTTL', key) < c.b then
-      call('PEXPIRE', key, c.b)
-    end
+    add_leases(key, s.w, s.n - s.base, s.fresh, c.b)
   else
     call('HSET', key, 'spent', s.spent, 'reserved', s.n - s.spent)
     -- The TTL runs from creation and is never extended: the counter ends with its period.
@@ -271,6 +226,9 @@ for i = 1, #counters do
       out[3 * i - 2] = (s.w + 1) * c.b - now
       -- The window matters only for settling tokens.
       if c.kind == 2 then out[3 * i - 1] = s.w end
+    elseif c.kind == 3 then
+      -- The bucket, for releasing (a string: it is a field name).
+      out[3 * i - 1] = tonumber(s.w)
     end
     out[3 * i] = s.base
   end

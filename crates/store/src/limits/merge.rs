@@ -5,7 +5,8 @@
 //!
 //! Exact because of how settle.lua applies them: tokens are `n = max(0, n + delta)`, and two
 //! deltas of the same sign give the same `n` as their sum (two give-backs clamp at zero either
-//! way; two additions never clamp); a budget adds `actual` to spent unclamped and takes
+//! way; two additions never clamp); releases of leases of one bucket are subtractions clamped
+//! at zero, which compose the same way; a budget adds `actual` to spent unclamped and takes
 //! `reserved` from the reservations with a clamp at zero, the same for a sum of non-negative
 //! reservations. Each budget settlement's own spend before and after (for threshold alerts) is
 //! rebuilt from the merged entry's: the spend before it plus the actual costs of the earlier
@@ -15,18 +16,21 @@ use super::Distinct;
 use switchboard_core::limits::{Counter, CounterKind, Settle, SettleKind, SpendChange};
 
 /// One entry of settle.lua.
-pub(super) struct Entry<'a> {
+pub(super) struct Entry {
     /// The counter's position among the batch's distinct counters.
     pub counter: usize,
-    pub op: Op<'a>,
+    pub op: Op,
 }
 
-pub(super) enum Op<'a> {
+pub(super) enum Op {
     Tokens {
         window: u64,
         delta: i64,
     },
-    Release(&'a str),
+    Release {
+        bucket: u64,
+        count: u64,
+    },
     Budget {
         reserved: i64,
         actual: i64,
@@ -35,12 +39,12 @@ pub(super) enum Op<'a> {
     },
 }
 
-impl Op<'_> {
+impl Op {
     /// settle.lua's op number.
     pub fn code(&self) -> u8 {
         match self {
             Op::Tokens { .. } => 1,
-            Op::Release(_) => 2,
+            Op::Release { .. } => 2,
             Op::Budget { .. } => 3,
         }
     }
@@ -57,6 +61,10 @@ impl Op<'_> {
                 },
             ) if *window == w && ((*delta >= 0 && d >= 0) || (*delta <= 0 && d <= 0)) => {
                 *delta = delta.saturating_add(d);
+                true
+            }
+            (Op::Release { bucket, count }, SettleKind::Release { bucket: b }) if *bucket == b => {
+                *count += 1;
                 true
             }
             (
@@ -83,7 +91,7 @@ impl Op<'_> {
 /// The batch's distinct counters and its entries, merged where exact.
 pub(super) struct Entries<'a> {
     pub counters: Vec<&'a Counter>,
-    pub entries: Vec<Entry<'a>>,
+    pub entries: Vec<Entry>,
     /// How many budget entries (each answered with spend before and after).
     pub budgets: usize,
 }
@@ -91,17 +99,17 @@ pub(super) struct Entries<'a> {
 impl<'a> Entries<'a> {
     pub fn of(jobs: &'a [(&'a str, &'a [Settle])]) -> Entries<'a> {
         let mut counters = Distinct::default();
-        let mut entries: Vec<Entry<'a>> = Vec::new();
+        let mut entries: Vec<Entry> = Vec::new();
         // Per counter, its last entry: only that one may absorb the next settlement.
         let mut last: Vec<usize> = Vec::new();
-        for (job, (request_id, settles)) in jobs.iter().enumerate() {
+        for (job, (_, settles)) in jobs.iter().enumerate() {
             for (at, settle) in settles.iter().enumerate() {
                 let op = match (settle.counter.kind, settle.kind) {
                     (CounterKind::Tokens { .. }, SettleKind::Tokens { window, delta }) => {
                         Op::Tokens { window, delta }
                     }
-                    (CounterKind::Concurrent { .. }, SettleKind::Release) => {
-                        Op::Release(request_id)
+                    (CounterKind::Concurrent { .. }, SettleKind::Release { bucket }) => {
+                        Op::Release { bucket, count: 1 }
                     }
                     (CounterKind::Budget { .. }, SettleKind::Budget { reserved, actual }) => {
                         Op::Budget {
@@ -214,7 +222,9 @@ mod tests {
             .iter()
             .map(|e| match &e.op {
                 Op::Tokens { window, delta } => format!("{} tokens {window} {delta}", e.counter),
-                Op::Release(id) => format!("{} release {id}", e.counter),
+                Op::Release { bucket, count } => {
+                    format!("{} release {bucket} {count}", e.counter)
+                }
                 Op::Budget {
                     reserved, actual, ..
                 } => format!("{} budget {reserved} {actual}", e.counter),
@@ -320,7 +330,7 @@ mod tests {
     }
 
     #[test]
-    fn releases_stay_one_per_request_and_misfits_are_left_out() {
+    fn releases_merge_per_bucket_and_misfits_are_left_out() {
         let lease = counter(
             "c",
             CounterKind::Concurrent {
@@ -329,7 +339,7 @@ mod tests {
             },
         );
         let first = [
-            settle(&lease, SettleKind::Release),
+            settle(&lease, SettleKind::Release { bucket: 5 }),
             settle(
                 &lease,
                 SettleKind::Tokens {
@@ -338,10 +348,13 @@ mod tests {
                 },
             ),
         ];
-        let second = [settle(&lease, SettleKind::Release)];
-        let jobs: Vec<(&str, &[Settle])> = vec![("a", &first), ("b", &second)];
+        let second = [settle(&lease, SettleKind::Release { bucket: 5 })];
+        let third = [settle(&lease, SettleKind::Release { bucket: 6 })];
+        let fourth = [settle(&lease, SettleKind::Release { bucket: 6 })];
+        let jobs: Vec<(&str, &[Settle])> =
+            vec![("a", &first), ("b", &second), ("c", &third), ("d", &fourth)];
         let entries = Entries::of(&jobs);
-        assert_eq!(ops(&entries), ["0 release a", "0 release b"]);
+        assert_eq!(ops(&entries), ["0 release 5 2", "0 release 6 2"]);
         assert_eq!(entries.budgets, 0);
     }
 }

@@ -15,10 +15,12 @@
 //! `limits/local/counter.rs`); the suite in `tests/store/limits.rs` runs against both.
 //!
 //! Keys are `{prefix}{kind}:{counter key}` with the prefix `switchboard:rl:` and the kind `q`
-//! (requests), `t` (tokens), `c` (concurrent) or `b` (budget). Each is one Redis key:
-//! a hash `{w, n}` for a window (TTL 2 x window, refreshed on write), a sorted set of request ids
-//! scored by lease expiry (TTL the longest lease), a hash `{spent, reserved}` for a budget (TTL
-//! `ttl_ms` from creation). Nothing is left behind without a TTL except budgets that ask for none.
+//! (requests), `t` (tokens), `l` (concurrent: leases) or `b` (budget). Each is one Redis key:
+//! a hash `{w, n}` for a window (TTL 2 x window, set when the window begins), a hash of lease
+//! counts by lease bucket (TTL until the newest bucket's leases expire), a hash
+//! `{spent, reserved}` for a budget (TTL `ttl_ms` from creation). Nothing is left behind without
+//! a TTL except budgets that ask for none. Leases are counted, not named, so that a request's
+//! lease costs Redis no command of its own (see `lease_bucket` in the core crate).
 //!
 //! Numbers are Lua doubles inside the scripts: exact up to 2^53 (about 9 billion dollars in
 //! micro-dollars), which no counter approaches.
@@ -167,8 +169,8 @@ impl RedisLimits {
             .await
     }
 
-    /// Logs an error when the server is older than [`MIN_REDIS`]: every acquire would fail with
-    /// a script error, counted as Redis being unavailable. A server that does not answer `INFO`
+    /// Logs an error when the server is older than [`MIN_REDIS`]: every check would fail with a
+    /// script error, counted as Redis being unavailable. A server that does not answer `INFO`
     /// (some managed services restrict it) is taken on trust.
     async fn check_version(&self) {
         let info = self
@@ -185,7 +187,7 @@ impl RedisLimits {
                 tracing::error!(
                     url = %crate::redact_url(&self.inner.url),
                     version = %format!("{major}.{minor}"),
-                    "Redis for limits is older than 6.2, whose commands (ZMSCORE) the limit scripts use; every check will fail."
+                    "Redis for limits is older than 4.0, whose commands (HSET of several fields) the limit scripts use; every check will fail."
                 );
             }
         }
@@ -327,14 +329,14 @@ impl Inner {
 
     /// One acquire script for every job, in order; one verdict per job. Counters and counter
     /// lists the jobs share are sent once (a busy caller's requests all have the same list), so
-    /// that a request costs the script four arguments and a few numbers of reply.
+    /// that a request costs the script three arguments and a character of reply.
     async fn acquire_batch(&self, jobs: &[AcquireJob]) -> Result<Vec<Verdict>, BackendError> {
         let batch = Batch::of(jobs);
         let lists: usize = batch.lists.iter().map(|l| 1 + l.len()).sum();
         let mut cmd = script_cmd(
             &self.acquire,
             batch.counters.len(),
-            5 * batch.counters.len() + 1 + lists + 1 + 4 * jobs.len(),
+            5 * batch.counters.len() + 1 + lists + 1 + 3 * jobs.len(),
         );
         for c in &batch.counters {
             cmd.arg(self.key(c));
@@ -351,10 +353,7 @@ impl Inner {
         }
         cmd.arg(jobs.len());
         for (job, &list) in jobs.iter().zip(&batch.list_of_job) {
-            cmd.arg(&job.request_id)
-                .arg(job.tokens)
-                .arg(job.cost)
-                .arg(list + 1);
+            cmd.arg(job.tokens).arg(job.cost).arg(list + 1);
         }
         self.acquire_calls.fetch_add(1, Ordering::Relaxed);
         let reply = self.run("acquire", &self.acquire, cmd).await?;
@@ -386,7 +385,7 @@ impl Inner {
             cmd.arg(entry.op.code()).arg(entry.counter + 1);
             match &entry.op {
                 merge::Op::Tokens { window, delta } => cmd.arg(*window).arg(*delta),
-                merge::Op::Release(request_id) => cmd.arg(*request_id),
+                merge::Op::Release { bucket, count } => cmd.arg(*bucket).arg(*count),
                 merge::Op::Budget {
                     reserved, actual, ..
                 } => cmd.arg(*reserved).arg(*actual),
@@ -406,9 +405,9 @@ struct Distinct<T> {
     at: Option<HashMap<T, usize>>,
 }
 
-/// The oldest Redis the scripts run on (`ZMSCORE` came in 6.2); Valkey reports a compatible
-/// `redis_version`.
-const MIN_REDIS: (u32, u32) = (6, 2);
+/// The oldest Redis the scripts run on (`HSET` of several fields came in 4.0); Valkey reports a
+/// compatible `redis_version`.
+const MIN_REDIS: (u32, u32) = (4, 0);
 
 /// Major and minor version from `INFO server`'s `redis_version:7.0.15` line.
 fn redis_version(info: &str) -> Option<(u32, u32)> {
@@ -583,7 +582,7 @@ impl ToRedisArgs for RedisKey<'_> {
         let kind: &[u8] = match self.counter.kind {
             CounterKind::Requests { .. } => b"q:",
             CounterKind::Tokens { .. } => b"t:",
-            CounterKind::Concurrent { .. } => b"c:",
+            CounterKind::Concurrent { .. } => b"l:",
             CounterKind::Budget { .. } => b"b:",
         };
         let mut arg = out.writer_for_next_arg();
@@ -640,8 +639,9 @@ fn acquire_args(cmd: &mut Cmd, kind: &CounterKind) {
 fn settle_key_args(cmd: &mut Cmd, kind: &CounterKind) {
     match *kind {
         CounterKind::Tokens { window_ms, .. } => cmd.arg(window_ms.max(1)).arg(0),
+        CounterKind::Concurrent { lease_ms, .. } => cmd.arg(lease_ms).arg(0),
         CounterKind::Budget { seed, ttl_ms, .. } => cmd.arg(seed).arg(ttl_ms),
-        CounterKind::Requests { .. } | CounterKind::Concurrent { .. } => cmd.arg(0).arg(0),
+        CounterKind::Requests { .. } => cmd.arg(0).arg(0),
     };
 }
 
@@ -659,7 +659,9 @@ fn give_back(counters: &[Counter], states: &[CounterState], tokens: u64, cost: i
                     window: state.window,
                     delta: -tokens,
                 },
-                CounterKind::Concurrent { .. } => SettleKind::Release,
+                CounterKind::Concurrent { .. } => SettleKind::Release {
+                    bucket: state.window,
+                },
                 CounterKind::Budget { .. } => SettleKind::Budget {
                     reserved: cost,
                     actual: 0,
@@ -778,7 +780,7 @@ impl LimitBackend for RedisLimits {
             match c.kind {
                 CounterKind::Requests { window_ms, .. } => cmd.arg(1).arg(window_ms.max(1)),
                 CounterKind::Tokens { window_ms, .. } => cmd.arg(2).arg(window_ms.max(1)),
-                CounterKind::Concurrent { .. } => cmd.arg(3).arg(0),
+                CounterKind::Concurrent { lease_ms, .. } => cmd.arg(3).arg(lease_ms),
                 CounterKind::Budget { seed, .. } => cmd.arg(4).arg(seed),
             };
         }
@@ -795,8 +797,8 @@ mod tests {
     fn redis_version_is_read_from_info() {
         let info = "# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\n";
         assert_eq!(redis_version(info), Some((7, 0)));
-        assert!(redis_version("redis_version:6.0.9\r\n").unwrap() < MIN_REDIS);
-        assert!(redis_version("redis_version:6.2.0").unwrap() >= MIN_REDIS);
+        assert!(redis_version("redis_version:3.2.12\r\n").unwrap() < MIN_REDIS);
+        assert!(redis_version("redis_version:4.0.0").unwrap() >= MIN_REDIS);
         assert_eq!(redis_version("# Server\r\nos:Linux\r\n"), None);
         assert_eq!(redis_version("redis_version:seven"), None);
     }

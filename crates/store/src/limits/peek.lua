@@ -2,7 +2,7 @@
 -- crates/core/src/limits/local.rs.
 --
 -- KEYS[i]: counter i. ARGV: two per counter: kind (as in acquire.lua), p = window ms for
--- windows, seed for budgets (unused for leases).
+-- windows, lease ms for leases, seed for budgets.
 -- Returns one triple per counter: used, reset_ms, window, as one string (see `reply` in
 -- shared.lua).
 
@@ -18,9 +18,10 @@ for i = 1, #KEYS do
     reset = (w + 1) * p - now
     if kind == 2 then window = w end
   elseif kind == 3 then
-    used = redis.call('ZCOUNT', key, string.format('(%d', now), '+inf')
+    window, used = read_leases(key, p)
+    window = tonumber(window)
   else
-    local stored = redis.call('HMGET', key, 'spent', 'reserved')
+    local stored = call('HMGET', key, 'spent', 'reserved')
     if stored[1] then
       used = tonumber(stored[1]) + (tonumber(stored[2]) or 0)
     else

@@ -4,10 +4,11 @@
 -- two in step.
 --
 -- KEYS: the batch's distinct counters. ARGV: first two numbers per key, a and b:
---   tokens counters: a = window ms; budgets: a = seed, b = ttl ms (0: none); others unused
+--   tokens counters: a = window ms; leases: a = lease ms; budgets: a = seed, b = ttl ms (0:
+--   none); others unused
 -- then the entries, in order, each an op, the position of its key in KEYS, and the op's values:
 --   op 1 tokens:  window, delta (may be negative)
---   op 2 release: request id
+--   op 2 release: bucket, count (the leases of that many requests, taken in that bucket)
 --   op 3 budget:  reserved, actual
 -- Returns {spent before, spent after} per budget entry, in order, as one string (see `reply` in
 -- shared.lua).
@@ -34,7 +35,7 @@ local function state_of(i, op)
     s.ms = a
     s.w, s.n, s.fresh = read_window(key, a)
   elseif op == 2 then
-    s.released, s.count = {}, 0
+    s.ms = a
   else
     local stored = call('HMGET', key, 'spent', 'reserved')
     s.exists = stored[1] ~= false
@@ -67,11 +68,15 @@ while arg <= last do
       end
     end
   elseif op == 2 then
-    local count = s.count + 1
-    s.released[count] = ARGV[arg + 2]
-    s.count = count
-    arg = arg + 3
-    s.dirty = true
+    -- Expired leases are not counted any more: nothing to release. A count that would fall to
+    -- zero or below (a retried settlement releasing twice) is removed: it stops at zero.
+    local bucket = ARGV[arg + 2]
+    if lease_expiry(tonumber(bucket), s.ms) > now then
+      if call('HINCRBY', s.key, bucket, -tonumber(ARGV[arg + 3])) <= 0 then
+        call('HDEL', s.key, bucket)
+      end
+    end
+    arg = arg + 4
   else
     local spent, reserved = s.spent, s.reserved - tonumber(ARGV[arg + 2])
     out[o + 1] = spent
@@ -89,9 +94,6 @@ for _, s in ipairs(order) do
   if s.dirty then
     if s.op == 1 then
       write_window(s.key, s.w, s.n, s.fresh, s.ms)
-    elseif s.op == 2 then
-      call('ZREM', s.key, unpack(s.released))
-      call('ZREMRANGEBYSCORE', s.key, '-inf', now)
     else
       call('HSET', s.key, 'spent', s.spent, 'reserved', s.reserved)
       if not s.exists and s.ttl > 0 then

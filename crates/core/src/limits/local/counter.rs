@@ -31,8 +31,9 @@ impl Tag {
 pub(super) enum View {
     /// `count` requests or tokens in window `index` (the current one).
     Window { index: u64, count: u64 },
-    /// `live` unexpired leases; `holds` when the calling request has one of them.
-    Leases { live: u64, holds: bool },
+    /// `live` unexpired leases, `added` of them by this admission into `bucket` (the current
+    /// lease bucket).
+    Leases { live: u64, bucket: u64, added: u64 },
     /// `exists` is false while the counter has not been created (spent is then the seed).
     Budget {
         spent: i64,
@@ -90,14 +91,20 @@ pub(super) fn take(kind: &CounterKind, view: View, demand: &Demand<'_>) -> Optio
                 count: after,
             })
         }
-        // A request that already holds a lease (a repeated acquire) keeps it: it does not need
-        // a second slot, so it is admitted even when the others fill the limit.
-        (CounterKind::Concurrent { .. }, View::Leases { holds: true, .. }) => Some(view),
-        (CounterKind::Concurrent { limit, .. }, View::Leases { live, .. }) => (live < limit)
-            .then_some(View::Leases {
-                live: live.saturating_add(1),
-                holds: true,
-            }),
+        // Every admission takes a slot of its own, whatever its request id (a client repeating
+        // an `x-request-id` gets no slot for free).
+        (
+            CounterKind::Concurrent { limit, .. },
+            View::Leases {
+                live,
+                bucket,
+                added,
+            },
+        ) => (live < limit).then_some(View::Leases {
+            live: live.saturating_add(1),
+            bucket,
+            added: added.saturating_add(1),
+        }),
         (
             CounterKind::Budget { limit, enforce, .. },
             View::Budget {
@@ -137,12 +144,14 @@ pub(super) fn state(kind: &CounterKind, view: View, now_ms: u64) -> CounterState
             reset_ms: reset_ms(now_ms, index, window_ms),
             window: index,
         },
-        (CounterKind::Concurrent { limit, .. }, View::Leases { live, .. }) => CounterState {
-            limit: signed(limit),
-            used: signed(live),
-            reset_ms: 0,
-            window: 0,
-        },
+        (CounterKind::Concurrent { limit, .. }, View::Leases { live, bucket, .. }) => {
+            CounterState {
+                limit: signed(limit),
+                used: signed(live),
+                reset_ms: 0,
+                window: bucket,
+            }
+        }
         (
             CounterKind::Budget { limit, .. },
             View::Budget {

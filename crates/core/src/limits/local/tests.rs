@@ -79,34 +79,30 @@ fn tokens_settle_only_into_the_current_window() {
     assert_eq!((state.used, state.window), (60, 10));
     now.store(11_000, Ordering::SeqCst);
     // Settling into the ended window changes nothing the new window sees.
-    b.settle_now(
-        "r",
-        &[Settle {
-            counter: c[0].clone(),
-            kind: SettleKind::Tokens {
-                window: 10,
-                delta: 500,
-            },
-        }],
-    );
+    b.settle_now(&[Settle {
+        counter: c[0].clone(),
+        kind: SettleKind::Tokens {
+            window: 10,
+            delta: 500,
+        },
+    }]);
     assert_eq!(b.peek_now(&c)[0].used, 0);
-    b.settle_now(
-        "r",
-        &[Settle {
-            counter: c[0].clone(),
-            kind: SettleKind::Tokens {
-                window: 11,
-                delta: 30,
-            },
-        }],
-    );
+    b.settle_now(&[Settle {
+        counter: c[0].clone(),
+        kind: SettleKind::Tokens {
+            window: 11,
+            delta: 30,
+        },
+    }]);
     let state = b.peek_now(&c)[0];
     assert_eq!((state.used, state.window), (30, 11));
 }
 
 #[test]
-fn leases_expire_and_a_repeated_acquire_refreshes_its_lease() {
+fn leases_live_by_bucket_and_a_repeated_request_id_takes_its_own_slot() {
     let (b, now) = backend(1_000);
+    // Buckets of 100 / 8 = 12 ms: 1_000 is in bucket 83 (996..=1_007), whose leases expire
+    // 100 ms after its last millisecond, at 1_107.
     let c = [counter(
         "c",
         CounterKind::Concurrent {
@@ -114,25 +110,42 @@ fn leases_expire_and_a_repeated_acquire_refreshes_its_lease() {
             lease_ms: 100,
         },
     )];
-    admitted(b.acquire_now(&c, &demand("r1")));
+    let state = admitted(b.acquire_now(&c, &demand("r1")))[0];
+    assert_eq!((state.used, state.window), (1, 83));
+    assert_eq!(lease_expiry(83, 100), 1_107);
+    // The same request id again needs a slot of its own (a client repeating `x-request-id`
+    // gets none for free).
     assert!(matches!(
-        b.acquire_now(&c, &demand("r2")),
+        b.acquire_now(&c, &demand("r1")),
         Verdict::Refused {
             retry_after_ms: 0,
             ..
         }
     ));
+    let release = |bucket| {
+        b.settle_now(&[Settle {
+            counter: c[0].clone(),
+            kind: SettleKind::Release { bucket },
+        }])
+    };
     now.store(1_050, Ordering::SeqCst);
-    // r1 again: admitted with its own slot, lease now until 1_150.
-    assert_eq!(admitted(b.acquire_now(&c, &demand("r1")))[0].used, 1);
-    now.store(1_100, Ordering::SeqCst);
-    assert!(matches!(
-        b.acquire_now(&c, &demand("r2")),
-        Verdict::Refused { .. }
-    ));
-    now.store(1_150, Ordering::SeqCst);
+    release(83);
     assert_eq!(b.peek_now(&c)[0].used, 0);
-    assert_eq!(admitted(b.acquire_now(&c, &demand("r2")))[0].used, 1);
+    // Taken at 1_050, in bucket 87: live until 1_155, at least the lease's 100 ms.
+    assert_eq!(admitted(b.acquire_now(&c, &demand("r2")))[0].window, 87);
+    now.store(1_154, Ordering::SeqCst);
+    assert_eq!(b.peek_now(&c)[0].used, 1);
+    now.store(1_155, Ordering::SeqCst);
+    assert_eq!(b.peek_now(&c)[0].used, 0);
+    // Releasing the expired lease frees nothing it no longer holds; a release beyond what a
+    // bucket holds (a retried settlement) stops at zero.
+    release(87);
+    let state = admitted(b.acquire_now(&c, &demand("r3")))[0];
+    assert_eq!((state.used, state.window), (1, 96));
+    release(96);
+    release(96);
+    assert_eq!(b.peek_now(&c)[0].used, 0);
+    assert_eq!(admitted(b.acquire_now(&c, &demand("r4")))[0].used, 1);
 }
 
 #[test]
@@ -151,16 +164,13 @@ fn budget_expires_after_its_ttl_and_is_seeded_again() {
         cost: 300,
     };
     assert_eq!(admitted(b.acquire_now(&c, &d))[0].used, 400);
-    let change = b.settle_now(
-        "r",
-        &[Settle {
-            counter: c[0].clone(),
-            kind: SettleKind::Budget {
-                reserved: 300,
-                actual: 250,
-            },
-        }],
-    );
+    let change = b.settle_now(&[Settle {
+        counter: c[0].clone(),
+        kind: SettleKind::Budget {
+            reserved: 300,
+            actual: 250,
+        },
+    }]);
     assert_eq!(
         change,
         vec![Some(SpendChange {
