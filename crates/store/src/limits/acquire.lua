@@ -118,10 +118,11 @@ local o = 3 * #counters
 for i = 1, o do out[i] = 0 end
 local tokens, cost, list
 local tokens_text, cost_text, list_text
-for r = 1, requests do
+
+-- Reads request r's demand into `tokens` and `cost`. Equal strings are one interned string in
+-- Lua: a request demanding what the previous one did costs no conversion.
+local function demand(r)
   local at = first + 3 * (r - 1)
-  -- Equal strings are one interned string in Lua: a request demanding what the previous one
-  -- did costs no conversion.
   if ARGV[at] ~= tokens_text then
     tokens_text = ARGV[at]
     tokens = tonumber(tokens_text)
@@ -130,16 +131,16 @@ for r = 1, requests do
     cost_text = ARGV[at + 1]
     cost = tonumber(cost_text)
   end
-  if ARGV[at + 2] ~= list_text then
-    list_text = ARGV[at + 2]
-    list = lists[tonumber(list_text)]
-  end
+end
+
+-- Decides request r (its demand read, `list` its counter list) against the counters as they
+-- stand, alone.
+local function decide()
   local refused = nil
   local replayable = true
   for j = 1, #list do
     local c = list[j]
     local s, kind = c.s, c.kind
-    if not s.loaded then load(c) end
     -- What this counter holds after the request's take, and whether that fits: one request,
     -- its tokens, one lease (every admission its own, whatever its request id) or its cost
     -- (always fits an unenforced budget).
@@ -192,6 +193,85 @@ for r = 1, requests do
       o = o + 1 + #list
     end
   end
+end
+
+-- Takes a whole run of m requests with the same list at once when all of them fit (`count`
+-- requests or leases, `sum_t` tokens, `sum_c` cost in all): every take is non-negative, so if
+-- the run's total fits each counter then so does every request's in turn, and each is admitted
+-- exactly as it would be alone. Returns false, taking nothing, when the run does not fit (or a
+-- key came with two descriptions, whose requests need their used values in the reply).
+local function take_run(m, sum_t, sum_c)
+  local fits = true
+  for j = 1, #list do
+    local c = list[j]
+    local s, kind = c.s, c.kind
+    if c.shared then
+      fits = false
+      break
+    end
+    -- A counter listed twice is taken twice: its trial value carries the first take.
+    local n = s.trial or s.n
+    if kind == 1 or kind == 3 then
+      n = n + m
+    elseif kind == 2 then
+      n = n + sum_t
+    else
+      n = n + sum_c
+    end
+    s.trial = n
+    if n > c.a and (kind ~= 4 or c.b == 1) then
+      fits = false
+      break
+    end
+  end
+  for j = 1, #list do
+    local s = list[j].s
+    if s.trial then
+      if fits then
+        s.n = s.trial
+        s.dirty = true
+      end
+      s.trial = nil
+    end
+  end
+  return fits
+end
+
+-- The requests go by runs of consecutive requests with the same counter list (a busy caller's
+-- batch is one run): a run that fits as a whole is admitted with one check per counter; one that
+-- does not is decided request by request.
+local r = 1
+while r <= requests do
+  local text = ARGV[first + 3 * (r - 1) + 2]
+  if text ~= list_text then
+    list_text = text
+    list = lists[tonumber(text)]
+  end
+  for j = 1, #list do
+    local c = list[j]
+    if not c.s.loaded then load(c) end
+  end
+  -- The run: requests r to e, their demand summed.
+  local e, sum_t, sum_c, growing = r, 0, 0, true
+  while true do
+    demand(e)
+    sum_t, sum_c = sum_t + tokens, sum_c + cost
+    if tokens < 0 or cost < 0 then growing = false end
+    if e == requests or ARGV[first + 3 * e + 2] ~= list_text then break end
+    e = e + 1
+  end
+  if e > r and growing and take_run(e - r + 1, sum_t, sum_c) then
+    for _ = r, e do
+      out[o + 1] = '1'
+      o = o + 1
+    end
+  else
+    for q = r, e do
+      demand(q)
+      decide()
+    end
+  end
+  r = e + 1
 end
 -- Used values left beyond the last request's end.
 for i = #out, o + 1, -1 do out[i] = nil end

@@ -574,6 +574,31 @@ async fn concurrent_acquires_are_decided_as_alone(shared: &Shared) {
     assert_eq!(live, (1..=10).collect::<Vec<_>>());
     assert_eq!(used(&*b, &k).await, vec![10, 10]);
 
+    // A counter listed twice is taken twice by each request of a batch, whether the batch's
+    // run of requests is admitted as a whole (room for all) or one by one (room for 10).
+    for (key, limit, admitted) in [("ca-2a", 1_000, 40), ("ca-2b", 21, 10)] {
+        let twice = [requests(key, limit), requests(key, limit)];
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..40 {
+            let (b, k) = (b.clone(), twice.clone());
+            tasks.spawn(async move { b.acquire(&k, &demand(&format!("t{i}"), 0, 0)).await });
+        }
+        let mut used_after: Vec<i64> = tasks
+            .join_all()
+            .await
+            .into_iter()
+            .filter_map(|v| match v.unwrap() {
+                Verdict::Admitted(s) => Some(s[1].used),
+                Verdict::Refused { .. } => None,
+            })
+            .collect();
+        used_after.sort_unstable();
+        assert_eq!(
+            used_after,
+            (1..=admitted).map(|n| 2 * n).collect::<Vec<_>>()
+        );
+    }
+
     // Request ids repeated across concurrent requests share nothing: still 10 slots in all.
     let k = [concurrent("ca-twice", 10, 60_000)];
     let mut tasks = tokio::task::JoinSet::new();
