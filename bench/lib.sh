@@ -82,6 +82,39 @@ bench_cleanup() {
   exit "$status"
 }
 
+# bench_redis_server PORT CPU LOG: starts a private redis-server (nothing saved to disk) on
+# 127.0.0.1:PORT pinned to CPU, its pid in REDIS_PID; fails if it does not answer. The
+# benchmark's Redis gets a core chosen for it rather than floating onto the gateway's: in a
+# deployment Redis is a server of its own, and on two cores a Redis that lands on the gateway's
+# core measures the scheduler, not the gateway. Its CPU is reported apart.
+bench_redis_server() {
+  local port=$1 cpu=$2 log=$3
+  taskset -c "$cpu" redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+    >"$log" 2>&1 &
+  REDIS_PID=$!
+  for _ in $(seq 1 100); do
+    redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# bench_start_redis: for the small measuring scripts: unless BENCH_REDIS is set, a private
+# redis-server on CPU 1 (with the load generator and the mock, off the gateway's CPU 0) when
+# redis-server is installed, else the local one at 127.0.0.1:6379. Sets BENCH_REDIS.
+bench_start_redis() {
+  [ -n "${BENCH_REDIS:-}" ] && return 0
+  if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
+    local p
+    p=$(port)
+    bench_redis_server "$p" 1 "$WORK/redis.log" || die "the private redis-server did not start"
+    PIDS+=("$REDIS_PID")
+    BENCH_REDIS="redis://127.0.0.1:$p"
+  else
+    BENCH_REDIS=redis://127.0.0.1:6379
+  fi
+}
+
 # bench_start_mock: the mock upstream on CPU 1 (MOCK_PORT), ready to answer.
 bench_start_mock() {
   MOCK_PORT=$(port)

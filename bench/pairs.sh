@@ -23,7 +23,6 @@ ROUNDS="${ROUNDS:-10}"
 SECONDS_ON="${SECONDS_ON:-8}"
 CONNS="${CONNS:-64}"
 PAIR="${PAIR:-logging}"
-BENCH_REDIS="${BENCH_REDIS:-redis://127.0.0.1:6379}"
 
 bench_harness pairs
 for tool in wrk curl taskset; do
@@ -31,6 +30,7 @@ for tool in wrk curl taskset; do
 done
 [ -x "$SWITCHBOARD_BIN" ] || die "no binary at $SWITCHBOARD_BIN (cargo build --release -p switchboard)"
 bench_start_mock
+bench_start_redis
 
 KEY="sk-pairs-$$"
 declare -A PORT GW TOKEN

@@ -18,7 +18,6 @@ SWITCHBOARD_BIN="${SWITCHBOARD_BIN:-$ROOT/target/release/switchboard}"
 CONFIG="${CONFIG:-off}"
 CONNS="${CONNS:-64}"
 SECONDS_ON="${SECONDS_ON:-10}"
-BENCH_REDIS="${BENCH_REDIS:-redis://127.0.0.1:6379}"
 OUT="${OUT:-$BENCH/results/perf.data}"
 TOP="${TOP:-60}"
 
@@ -28,6 +27,7 @@ for tool in perf wrk curl taskset; do
 done
 [ -x "$SWITCHBOARD_BIN" ] || die "no binary at $SWITCHBOARD_BIN (cargo build --release -p switchboard)"
 bench_start_mock
+bench_start_redis
 
 GW_PORT=$(port)
 KEY="sk-perf-$$"

@@ -45,8 +45,10 @@ SOAK_TARGETS="${SOAK_TARGETS:-on}"      # which targets get a soak (each at half
 # Each request's usage record (a row of usage_records: billing data, always written) still goes
 # to a SQLite file in the run's temp dir.
 # `on` is a gateway with everything on: a virtual key, per-key request, token and concurrency
-# limits, a team request limit, a monthly team budget with alerts, counters in Redis
-# (BENCH_REDIS), the default call log (metadata, no bodies) in SQLite, metrics.
+# limits, a team request limit, a monthly team budget with alerts, counters in Redis (a private
+# redis-server the run starts on the load generator's core, as a separate server would be in a
+# deployment, or BENCH_REDIS as given), the default call log (metadata, no bodies) in SQLite,
+# metrics.
 # `on-pg` is `on` with `database:` a fresh Postgres database created in BENCH_POSTGRES's server
 # and dropped at the end.
 # `gateway` (`off` with the default call log: metadata on), `vkey` (the `gateway` process called
@@ -57,7 +59,7 @@ SOAK_TARGETS="${SOAK_TARGETS:-on}"      # which targets get a soak (each at half
 # change costs.
 TARGETS="${TARGETS:-mock nginx off on on-pg}"
 BASELINE_BIN="${BASELINE_BIN:-}"
-BENCH_REDIS="${BENCH_REDIS:-redis://127.0.0.1:6379}"
+BENCH_REDIS="${BENCH_REDIS:-}"         # empty: a private redis-server on the load core (see below)
 BENCH_POSTGRES="${BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}"
 SKIP_BUILD="${SKIP_BUILD:-0}"
 SWITCHBOARD_BIN="${SWITCHBOARD_BIN:-$ROOT/target/release/switchboard}"
@@ -696,6 +698,19 @@ main() {
   LOADAVG_START=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)
   if awk "BEGIN { exit !($LOADAVG_START > 0.5) }"; then
     log "warning: load average is $LOADAVG_START; other work on this machine will add noise"
+  fi
+  if (has limits || has on || has on-pg) && [ -z "$BENCH_REDIS" ]; then
+    if command -v redis-server >/dev/null && command -v redis-cli >/dev/null \
+      && [ "${#PIN_LOAD[@]}" -gt 0 ]; then
+      REDIS_PORT=$(free_port)
+      bench_redis_server "$REDIS_PORT" "$LOAD_CPU" "$WORK/redis.log" \
+        || die "the private redis-server did not start (see $WORK/redis.log)"
+      PIDS+=("$REDIS_PID")
+      BENCH_REDIS="redis://127.0.0.1:$REDIS_PORT"
+      PINNING="$PINNING, Redis on CPU $LOAD_CPU"
+    else
+      BENCH_REDIS=redis://127.0.0.1:6379
+    fi
   fi
   if has limits || has on || has on-pg; then
     redis_up || { drop_target limits "no Redis at $BENCH_REDIS"; drop_target on "no Redis at $BENCH_REDIS"; drop_target on-pg "no Redis at $BENCH_REDIS"; }
