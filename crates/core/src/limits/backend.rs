@@ -38,12 +38,14 @@ pub enum CounterKind {
     /// worst-case cost and refuses (when `enforce`) if spent + reserved + cost would exceed
     /// `limit`; settling releases the reservation and adds the actual cost. The counter is
     /// created with `seed` as spent (spend already recorded in storage for the period) and
-    /// lives `ttl_ms` (0: forever).
+    /// expires at `expires_at_ms` (ms since the epoch; 0: never). An instant rather than a
+    /// duration, so that a budget's description is the same for every request of its period
+    /// (and a batch of them shares one counter).
     Budget {
         limit: i64,
         enforce: bool,
         seed: i64,
-        ttl_ms: u64,
+        expires_at_ms: u64,
     },
 }
 

@@ -176,7 +176,7 @@ impl quick_cache::Equivalent<PlanKey> for PlanKeyRef<'_> {
 }
 
 /// A plan as kept between requests. What changes with time is filled in per request by
-/// [`Limiter::instantiate`]: budget counters are kept with `ttl_ms` and `seed` 0.
+/// [`Limiter::instantiate`]: budget counters are kept with `seed` 0.
 #[derive(Debug)]
 struct Cached {
     counters: Vec<Counter>,
@@ -204,7 +204,6 @@ struct CachedBudget {
     /// The budget's counter in the plan.
     index: usize,
     start_ms: i64,
-    end_ms: Option<i64>,
     /// Whether the counter's seed was settled (read from storage, or known not needed). Until
     /// then each request asks again, as before caching: a failed read is retried.
     seeded: AtomicBool,
@@ -338,7 +337,7 @@ impl Limiter {
                 cached
             }
         };
-        self.instantiate(&cached, now).await
+        self.instantiate(&cached).await
     }
 
     /// Matches the rules and budgets against a call of `alias` by `who` at `now`.
@@ -368,7 +367,7 @@ impl Limiter {
     /// A request's own copy of a kept plan, with what depends on the time filled in: each
     /// budget counter's TTL (to the end of its period) and, until this process has it, the
     /// spend already recorded in storage (the seed).
-    async fn instantiate(&self, cached: &Cached, now: i64) -> Plan {
+    async fn instantiate(&self, cached: &Cached) -> Plan {
         let mut counters = cached.counters.clone();
         for budget in &cached.budgets {
             let seed = if budget.seeded.load(Ordering::Relaxed) {
@@ -384,15 +383,8 @@ impl Limiter {
                 }
                 seed
             };
-            let ttl = budget.end_ms.map_or(0, |end| {
-                u64::try_from(end - now).unwrap_or(0) + BUDGET_GRACE_MS
-            });
-            if let CounterKind::Budget {
-                seed: s, ttl_ms, ..
-            } = &mut counters[budget.index].kind
-            {
+            if let CounterKind::Budget { seed: s, .. } = &mut counters[budget.index].kind {
                 *s = seed;
-                *ttl_ms = ttl;
             }
         }
         Plan {
@@ -528,8 +520,8 @@ fn rate_counters(plan: &mut Builder, name: &str, rule: &RateLimitRule, subject: 
     }
 }
 
-/// The counter of a budget in its period at `now`; its `seed` and `ttl_ms` are left for
-/// [`Limiter::instantiate`].
+/// The counter of a budget in its period at `now`, living a grace period past the period's end
+/// (so that a late settlement still finds it); its `seed` is left for [`Limiter::instantiate`].
 fn budget_counter(
     plan: &mut Builder,
     name: &str,
@@ -549,7 +541,6 @@ fn budget_counter(
     plan.budgets.push(CachedBudget {
         index: plan.counters.len(),
         start_ms: bounds.start_ms,
-        end_ms: bounds.end_ms,
         seeded: AtomicBool::new(false),
     });
     plan.counters.push(Counter {
@@ -558,7 +549,9 @@ fn budget_counter(
             limit: rule.limit.0,
             enforce,
             seed: 0,
-            ttl_ms: 0,
+            expires_at_ms: bounds
+                .end_ms
+                .map_or(0, |end| u64::try_from(end).unwrap_or(0) + BUDGET_GRACE_MS),
         },
     });
     plan.metas.push(CounterMeta {
@@ -672,7 +665,7 @@ impl Limiter {
         if plan.counters.is_empty() {
             return Ok(Vec::new());
         }
-        let plan = self.instantiate(&plan.finish(), now).await;
+        let plan = self.instantiate(&plan.finish()).await;
         let states = report_backend(&self.state).peek(&plan.counters).await?;
         Ok(plan
             .counters

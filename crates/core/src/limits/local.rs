@@ -338,13 +338,13 @@ impl Shard {
                 }
             }
             (
-                CounterKind::Budget { ttl_ms, .. },
+                CounterKind::Budget { expires_at_ms, .. },
                 View::Budget {
                     spent,
                     reserved,
                     exists,
                 },
-            ) => self.store_budget(&c.key, spent, reserved, exists, ttl_ms, now),
+            ) => self.store_budget(&c.key, spent, reserved, exists, expires_at_ms),
             _ => {}
         }
     }
@@ -355,8 +355,7 @@ impl Shard {
         spent: i64,
         reserved: i64,
         exists: bool,
-        ttl_ms: u64,
-        now: u64,
+        expires_at_ms: u64,
     ) {
         match (exists, self.budgets.get_mut(key)) {
             (true, Some(b)) => {
@@ -364,12 +363,11 @@ impl Shard {
                 b.reserved = reserved;
             }
             _ => {
-                // Created now: the TTL runs from creation and is never extended, so the
-                // counter ends with its budget period.
-                let expires_at = if ttl_ms == 0 {
+                // Created now, to end with its budget period (never extended).
+                let expires_at = if expires_at_ms == 0 {
                     u64::MAX
                 } else {
-                    now.saturating_add(ttl_ms)
+                    expires_at_ms
                 };
                 self.budgets.insert(
                     key.clone(),
@@ -423,7 +421,7 @@ impl Shard {
                 None
             }
             (
-                CounterKind::Budget { ttl_ms, .. },
+                CounterKind::Budget { expires_at_ms, .. },
                 SettleKind::Budget {
                     reserved: held,
                     actual,
@@ -441,7 +439,7 @@ impl Shard {
                 };
                 let after = spent.saturating_add(actual);
                 let reserved = reserved.saturating_sub(held).max(0);
-                self.store_budget(&c.key, after, reserved, exists, ttl_ms, now);
+                self.store_budget(&c.key, after, reserved, exists, expires_at_ms);
                 Some(SpendChange {
                     before: spent,
                     after,

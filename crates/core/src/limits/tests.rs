@@ -243,15 +243,23 @@ async fn a_kept_plan_seeds_each_budget_once_and_retries_a_failed_read() {
         async move { l.plan(&Who::of(&who), "m", false).await }
     };
     let budget = |plan: &Plan| match plan.counters[0].kind {
-        CounterKind::Budget { seed, ttl_ms, .. } => (plan.counters[0].key.clone(), seed, ttl_ms),
+        CounterKind::Budget {
+            seed,
+            expires_at_ms,
+            ..
+        } => (plan.counters[0].key.clone(), seed, expires_at_ms),
         other => panic!("expected a budget, got {other:?}"),
     };
     // The read fails: this request counts from zero, the next one reads again.
-    let (key, seed, ttl) = budget(&plan("k1").await);
+    let (key, seed, expires_at) = budget(&plan("k1").await);
     assert_eq!(seed, 0);
-    assert!(
-        ttl > 86_400_000,
-        "a budget outlives its period by a day: {ttl}"
+    let period_end = super::period::bounds(Period::Month, super::now_ms())
+        .end_ms
+        .unwrap();
+    assert_eq!(
+        expires_at,
+        u64::try_from(period_end).unwrap() + 86_400_000,
+        "a budget outlives its period by a day"
     );
     assert_eq!(budget(&plan("k1").await).1, 700);
     // Seeded: the kept plan is not read again, and names the same counter.

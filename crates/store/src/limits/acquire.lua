@@ -10,7 +10,8 @@
 --        kind 1 requests:   a = limit, b = window ms
 --        kind 2 tokens:     a = limit, b = window ms
 --        kind 3 concurrent: a = limit, b = lease ms
---        kind 4 budget:     a = limit, b = enforce (1/0), c = seed, d = ttl ms (0: none)
+--        kind 4 budget:     a = limit, b = enforce (1/0), c = seed, d = expiry (ms since the
+--                           epoch, 0: none; kept as the string given, for PEXPIREAT)
 --   2. the number of counter lists, then each list: its length, then its counters' positions in
 --      KEYS (a counter may appear twice in a list: it is then taken twice);
 --   3. the number of requests, then per request: demanded tokens, demanded cost
@@ -57,7 +58,7 @@ local arg = 1
 for i = 1, #KEYS do
   local key = KEYS[i]
   local c = { key = key, kind = num(ARGV[arg]), a = num(ARGV[arg + 1]),
-    b = num(ARGV[arg + 2]), c = num(ARGV[arg + 3]), d = num(ARGV[arg + 4]) }
+    b = num(ARGV[arg + 2]), c = num(ARGV[arg + 3]), d = ARGV[arg + 4] }
   local s = by_key[key]
   if s then
     s.shared, c.shared = true, true
@@ -286,9 +287,9 @@ local function store(c)
     add_leases(key, s.w, s.n - s.base, s.fresh, c.b)
   else
     call('HSET', key, 'spent', s.spent, 'reserved', s.n - s.spent)
-    -- The TTL runs from creation and is never extended: the counter ends with its period.
-    if not s.exists and c.d > 0 then
-      call('PEXPIRE', key, c.d)
+    -- The expiry is set at creation and never changed: the counter ends with its period.
+    if not s.exists and c.d ~= '0' then
+      call('PEXPIREAT', key, c.d)
     end
   end
 end

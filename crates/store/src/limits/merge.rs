@@ -204,7 +204,7 @@ mod tests {
                 limit: 1000,
                 enforce: true,
                 seed: 0,
-                ttl_ms: 0,
+                expires_at_ms: 0,
             },
         )
     }

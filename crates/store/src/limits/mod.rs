@@ -18,7 +18,7 @@
 //! (requests), `t` (tokens), `l` (concurrent: leases) or `b` (budget). Each is one Redis key:
 //! a hash `{w, n}` for a window (TTL 2 x window, set when the window begins), a hash of lease
 //! counts by lease bucket (TTL until the newest bucket's leases expire), a hash
-//! `{spent, reserved}` for a budget (TTL `ttl_ms` from creation). Nothing is left behind without
+//! `{spent, reserved}` for a budget (expiring at its `expires_at_ms`). Nothing is left behind without
 //! a TTL except budgets that ask for none. Leases are counted, not named, so that a request's
 //! lease costs Redis no command of its own (see `lease_bucket` in the core crate).
 //!
@@ -625,13 +625,13 @@ fn acquire_args(cmd: &mut Cmd, kind: &CounterKind) {
             limit,
             enforce,
             seed,
-            ttl_ms,
+            expires_at_ms,
         } => cmd
             .arg(4)
             .arg(limit)
             .arg(i32::from(enforce))
             .arg(seed)
-            .arg(ttl_ms),
+            .arg(expires_at_ms),
     };
 }
 
@@ -640,7 +640,11 @@ fn settle_key_args(cmd: &mut Cmd, kind: &CounterKind) {
     match *kind {
         CounterKind::Tokens { window_ms, .. } => cmd.arg(window_ms.max(1)).arg(0),
         CounterKind::Concurrent { lease_ms, .. } => cmd.arg(lease_ms).arg(0),
-        CounterKind::Budget { seed, ttl_ms, .. } => cmd.arg(seed).arg(ttl_ms),
+        CounterKind::Budget {
+            seed,
+            expires_at_ms,
+            ..
+        } => cmd.arg(seed).arg(expires_at_ms),
         CounterKind::Requests { .. } => cmd.arg(0).arg(0),
     };
 }

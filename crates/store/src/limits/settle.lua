@@ -4,8 +4,8 @@
 -- two in step.
 --
 -- KEYS: the batch's distinct counters. ARGV: first two numbers per key, a and b:
---   tokens counters: a = window ms; leases: a = lease ms; budgets: a = seed, b = ttl ms (0:
---   none); others unused
+--   tokens counters: a = window ms; leases: a = lease ms; budgets: a = seed, b = expiry (ms
+--   since the epoch, 0: none); others unused
 -- then the entries, in order, each an op, the position of its key in KEYS, and the op's values:
 --   op 1 tokens:  window, delta (may be negative)
 --   op 2 release: bucket, count (the leases of that many requests, taken in that bucket)
@@ -43,7 +43,7 @@ local function state_of(i, op)
       s.spent, s.reserved = tonumber(stored[1]), tonumber(stored[2]) or 0
     else
       -- A budget that expired is created from its seed, as on admission, so the spend is kept.
-      s.spent, s.reserved, s.ttl = a, 0, b
+      s.spent, s.reserved, s.expiry = a, 0, ARGV[2 * i]
     end
   end
   states[key] = s
@@ -96,8 +96,8 @@ for _, s in ipairs(order) do
       write_window(s.key, s.w, s.n, s.fresh, s.ms)
     else
       call('HSET', s.key, 'spent', s.spent, 'reserved', s.reserved)
-      if not s.exists and s.ttl > 0 then
-        call('PEXPIRE', s.key, s.ttl)
+      if not s.exists and s.expiry ~= '0' then
+        call('PEXPIREAT', s.key, s.expiry)
       end
     end
   end

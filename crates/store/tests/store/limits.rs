@@ -144,9 +144,17 @@ fn budget(key: &str, limit: i64, seed: i64) -> Counter {
             limit,
             enforce: true,
             seed,
-            ttl_ms: HOUR,
+            expires_at_ms: in_an_hour(),
         },
     )
+}
+
+/// An hour from now, as a budget's expiry.
+fn in_an_hour() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    u64::try_from(now.as_millis()).unwrap() + HOUR
 }
 
 fn demand(request_id: &str, tokens: u64, cost: i64) -> Demand<'_> {

@@ -149,13 +149,13 @@ fn leases_live_by_bucket_and_a_repeated_request_id_takes_its_own_slot() {
 }
 
 #[test]
-fn budget_expires_after_its_ttl_and_is_seeded_again() {
+fn budget_expires_at_its_instant_and_is_seeded_again() {
     let (b, now) = backend(0);
     let kind = CounterKind::Budget {
         limit: 1_000,
         enforce: true,
         seed: 100,
-        ttl_ms: 1_000,
+        expires_at_ms: 1_000,
     };
     let c = [counter("b", kind)];
     let d = Demand {

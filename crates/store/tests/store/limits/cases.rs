@@ -315,7 +315,7 @@ async fn unenforced_budget_never_refuses(shared: &Shared) {
             limit: 100,
             enforce: false,
             seed: 0,
-            ttl_ms: HOUR,
+            expires_at_ms: in_an_hour(),
         },
     )];
     for n in 1..=3 {

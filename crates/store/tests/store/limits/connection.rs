@@ -259,7 +259,7 @@ async fn redis_keys_expire() {
             limit: 10,
             enforce: true,
             seed: 0,
-            ttl_ms: 0,
+            expires_at_ms: 0,
         },
     );
     let k = [
