@@ -86,7 +86,7 @@ struct Holding {
     state: Arc<LimitState>,
     held: Held,
     request_id: String,
-    counters: Vec<Counter>,
+    counters: Arc<[Counter]>,
     states: Vec<CounterState>,
     /// Shared with the limiter's cached plan, not copied per request.
     metas: Arc<[CounterMeta]>,
@@ -173,12 +173,7 @@ impl Drop for Admission {
         let (tokens, cost) = held.actual;
         let mut entries = Vec::with_capacity(held.counters.len());
         let mut alerting = Vec::new();
-        for ((counter, state), meta) in held
-            .counters
-            .into_iter()
-            .zip(&held.states)
-            .zip(&*held.metas)
-        {
+        for ((counter, state), meta) in held.counters.iter().zip(&held.states).zip(&*held.metas) {
             let kind = match counter.kind {
                 CounterKind::Requests { .. } => continue,
                 CounterKind::Tokens { .. } => SettleKind::Tokens {
@@ -212,7 +207,10 @@ impl Drop for Admission {
                     }
                 }
             };
-            entries.push(Settle { counter, kind });
+            entries.push(Settle {
+                counter: counter.clone(),
+                kind,
+            });
         }
         if entries.is_empty() {
             return;

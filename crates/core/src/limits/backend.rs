@@ -162,6 +162,16 @@ pub trait LimitBackend: Send + Sync + Debug {
         demand: &Demand<'_>,
     ) -> Result<Verdict, BackendError>;
 
+    /// [`LimitBackend::acquire`] of counters the caller shares (a limiter's kept plan): a
+    /// backend that queues the call keeps a reference instead of a copy.
+    async fn acquire_shared(
+        &self,
+        counters: &Arc<[Counter]>,
+        demand: &Demand<'_>,
+    ) -> Result<Verdict, BackendError> {
+        self.acquire(counters, demand).await
+    }
+
     /// Settles a finished request's counters. Returns, per entry in order, the spend change of
     /// `Budget` entries (`None` for other kinds).
     async fn settle(

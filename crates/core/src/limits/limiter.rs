@@ -80,7 +80,10 @@ fn matches(m: &Match, who: &Who<'_>, alias: &str) -> bool {
 /// The counters one request must pass, with what each means for errors and headers.
 #[derive(Debug, Default)]
 pub struct Plan {
-    pub(crate) counters: Vec<Counter>,
+    /// Shared with the limiter's cached plan once nothing in it changes per request (every
+    /// budget seeded): a request's plan is then a reference count, and the Redis backend knows
+    /// a batch's requests of one plan by pointer.
+    pub(crate) counters: Arc<[Counter]>,
     /// One per counter, in order; shared with the limiter's cached plan.
     pub(crate) metas: Arc<[CounterMeta]>,
 }
@@ -179,7 +182,7 @@ impl quick_cache::Equivalent<PlanKey> for PlanKeyRef<'_> {
 /// [`Limiter::instantiate`]: budget counters are kept with `seed` 0.
 #[derive(Debug)]
 struct Cached {
-    counters: Vec<Counter>,
+    counters: Arc<[Counter]>,
     metas: Arc<[CounterMeta]>,
     budgets: Vec<CachedBudget>,
     /// See [`Builder::from_ms`].
@@ -222,7 +225,7 @@ impl Builder {
 
     fn finish(self) -> Cached {
         Cached {
-            counters: self.counters,
+            counters: self.counters.into(),
             metas: self.metas.into(),
             budgets: self.budgets,
             from_ms: self.from_ms,
@@ -234,7 +237,7 @@ impl Builder {
     fn into_rate_plan(self) -> Plan {
         debug_assert!(self.budgets.is_empty());
         Plan {
-            counters: self.counters,
+            counters: self.counters.into(),
             metas: self.metas.into(),
         }
     }
@@ -364,11 +367,21 @@ impl Limiter {
         plan.finish()
     }
 
-    /// A request's own copy of a kept plan, with what depends on the time filled in: each
-    /// budget counter's TTL (to the end of its period) and, until this process has it, the
-    /// spend already recorded in storage (the seed).
+    /// A request's plan from a kept one: the kept counters themselves once every budget is
+    /// seeded, else a copy with the spend already recorded in storage (the seed) filled in
+    /// where this process does not have it yet.
     async fn instantiate(&self, cached: &Cached) -> Plan {
-        let mut counters = cached.counters.clone();
+        if cached
+            .budgets
+            .iter()
+            .all(|b| b.seeded.load(Ordering::Relaxed))
+        {
+            return Plan {
+                counters: cached.counters.clone(),
+                metas: cached.metas.clone(),
+            };
+        }
+        let mut counters = cached.counters.to_vec();
         for budget in &cached.budgets {
             let seed = if budget.seeded.load(Ordering::Relaxed) {
                 0
@@ -388,7 +401,7 @@ impl Limiter {
             }
         }
         Plan {
-            counters,
+            counters: counters.into(),
             metas: cached.metas.clone(),
         }
     }
@@ -450,11 +463,12 @@ impl Limiter {
 
     async fn acquire(
         &self,
-        counters: &[Counter],
+        counters: &Arc<[Counter]>,
         demand: &Demand<'_>,
     ) -> Result<(Verdict, Held), Refusal> {
         if let Some(shared) = &self.state.shared {
-            let attempt = tokio::time::timeout(self.timeout, shared.acquire(counters, demand));
+            let attempt =
+                tokio::time::timeout(self.timeout, shared.acquire_shared(counters, demand));
             let err = match attempt.await {
                 Ok(Ok(verdict)) => return Ok((verdict, Held::Shared)),
                 Ok(Err(err)) => err,

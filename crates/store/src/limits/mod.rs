@@ -86,7 +86,8 @@ struct Inner {
 
 /// One request's acquire, queued for the batch task.
 struct AcquireJob {
-    counters: Vec<Counter>,
+    /// Shared with the caller's plan: requests of one plan in a batch are known by pointer.
+    counters: Arc<[Counter]>,
     request_id: String,
     tokens: u64,
     cost: i64,
@@ -469,12 +470,22 @@ impl<'a> Batch<'a> {
         let mut counters = Distinct::default();
         let mut lists = Distinct::default();
         let mut list = Vec::new();
+        let mut previous: Option<(&Arc<[Counter]>, usize)> = None;
         let list_of_job = jobs
             .iter()
             .map(|job| {
+                // A busy caller's requests share their plan's counters: the same list as the
+                // request before, found without comparing counters.
+                if let Some((shared, at)) = previous {
+                    if Arc::ptr_eq(shared, &job.counters) {
+                        return at;
+                    }
+                }
                 list.clear();
                 list.extend(job.counters.iter().map(|c| counters.position(&c)));
-                lists.position(&list)
+                let at = lists.position(&list);
+                previous = Some((&job.counters, at));
+                at
             })
             .collect();
         Batch {
@@ -731,9 +742,20 @@ impl LimitBackend for RedisLimits {
         if counters.is_empty() {
             return Ok(Verdict::Admitted(Vec::new()));
         }
+        self.acquire_shared(&Arc::from(counters), demand).await
+    }
+
+    async fn acquire_shared(
+        &self,
+        counters: &Arc<[Counter]>,
+        demand: &Demand<'_>,
+    ) -> Result<Verdict, BackendError> {
+        if counters.is_empty() {
+            return Ok(Verdict::Admitted(Vec::new()));
+        }
         let (reply, verdict) = oneshot::channel();
         let job = AcquireJob {
-            counters: counters.to_vec(),
+            counters: counters.clone(),
             request_id: demand.request_id.to_owned(),
             tokens: demand.tokens,
             cost: demand.cost,

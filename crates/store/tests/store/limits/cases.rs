@@ -599,6 +599,32 @@ async fn concurrent_acquires_are_decided_as_alone(shared: &Shared) {
         );
     }
 
+    // Requests sharing one plan's counters (as the limiter's do) are decided the same way.
+    let plan: Arc<[Counter]> = Arc::from(vec![
+        requests("ca-s", 1_000),
+        concurrent("ca-s", 20, 60_000),
+    ]);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let (b, plan) = (b.clone(), plan.clone());
+        tasks.spawn(async move {
+            b.acquire_shared(&plan, &demand(&format!("s{i}"), 0, 0))
+                .await
+                .unwrap()
+        });
+    }
+    let mut live: Vec<i64> = tasks
+        .join_all()
+        .await
+        .into_iter()
+        .filter_map(|v| match v {
+            Verdict::Admitted(s) => Some(s[1].used),
+            Verdict::Refused { .. } => None,
+        })
+        .collect();
+    live.sort_unstable();
+    assert_eq!(live, (1..=20).collect::<Vec<_>>());
+
     // Request ids repeated across concurrent requests share nothing: still 10 slots in all.
     let k = [concurrent("ca-twice", 10, 60_000)];
     let mut tasks = tokio::task::JoinSet::new();
