@@ -196,8 +196,8 @@ local function decide()
   end
 end
 
--- Takes a whole run of m requests with the same list at once when all of them fit (`count`
--- requests or leases, `sum_t` tokens, `sum_c` cost in all): every take is non-negative, so if
+-- Takes a whole run of m requests with the same list at once when all of them fit (m requests
+-- or leases, `sum_t` tokens, `sum_c` cost in all): every take is non-negative, so if
 -- the run's total fits each counter then so does every request's in turn, and each is admitted
 -- exactly as it would be alone. Returns false, taking nothing, when the run does not fit (or a
 -- key came with two descriptions, whose requests need their used values in the reply).

@@ -50,13 +50,12 @@ end
 -- Returns the bucket now (as the field's text), the live leases, whether the bucket is new
 -- (`fresh`: the next write must set the TTL), and the fields of expired buckets (nil if none).
 local function read_leases(key, lease_ms)
-  local size = bucket_ms(lease_ms)
-  local bucket = string.format('%d', floor(now / size))
+  local bucket = string.format('%d', floor(now / bucket_ms(lease_ms)))
   local fields = call('HGETALL', key)
   local live, fresh, dead = 0, true, nil
   for i = 1, #fields, 2 do
     local field = fields[i]
-    if (tonumber(field) + 1) * size + lease_ms - 1 > now then
+    if lease_expiry(tonumber(field), lease_ms) > now then
       live = live + tonumber(fields[i + 1])
       if field == bucket then fresh = false end
     else
