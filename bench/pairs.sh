@@ -70,24 +70,32 @@ redis_cpu() {
     | awk -F: '$1 == "used_cpu_user" || $1 == "used_cpu_sys" { s += $2 } END { printf "%.6f", s }'
 }
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# phase NAME SECONDS: prints "rps cpu_us_per_request redis_cpu_us_per_request" of one wrk phase
-# against NAME.
+# "user_ticks system_ticks bytes_dirtied" of a process: CPU from /proc/PID/stat, and the bytes
+# it sent towards storage (/proc/PID/io write_bytes: the call log's WAL and checkpoints).
+usage_now() {
+  local io
+  io=$(awk '$1 == "write_bytes:" { print $2 }' "/proc/$1/io" 2>/dev/null || true)
+  awk -v io="${io:-0}" '{ print $14, $15, io }' "/proc/$1/stat"
+}
+# phase NAME SECONDS: prints "rps cpu_us_per_request redis_cpu_us_per_request user_us sys_us
+# bytes_dirtied" (the last three per request) of one wrk phase against NAME.
 phase() {
   local before after result requests rps redis_before redis_after
-  before=$(ticks "${GW[$1]}")
+  before=$(usage_now "${GW[$1]}")
   redis_before=$(redis_cpu)
   result=$(BENCH_TOKEN="${TOKEN[$1]}" taskset -c 1 wrk -t1 -c"$CONNS" -d"${2}s" --timeout 10s \
     -s "$BENCH/wrk-post.lua" "http://127.0.0.1:${PORT[$1]}/v1/chat/completions" | grep '^RESULT ')
-  after=$(ticks "${GW[$1]}")
+  after=$(usage_now "${GW[$1]}")
   redis_after=$(redis_cpu)
   requests=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$result")
   rps=$(sed -n 's/.* rps=\([0-9.]*\).*/\1/p' <<<"$result")
   [ "${requests:-0}" -gt 0 ] || die "no requests completed: $result"
   grep -q ' non2xx=0 ' <<<"$result" || die "$1 answered with errors: $result"
-  awk -v r="$rps" -v t=$(( after - before )) -v n="$requests" -v hz="$(getconf CLK_TCK)" \
-    -v ra="$redis_after" -v rb="$redis_before" \
-    'BEGIN { printf "%s %.2f %.2f\n", r, t * 1e6 / hz / n, (ra - rb) * 1e6 / n }'
+  awk -v r="$rps" -v before="$before" -v after="$after" -v n="$requests" \
+    -v hz="$(getconf CLK_TCK)" -v ra="$redis_after" -v rb="$redis_before" \
+    'BEGIN { split(before, x, " "); split(after, y, " ")
+      u = (y[1] - x[1]) * 1e6 / hz / n; s = (y[2] - x[2]) * 1e6 / hz / n
+      printf "%s %.2f %.2f %.2f %.2f %.0f\n", r, u + s, (ra - rb) * 1e6 / n, u, s, (y[3] - x[3]) / n }'
 }
 
 log "warm-up"
@@ -96,12 +104,13 @@ phase "$B" 3 >/dev/null
 echo "round ${A}_rps ${B}_rps rps_ratio ${A}_cpu_us ${B}_cpu_us cpu_ratio ${B}_redis_cpu_us"
 for round in $(seq 1 "$ROUNDS"); do
   if (( round % 2 )); then
-    read -r a_rps a_cpu _ < <(phase "$A" "$SECONDS_ON")
-    read -r b_rps b_cpu b_redis < <(phase "$B" "$SECONDS_ON")
+    read -r a_rps a_cpu _ a_usr a_sys a_io < <(phase "$A" "$SECONDS_ON")
+    read -r b_rps b_cpu b_redis b_usr b_sys b_io < <(phase "$B" "$SECONDS_ON")
   else
-    read -r b_rps b_cpu b_redis < <(phase "$B" "$SECONDS_ON")
-    read -r a_rps a_cpu _ < <(phase "$A" "$SECONDS_ON")
+    read -r b_rps b_cpu b_redis b_usr b_sys b_io < <(phase "$B" "$SECONDS_ON")
+    read -r a_rps a_cpu _ a_usr a_sys a_io < <(phase "$A" "$SECONDS_ON")
   fi
+  echo "$a_usr $a_sys $a_io $b_usr $b_sys $b_io" >>"$WORK/split.txt"
   awk -v r="$round" -v a="$a_rps" -v b="$b_rps" -v c="$a_cpu" -v d="$b_cpu" -v e="$b_redis" \
     'BEGIN { printf "%d %.0f %.0f %.3f %.2f %.2f %.3f %.2f\n", r, a, b, b / a, c, d, d / c, e }'
 done | tee "$WORK/pairs.txt"
@@ -115,3 +124,7 @@ awk -v a="$A" -v b="$B" -v pair="$PAIR" 'NR > 1 { r[NR-1] = $4; c[NR-1] = $7; sr
         printf "CPU per request %s/%s: median %.3f, mean %.3f\n", b, a, median(c, n), sc / n
         if (pair == "limits") printf "Redis CPU per %s request: mean %.2f us\n", b, sx / n }' \
   <(echo header; cat "$WORK/pairs.txt")
+# Where the CPU difference lies: user and system time, and bytes sent towards storage.
+awk -v a="$A" -v b="$B" '{ for (i = 1; i <= 6; i++) s[i] += $i; n++ }
+  END { printf "per request, mean over pairs: %s user %.2f us, system %.2f us, %.0f bytes dirtied; %s user %.2f us, system %.2f us, %.0f bytes dirtied\n",
+    a, s[1] / n, s[2] / n, s[3] / n, b, s[4] / n, s[5] / n, s[6] / n }' "$WORK/split.txt"

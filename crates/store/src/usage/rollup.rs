@@ -294,7 +294,9 @@ fn upsert_sql(table: Table, rows: usize, backend: Backend) -> String {
 /// The upsert of `rows` groups: built once per SQLite chunk size, as `super::insert_statement`
 /// does (building it for every batch cost 1.1-1.4k instructions a request; callgrind).
 fn upsert_statement(table: Table, rows: usize, backend: Backend) -> Cow<'static, str> {
-    static SQLITE: [[OnceLock<String>; 5]; 2] = [const { [const { OnceLock::new() }; 5] }; 2];
+    const CHUNKS: usize = super::SQLITE_CHUNKS.len();
+    static SQLITE: [[OnceLock<String>; CHUNKS]; 2] =
+        [const { [const { OnceLock::new() }; CHUNKS] }; 2];
     match (
         backend,
         super::SQLITE_CHUNKS.iter().position(|&r| r == rows),
