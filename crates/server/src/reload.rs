@@ -49,35 +49,34 @@ async fn reload_once(runtime: &Runtime, path: &std::path::Path, trigger: Trigger
     }
 }
 
-/// Watches the config file's folder (editors often replace the file, which a watch on the file
-/// itself would lose) and reports changes to this file.
-fn watch_file(
-    path: &std::path::Path,
-    tx: mpsc::Sender<Trigger>,
-) -> Option<notify::RecommendedWatcher> {
-    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let name = target.file_name()?.to_owned();
-    let folder = target.parent()?.to_path_buf();
+/// How often the config file is looked at for changes.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Watches the config file by polling it (its metadata and a hash of its contents) every
+/// [`POLL`], and reports changes. Polling a path follows editors that replace the file, and
+/// costs one look a second. An event watch (inotify) would have to watch the file's folder for
+/// that, and the folder often holds the SQLite database too: every write of its WAL woke the
+/// watcher's thread, about a thousand times a second under load, on the cores serving requests.
+fn watch_file(path: &std::path::Path, tx: mpsc::Sender<Trigger>) -> Option<notify::PollWatcher> {
     let handler = move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
-            let ours = event
-                .paths
-                .iter()
-                .any(|p| p.file_name() == Some(name.as_os_str()));
-            if ours && (event.kind.is_modify() || event.kind.is_create()) {
+            if event.kind.is_modify() || event.kind.is_create() {
                 let _ = tx.try_send(Trigger::FileChanged);
             }
         }
     };
-    let mut watcher = match notify::recommended_watcher(handler) {
+    let config = notify::Config::default()
+        .with_poll_interval(POLL)
+        .with_compare_contents(true);
+    let mut watcher = match notify::PollWatcher::new(handler, config) {
         Ok(w) => w,
         Err(err) => {
             tracing::warn!(%err, "Cannot watch the config file; reload with SIGHUP.");
             return None;
         }
     };
-    if let Err(err) = watcher.watch(&folder, RecursiveMode::NonRecursive) {
-        tracing::warn!(%err, "Cannot watch the config folder; reload with SIGHUP.");
+    if let Err(err) = watcher.watch(path, RecursiveMode::NonRecursive) {
+        tracing::warn!(%err, "Cannot watch the config file; reload with SIGHUP.");
         return None;
     }
     Some(watcher)
