@@ -56,6 +56,6 @@ pub use rules::{StoredBudget, StoredRateLimit, StoredRule};
 pub use subscriptions::{Subscription, SubscriptionFilter, SubscriptionKind, SubscriptionStatus};
 pub use usage::{
     BodyStats, BodyWriter, BodyWriterHandle, RetentionStats, RetentionTask, UsageFilter,
-    UsageGroup, UsageTotals, UsageWriter, WriterHandle, WriterOptions, WriterStats,
+    UsageGroup, UsageTotals, UsageWriter, WriterHandle, WriterOptions, WriterStats, CATCH_UP,
     ROLLUP_BUCKET_MS, SPILL_PREFIX, SPILL_SUFFIX,
 };

@@ -27,7 +27,7 @@ pub use queries::{UsageFilter, UsageGroup, UsageTotals};
 pub use retention::{RetentionStats, RetentionTask};
 pub use rollup::BUCKET_MS as ROLLUP_BUCKET_MS;
 pub use spill::{SPILL_PREFIX, SPILL_SUFFIX};
-pub use writer::{UsageWriter, WriterHandle, WriterOptions, WriterStats};
+pub use writer::{UsageWriter, WriterHandle, WriterOptions, WriterStats, CATCH_UP};
 
 use crate::error::StoreError;
 use crate::rows::{from_json, to_json};
@@ -145,28 +145,46 @@ fn insert_sql(rows: usize, backend: Backend) -> String {
     sql
 }
 
-/// Row counts of the SQLite statements: a batch is cut into chunks of these sizes, so only four
-/// statement texts exist and each is prepared once per connection (sqlx's statement cache).
+/// Row counts of the SQLite statements: a batch is cut into chunks of these sizes, so only a
+/// few statement texts exist and each is prepared once per connection (sqlx's statement cache).
 /// Preparing a multi-row statement for every batch size was 22% of the gateway's instructions
 /// (callgrind, `sqlite3Prepare`); one statement per row instead costs a trip to sqlx's SQLite
-/// thread per row, which lost more wall-clock time than it saved.
-///
-/// The largest chunk bounds how long SQLite's thread runs without a pause: on a gateway with
-/// one core that thread and the request runtime share it, and the scheduler lets a running
-/// thread finish its time slice, so a 256-row statement (~3 ms of `sqlite3_step`) held requests
-/// for milliseconds. Between two statements the SQLite thread waits for the next one, and the
-/// runtime serves what arrived meanwhile (open-loop p99 at 8,000 req/s: 2.8-17 ms with 256-row
-/// statements, 1.2-1.8 ms with 64).
-pub(crate) const SQLITE_CHUNKS: [usize; 4] = [64, 16, 4, 1];
+/// thread per row, which lost more wall-clock time than it saved. Powers of two, so that any
+/// count up to the longest chunk takes as many statements as it has bits set.
+pub(crate) const SQLITE_CHUNKS: [usize; 9] = [256, 128, 64, 32, 16, 8, 4, 2, 1];
 
-/// How many rows the next statement takes out of `left`.
-pub(crate) fn statement_rows(left: usize, backend: Backend) -> usize {
+/// Transactions of up to this many records are the writer's steady batches (the default batch
+/// size); larger ones come from a writer catching up on a backlog (`writer::CATCH_UP`).
+const STEADY_TRANSACTION: usize = 512;
+
+/// The longest SQLite statement, in rows, of a steady transaction. It bounds how long SQLite's
+/// thread runs without a pause: on a gateway with one core that thread and the request runtime
+/// share it, and the scheduler lets a running thread finish its time slice, so a 256-row
+/// statement (~3 ms of `sqlite3_step`) held requests for milliseconds. Between two statements
+/// the SQLite thread waits for the next one, and the runtime serves what arrived meanwhile
+/// (open-loop p99 at 8,000 req/s: 2.8-17 ms with 256-row statements, 1.2-1.8 ms with 64).
+/// A catch-up transaction uses the longest chunks instead: behind on a backlog, each trip to
+/// SQLite's thread counts more than a pause.
+const STEADY_STATEMENT_ROWS: usize = 64;
+
+/// The most rows one statement of a transaction of `records` records takes (see
+/// [`STEADY_STATEMENT_ROWS`]).
+pub(crate) fn longest_statement(records: usize, backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite if records <= STEADY_TRANSACTION => STEADY_STATEMENT_ROWS,
+        Backend::Sqlite => SQLITE_CHUNKS[0],
+        Backend::Postgres => ROWS_PER_STATEMENT,
+    }
+}
+
+/// How many rows the next statement takes out of `left`, `longest` at most.
+pub(crate) fn statement_rows(left: usize, longest: usize, backend: Backend) -> usize {
     match backend {
         Backend::Sqlite => SQLITE_CHUNKS
             .into_iter()
-            .find(|&rows| rows <= left)
+            .find(|&rows| rows <= left.min(longest))
             .unwrap_or(1),
-        Backend::Postgres => left.min(ROWS_PER_STATEMENT),
+        Backend::Postgres => left.min(longest),
     }
 }
 
@@ -322,9 +340,10 @@ pub(crate) async fn insert_records<DB: LedgerDb>(
     records: &[UsageRecord],
     backend: Backend,
 ) -> Result<(), StoreError> {
+    let longest = longest_statement(records.len(), backend);
     let mut rest = records;
     while !rest.is_empty() {
-        let rows = statement_rows(rest.len(), backend);
+        let rows = statement_rows(rest.len(), longest, backend);
         let (chunk, tail) = rest.split_at(rows);
         // The arguments are collected directly, reserved once: `Query::bind` moves the query
         // for every value and grows the list by doubling (7.0k instructions a record through
@@ -337,7 +356,7 @@ pub(crate) async fn insert_records<DB: LedgerDb>(
         DB::execute(&mut **tx, insert_statement(rows, backend), args).await?;
         rest = tail;
     }
-    rollup::upsert_rollups(tx, records, backend).await
+    rollup::upsert_rollups(tx, records, longest, backend).await
 }
 
 /// A value that could not be bound, as `Query::bind` would report it.

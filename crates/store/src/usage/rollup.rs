@@ -84,7 +84,7 @@ pub(crate) const SUMS: [&str; 12] = [
 /// Key columns + sums + latency buckets.
 const COLUMNS: usize = 4 + SUMS.len() + LAT_BUCKETS;
 
-// Groups per statement: at most 256 (`super::statement_rows`); 256 × 46 parameters stays far
+// Groups per statement: at most 256 (`super::longest_statement`); 256 × 46 parameters stays far
 // below both databases' limits.
 
 /// One group: sorted like the primary key `(dimension, value, org, bucket_ms)`.
@@ -348,12 +348,14 @@ fn bind_group<A: Bind>(
 pub(crate) async fn upsert_rollups<DB: LedgerDb>(
     tx: &mut Transaction<'static, DB>,
     records: &[UsageRecord],
+    longest: usize,
     backend: Backend,
 ) -> Result<(), StoreError> {
     let minutes = aggregate(records);
     // Minutes first, then hours: every writer locks rows in this one order.
-    upsert_groups(tx, Table::Minute, &minutes, backend).await?;
-    upsert_groups(tx, Table::Hour, &regroup(&minutes, Table::Hour), backend).await
+    upsert_groups(tx, Table::Minute, &minutes, longest, backend).await?;
+    let hours = regroup(&minutes, Table::Hour);
+    upsert_groups(tx, Table::Hour, &hours, longest, backend).await
 }
 
 /// Upserts `groups` (in primary-key order) into `table`, in chunks of one statement each.
@@ -361,13 +363,14 @@ async fn upsert_groups<DB: LedgerDb>(
     tx: &mut Transaction<'static, DB>,
     table: Table,
     groups: &BTreeMap<Key, Sums>,
+    longest: usize,
     backend: Backend,
 ) -> Result<(), StoreError> {
     let groups: Vec<(&Key, &Sums)> = groups.iter().collect();
     let mut rest = &groups[..];
     while !rest.is_empty() {
         // Few statement texts on SQLite, so each is prepared once (see `insert_records`).
-        let rows = super::statement_rows(rest.len(), backend);
+        let rows = super::statement_rows(rest.len(), longest, backend);
         let (chunk, tail) = rest.split_at(rows);
         rest = tail;
         // Collected directly, reserved once (see `super::insert_records`).

@@ -12,7 +12,7 @@ use switchboard_core::usage::{
 };
 use switchboard_store::{
     StoreError, UsageFilter, UsageGroup, UsageTotals, UsageWriter, WriterHandle, WriterOptions,
-    SPILL_PREFIX,
+    CATCH_UP, SPILL_PREFIX,
 };
 use switchboard_types::{MicroUsd, Usage};
 use tokio_util::sync::CancellationToken;
@@ -222,7 +222,7 @@ async fn writer_writes_concurrent_records_exactly_once(db: &TestDb) {
     assert_eq!(stats.written, 800);
     assert_eq!(stats.received, 800);
     assert_eq!(stats.failed_flushes, 0);
-    assert!(stats.batches >= 800 / 64, "{stats:?}");
+    assert!(stats.batches >= 800 / (64 * CATCH_UP as u64), "{stats:?}");
     assert_eq!(row_count(db).await, 800);
     assert_stored_once(db, 0..800).await;
     // A reused request id gives two rows, in the order written.
@@ -236,6 +236,36 @@ async fn writer_writes_concurrent_records_exactly_once(db: &TestDb) {
     let stats = running.stop().await;
     assert!(stats.stopped);
     assert_eq!(stats.written, 801);
+}
+
+/// A writer that finds a backlog when its batch is full takes up to `CATCH_UP` batches into one
+/// transaction (here 700 records with batches of 200: one transaction, with the long statements
+/// of a catch-up); a writer that is not behind goes back to single batches.
+async fn a_writer_behind_catches_up_in_larger_transactions(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, rx) = UsageQueue::channel(1024);
+    for i in 0..700 {
+        queue.reserve().expect("a free usage slot").send(record(i));
+    }
+    let tracker = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    let options = WriterOptions {
+        batch_size: 200,
+        ..options(dir.path())
+    };
+    let handle = UsageWriter::spawn(db.store.clone(), rx, options, &tracker, cancel.clone());
+    let stats = handle.wait_written(700).await;
+    assert_eq!((stats.written, stats.batches), (700, 1), "{stats:?}");
+    assert_stored_once(db, 0..700).await;
+    for i in 700..710 {
+        queue.reserve().expect("a free usage slot").send(record(i));
+    }
+    let stats = handle.wait_written(710).await;
+    assert_eq!((stats.written, stats.batches), (710, 2), "{stats:?}");
+    assert_stored_once(db, 0..710).await;
+    cancel.cancel();
+    tracker.close();
+    tracker.wait().await;
 }
 
 async fn writer_survives_an_outage_and_sheds_meanwhile(db: &TestDb) {
@@ -604,6 +634,7 @@ async fn spend_per_subject(db: &TestDb) {
 
 both!(
     writer_writes_concurrent_records_exactly_once,
+    a_writer_behind_catches_up_in_larger_transactions,
     writer_survives_an_outage_and_sheds_meanwhile,
     shutdown_drains_buffered_records_and_open_slots,
     records_spill_at_shutdown_and_are_imported_at_start,
