@@ -2,7 +2,9 @@
 # Two gateway configs against each other in alternating pairs: both gateways run side by side
 # (pinned to CPU 0, only one loaded at a time); wrk (CPU 1) loads one then the other, the order
 # swapped every round, and each pair's throughput and CPU per request are compared. Many short
-# pairs average out a shared machine's drift better than run.sh's few long rounds.
+# pairs average out a shared machine's drift better than run.sh's few long rounds. At the end,
+# where a CPU difference lies: user and system CPU, and bytes written towards storage
+# (/proc/PID/io), per request.
 #
 #   PAIR=logging (default, issue 5): `off` (`logging.metadata: false`: rows keep the usage
 #     record only) against `gateway` (the default call log), both called with the admin key.
