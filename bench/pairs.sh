@@ -80,9 +80,9 @@ usage_now() {
   awk -v io="${io:-0}" '{ print $14, $15, io }' "/proc/$1/stat"
 }
 # phase NAME SECONDS: prints "rps cpu_us_per_request redis_cpu_us_per_request user_us sys_us
-# bytes_dirtied" (the last three per request) of one wrk phase against NAME.
+# bytes_dirtied p50_us" (user, system and bytes per request) of one wrk phase against NAME.
 phase() {
-  local before after result requests rps redis_before redis_after
+  local before after result requests rps p50 redis_before redis_after
   before=$(usage_now "${GW[$1]}")
   redis_before=$(redis_cpu)
   result=$(BENCH_TOKEN="${TOKEN[$1]}" taskset -c 1 wrk -t1 -c"$CONNS" -d"${2}s" --timeout 10s \
@@ -91,13 +91,14 @@ phase() {
   redis_after=$(redis_cpu)
   requests=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$result")
   rps=$(sed -n 's/.* rps=\([0-9.]*\).*/\1/p' <<<"$result")
+  p50=$(sed -n 's/.* p50_us=\([0-9]*\).*/\1/p' <<<"$result")
   [ "${requests:-0}" -gt 0 ] || die "no requests completed: $result"
   grep -q ' non2xx=0 ' <<<"$result" || die "$1 answered with errors: $result"
   awk -v r="$rps" -v before="$before" -v after="$after" -v n="$requests" \
-    -v hz="$(getconf CLK_TCK)" -v ra="$redis_after" -v rb="$redis_before" \
+    -v hz="$(getconf CLK_TCK)" -v ra="$redis_after" -v rb="$redis_before" -v p50="$p50" \
     'BEGIN { split(before, x, " "); split(after, y, " ")
       u = (y[1] - x[1]) * 1e6 / hz / n; s = (y[2] - x[2]) * 1e6 / hz / n
-      printf "%s %.2f %.2f %.2f %.2f %.0f\n", r, u + s, (ra - rb) * 1e6 / n, u, s, (y[3] - x[3]) / n }'
+      printf "%s %.2f %.2f %.2f %.2f %.0f %s\n", r, u + s, (ra - rb) * 1e6 / n, u, s, (y[3] - x[3]) / n, p50 }'
 }
 
 log "warm-up"
@@ -106,13 +107,13 @@ phase "$B" 3 >/dev/null
 echo "round ${A}_rps ${B}_rps rps_ratio ${A}_cpu_us ${B}_cpu_us cpu_ratio ${B}_redis_cpu_us"
 for round in $(seq 1 "$ROUNDS"); do
   if (( round % 2 )); then
-    read -r a_rps a_cpu _ a_usr a_sys a_io < <(phase "$A" "$SECONDS_ON")
-    read -r b_rps b_cpu b_redis b_usr b_sys b_io < <(phase "$B" "$SECONDS_ON")
+    read -r a_rps a_cpu _ a_usr a_sys a_io a_p50 < <(phase "$A" "$SECONDS_ON")
+    read -r b_rps b_cpu b_redis b_usr b_sys b_io b_p50 < <(phase "$B" "$SECONDS_ON")
   else
-    read -r b_rps b_cpu b_redis b_usr b_sys b_io < <(phase "$B" "$SECONDS_ON")
-    read -r a_rps a_cpu _ a_usr a_sys a_io < <(phase "$A" "$SECONDS_ON")
+    read -r b_rps b_cpu b_redis b_usr b_sys b_io b_p50 < <(phase "$B" "$SECONDS_ON")
+    read -r a_rps a_cpu _ a_usr a_sys a_io a_p50 < <(phase "$A" "$SECONDS_ON")
   fi
-  echo "$a_usr $a_sys $a_io $b_usr $b_sys $b_io" >>"$WORK/split.txt"
+  echo "$a_usr $a_sys $a_io $b_usr $b_sys $b_io $a_p50 $b_p50" >>"$WORK/split.txt"
   awk -v r="$round" -v a="$a_rps" -v b="$b_rps" -v c="$a_cpu" -v d="$b_cpu" -v e="$b_redis" \
     'BEGIN { printf "%d %.0f %.0f %.3f %.2f %.2f %.3f %.2f\n", r, a, b, b / a, c, d, d / c, e }'
 done | tee "$WORK/pairs.txt"
@@ -127,6 +128,10 @@ awk -v a="$A" -v b="$B" -v pair="$PAIR" 'NR > 1 { r[NR-1] = $4; c[NR-1] = $7; sr
         if (pair == "limits") printf "Redis CPU per %s request: mean %.2f us\n", b, sx / n }' \
   <(echo header; cat "$WORK/pairs.txt")
 # Where the CPU difference lies: user and system time, and bytes sent towards storage.
-awk -v a="$A" -v b="$B" '{ for (i = 1; i <= 6; i++) s[i] += $i; n++ }
+# And the latency: the pairs' p50 ratio (issue 5 also bounds p50 at concurrency 8: CONNS=8).
+awk -v a="$A" -v b="$B" -v conns="$CONNS" '{ for (i = 1; i <= 6; i++) s[i] += $i; p[++n] = $8 / $7 }
+  function median(v, k,   i, j, t) { for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+    return (k % 2) ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2 }
   END { printf "per request, mean over pairs: %s user %.2f us, system %.2f us, %.0f bytes dirtied; %s user %.2f us, system %.2f us, %.0f bytes dirtied\n",
-    a, s[1] / n, s[2] / n, s[3] / n, b, s[4] / n, s[5] / n, s[6] / n }' "$WORK/split.txt"
+          a, s[1] / n, s[2] / n, s[3] / n, b, s[4] / n, s[5] / n, s[6] / n
+        printf "p50 latency %s/%s at concurrency %s: median %.3f over pairs\n", b, a, conns, median(p, n) }' "$WORK/split.txt"
