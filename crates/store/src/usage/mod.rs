@@ -155,7 +155,7 @@ pub(crate) const SQLITE_CHUNKS: [usize; 9] = [256, 128, 64, 32, 16, 8, 4, 2, 1];
 
 /// Transactions of up to this many records are the writer's steady batches (the default batch
 /// size); larger ones come from a writer catching up on a backlog (`writer::CATCH_UP`).
-const STEADY_TRANSACTION: usize = 512;
+const STEADY_TRANSACTION: usize = writer::DEFAULT_BATCH;
 
 /// The longest SQLite statement, in rows, of a steady transaction. It bounds how long SQLite's
 /// thread runs without a pause: on a gateway with one core that thread and the request runtime

@@ -37,6 +37,9 @@ use tracing::{error, info, warn};
 /// next, same binary).
 pub const CATCH_UP: usize = 4;
 
+/// Records per transaction when no batch size is configured.
+pub(crate) const DEFAULT_BATCH: usize = 512;
+
 /// How much a shutdown drain takes from the channel per call.
 const DRAIN_CHUNK: usize = 4096;
 /// The least time one flush attempt at shutdown gets, even when draining used up the grace.
@@ -62,7 +65,7 @@ pub struct WriterOptions {
 impl Default for WriterOptions {
     fn default() -> Self {
         WriterOptions {
-            batch_size: 512,
+            batch_size: DEFAULT_BATCH,
             flush_interval: Duration::from_millis(200),
             shutdown_grace: Duration::from_secs(10),
             spill_dir: PathBuf::from("."),
@@ -200,17 +203,16 @@ impl UsageWriter {
 
     /// Adds to a full batch what is already queued, up to [`CATCH_UP`] batches (never waits).
     fn catch_up(&self, rx: &mut UsageReceiver, buf: &mut Vec<UsageRecord>) {
-        let most = self.options.batch_size * CATCH_UP;
-        let mut taken = 0;
-        if buf.len() >= self.options.batch_size {
-            while buf.len() < most {
-                match rx.try_recv() {
-                    Ok(record) => buf.push(record),
-                    Err(_) => break,
-                }
-                taken += 1;
-            }
+        let batch = self.options.batch_size;
+        let before = buf.len();
+        if before < batch {
+            return;
         }
+        while buf.len() < batch * CATCH_UP {
+            let Ok(record) = rx.try_recv() else { break };
+            buf.push(record);
+        }
+        let taken = (buf.len() - before) as u64;
         if taken > 0 {
             self.count(|s| s.received += taken);
         }
