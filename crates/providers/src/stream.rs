@@ -7,11 +7,10 @@
 //! provider's terminal event is [`ProviderError::Closed`]: a truncated answer must not pass for a
 //! complete one (nor be billed or cached as one). After the first error the stream ends.
 
-use crate::transport::{map_body_error, Answer};
+use crate::transport::{map_body_error, Answer, UpstreamBody};
 use crate::{ChatEventStream, ProviderError, TimeoutKind};
 use futures::{FutureExt, StreamExt};
 use http_body_util::{BodyDataStream, BodyExt};
-use hyper::body::Incoming;
 use std::collections::VecDeque;
 use std::time::Duration;
 use switchboard_protocols::{SseParser, StreamDecoder};
@@ -23,7 +22,7 @@ use tokio::time::Instant;
 const DRAIN_CHUNKS: usize = 4;
 
 struct State<D> {
-    body: Option<BodyDataStream<Incoming>>,
+    body: Option<BodyDataStream<UpstreamBody>>,
     parser: SseParser,
     decoder: D,
     pending: VecDeque<Result<ChatEvent, ProviderError>>,

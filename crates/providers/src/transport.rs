@@ -14,19 +14,23 @@
 //! timeout share warm connections. The other limits (first byte, total, idle) are applied here
 //! with tokio timers so that one pool serves them all.
 
+mod pool;
+
 use crate::{ProviderError, TimeoutKind, Upstream};
 use bytes::Bytes;
 use http::header::{
     HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT,
 };
+use http::uri::Scheme;
 use http::{Method, Request, Response, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use parking_lot::RwLock;
+use pool::PlainPool;
+pub(crate) use pool::UpstreamBody;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -58,6 +62,8 @@ type HttpClient = Client<TimedConnector, Full<Bytes>>;
 #[derive(Default)]
 pub(crate) struct Transport {
     clients: RwLock<Vec<(Duration, HttpClient)>>,
+    /// Plain-HTTP upstreams go through a leaner pool of our own (see `pool.rs`).
+    plain: Arc<PlainPool>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -141,7 +147,7 @@ pub(crate) struct PostJson<'a> {
 /// A success answer whose headers arrived; the body is still to be read.
 #[derive(Debug)]
 pub(crate) struct Answer {
-    pub response: Response<Incoming>,
+    pub response: Response<UpstreamBody>,
     /// End of the whole attempt (`Timeouts::total` from the start).
     pub deadline: Instant,
     /// Longest wait between two body chunks (streams).
@@ -191,14 +197,25 @@ impl Transport {
         *request.uri_mut() = req.uri;
         *request.headers_mut() = headers;
 
-        let send = self.send(timeouts.connect, request)?;
-        let response = match tokio::time::timeout_at(first_byte.min(deadline), send).await {
+        let limit = first_byte.min(deadline);
+        let sent = if request.uri().scheme() == Some(&Scheme::HTTP) {
+            tokio::time::timeout_at(limit, self.plain.send(request, timeouts.connect)).await
+        } else {
+            let send = self.send(timeouts.connect, request)?;
+            tokio::time::timeout_at(limit, async {
+                match send.await {
+                    Ok(response) => Ok(response.map(UpstreamBody::unpooled)),
+                    Err(e) => Err(map_send_error(&e)),
+                }
+            })
+            .await
+        };
+        let response = match sent {
             Err(_) if first_byte <= deadline => {
                 return Err(ProviderError::Timeout(TimeoutKind::FirstByte))
             }
             Err(_) => return Err(ProviderError::Timeout(TimeoutKind::Total)),
-            Ok(Err(e)) => return Err(map_send_error(&e)),
-            Ok(Ok(response)) => response,
+            Ok(result) => result?,
         };
         if response.status().is_success() {
             return Ok(Answer {
@@ -311,7 +328,7 @@ fn insert_optional(headers: &mut HeaderMap, name: HeaderName, value: Option<&str
 /// Builds [`ProviderError::Status`] from a non-success answer: the provider's own message
 /// (summarised, secrets redacted) and the wait it asked for.
 async fn status_error(
-    response: Response<Incoming>,
+    response: Response<UpstreamBody>,
     deadline: Instant,
     error_message: ErrorMessageFn,
     secret: Option<&str>,
@@ -339,7 +356,7 @@ async fn status_error(
 }
 
 /// Reads at most `limit` bytes of a body; a broken body gives what arrived.
-async fn read_limited(mut body: Incoming, limit: usize) -> Vec<u8> {
+async fn read_limited(mut body: UpstreamBody, limit: usize) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(Ok(frame)) = body.frame().await {
         let Ok(chunk) = frame.into_data() else {

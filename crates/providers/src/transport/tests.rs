@@ -145,3 +145,154 @@ fn a_providers_own_host_header_wins() {
     let headers = with_common_headers(own, "http://10.0.0.1:8080");
     assert_eq!(headers.get(HOST).unwrap(), "gateway.internal");
 }
+
+/// A keep-alive HTTP/1.1 server for the pool's tests: answers every request on a connection
+/// with `body`, counts the connections it accepted, and after `close_after` answers on one
+/// connection closes it.
+struct CountingServer {
+    addr: std::net::SocketAddr,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountingServer {
+    async fn start(body: &'static str, close_after: usize) -> CountingServer {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    for _ in 0..close_after {
+                        // The tests' requests arrive in one read: headers and a small body.
+                        match tcp.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if tcp.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        CountingServer { addr, accepted }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn request(&self) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(Bytes::from_static(b"{}")));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = format!("http://{}/v1/chat/completions", self.addr)
+            .parse()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert(HOST, HeaderValue::from_str(&self.addr.to_string()).unwrap());
+        request
+    }
+}
+
+async fn read_all(response: Response<UpstreamBody>) -> Bytes {
+    response.into_body().collect().await.unwrap().to_bytes()
+}
+
+#[tokio::test]
+async fn plain_http_connections_are_reused_once_their_body_is_read() {
+    let server = CountingServer::start(r#"{"ok":true}"#, usize::MAX).await;
+    let pool = Arc::new(PlainPool::default());
+    for _ in 0..3 {
+        let response = pool
+            .send(server.request(), Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert_eq!(read_all(response).await, r#"{"ok":true}"#);
+    }
+    assert_eq!(server.accepted(), 1);
+    assert_eq!(pool.idle(&server.addr.to_string()), 1);
+
+    // Two at once need two connections; both come back.
+    let (a, b) = tokio::join!(
+        pool.send(server.request(), Duration::from_secs(2)),
+        pool.send(server.request(), Duration::from_secs(2))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    read_all(a).await;
+    read_all(b).await;
+    assert_eq!(server.accepted(), 2);
+    assert_eq!(pool.idle(&server.addr.to_string()), 2);
+}
+
+#[tokio::test]
+async fn a_body_dropped_before_its_end_takes_its_connection_with_it() {
+    let server = CountingServer::start(r#"{"ok":true}"#, usize::MAX).await;
+    let pool = Arc::new(PlainPool::default());
+    let response = pool
+        .send(server.request(), Duration::from_secs(2))
+        .await
+        .unwrap();
+    drop(response);
+    assert_eq!(pool.idle(&server.addr.to_string()), 0);
+    let response = pool
+        .send(server.request(), Duration::from_secs(2))
+        .await
+        .unwrap();
+    read_all(response).await;
+    assert_eq!(server.accepted(), 2);
+}
+
+#[tokio::test]
+async fn a_connection_the_server_closed_is_replaced() {
+    // One answer per connection, then the server closes it.
+    let server = CountingServer::start(r#"{"ok":true}"#, 1).await;
+    let pool = Arc::new(PlainPool::default());
+    let response = pool
+        .send(server.request(), Duration::from_secs(2))
+        .await
+        .unwrap();
+    read_all(response).await;
+    // Once hyper's connection task has read the server's close, the pooled connection is known
+    // closed and must not be taken.
+    let authority = server.addr.to_string();
+    for _ in 0..200 {
+        if pool.idle(&authority) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(pool.idle(&authority), 0);
+    let response = pool
+        .send(server.request(), Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(read_all(response).await, r#"{"ok":true}"#);
+    assert_eq!(server.accepted(), 2);
+}
+
+#[tokio::test]
+async fn a_refused_plain_connection_is_a_connect_error() {
+    // Bind then drop: nothing listens on the port any more.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let pool = Arc::new(PlainPool::default());
+    let mut request = Request::new(Full::new(Bytes::new()));
+    *request.uri_mut() = format!("http://{addr}/v1/models").parse().unwrap();
+    let err = pool
+        .send(request, Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Connect(_)), "{err:?}");
+}
