@@ -13,6 +13,9 @@
 #     request of the `limits` phases.
 #   PAIR=thp: `limits` against itself with mimalloc's transparent huge pages off
 #     (`MIMALLOC_ALLOW_THP=0`): what the lower RSS costs in CPU.
+#   PAIR=binary: `off`'s config (run.sh's `off`: admin key, `logging.metadata: false`) in
+#     BASELINE_BIN (`base`, e.g. the commit before a change) against SWITCHBOARD_BIN (`new`):
+#     what a change does to throughput and CPU per request.
 #
 # At the end, each gateway's peak and current RSS and its anonymous memory in huge pages.
 #
@@ -40,13 +43,13 @@ bench_start_redis
 
 KEY="sk-pairs-$$"
 declare -A PORT GW TOKEN
-# start NAME EXTRA [VAR=VALUE]: one gateway with the benchmark's config plus EXTRA, and the
-# environment variable VAR set.
+# start NAME EXTRA [VAR=VALUE] [BIN]: one gateway with the benchmark's config plus EXTRA, the
+# environment variable VAR set, run from BIN (default SWITCHBOARD_BIN).
 start() {
   PORT[$1]=$(port)
   bench_gateway_yaml "${PORT[$1]}" "sqlite://$WORK/$1.db" "$MOCK_PORT" "$2" >"$WORK/$1.yaml"
   (cd "$WORK" && SWITCHBOARD_ADMIN_KEY="$KEY" RUST_LOG=warn exec env ${3:+"$3"} taskset -c 0 \
-    "$SWITCHBOARD_BIN" serve --config "$WORK/$1.yaml" >"$WORK/$1.log" 2>&1) &
+    "${4:-$SWITCHBOARD_BIN}" serve --config "$WORK/$1.yaml" >"$WORK/$1.log" 2>&1) &
   GW[$1]=$!
   PIDS+=("${GW[$1]}")
   wait_ready "http://127.0.0.1:${PORT[$1]}/healthz"
@@ -69,9 +72,15 @@ case "$PAIR" in
     start limits "$(bench_limits_yaml "pairs$(date +%s)" "$BENCH_REDIS")"
     start nothp "$(bench_limits_yaml "pairsnothp$(date +%s)" "$BENCH_REDIS")" MIMALLOC_ALLOW_THP=0
     ;;
-  *) die "PAIR is logging, limits or thp, not $PAIR" ;;
+  binary)
+    [ -x "${BASELINE_BIN:-}" ] || die "PAIR=binary needs BASELINE_BIN (a switchboard binary)"
+    A=base B=new
+    start base "logging: { metadata: false }" "" "$BASELINE_BIN"
+    start new "logging: { metadata: false }"
+    ;;
+  *) die "PAIR is logging, limits, thp or binary, not $PAIR" ;;
 esac
-if [ "$PAIR" != logging ]; then
+if [ "$PAIR" = limits ] || [ "$PAIR" = thp ]; then
   for name in "$A" "$B"; do
     TOKEN[$name]=$(bench_virtual_key "http://127.0.0.1:${PORT[$name]}" "$KEY") \
       || die "could not create a virtual key"
@@ -79,7 +88,7 @@ if [ "$PAIR" != logging ]; then
 fi
 # Redis's own CPU seconds (user + system), when B uses it and redis-cli exists.
 redis_cpu() {
-  [ "$PAIR" != logging ] && command -v redis-cli >/dev/null || { echo 0; return; }
+  { [ "$PAIR" = limits ] || [ "$PAIR" = thp ]; } && command -v redis-cli >/dev/null || { echo 0; return; }
   redis-cli -u "$BENCH_REDIS" info cpu 2>/dev/null | tr -d '\r' \
     | awk -F: '$1 == "used_cpu_user" || $1 == "used_cpu_sys" { s += $2 } END { printf "%.6f", s }'
 }
