@@ -10,8 +10,9 @@
 //! the response body itself when it has been read to the end ([`UpstreamBody`]); a body dropped
 //! before its end drops its connection, which is how an abandoned answer stops the upstream.
 //!
-//! Idle connections are kept newest first and dropped after [`POOL_IDLE`] (checked whenever a
-//! connection of the same upstream comes back) or as soon as the server closes them.
+//! Idle connections are taken newest first and not reused once idle for [`POOL_IDLE`]: expired
+//! ones are dropped (closed) when the pool next takes or returns a connection to the same
+//! upstream, and a connection the server closed is dropped as soon as it is seen.
 
 use super::{BoxError, ConnectTimeout, POOL_IDLE, TCP_KEEPALIVE};
 use crate::{ProviderError, TimeoutKind};
@@ -107,7 +108,13 @@ impl PlainPool {
             let mut sender = {
                 let mut upstreams = self.upstreams.lock();
                 let upstream = upstreams.iter_mut().find(|u| u.authority == *authority)?;
-                upstream.idle.pop_back()?.sender
+                let newest = upstream.idle.pop_back()?;
+                if newest.since.elapsed() >= POOL_IDLE {
+                    // The newest has idled too long: so have all the others.
+                    upstream.idle.clear();
+                    return None;
+                }
+                newest.sender
             };
             if sender.is_closed() {
                 continue;

@@ -208,16 +208,21 @@ async fn read_all(response: Response<UpstreamBody>) -> Bytes {
     response.into_body().collect().await.unwrap().to_bytes()
 }
 
+/// One request through `pool` to `server`, its answer read to the end.
+async fn round_trip(pool: &Arc<PlainPool>, server: &CountingServer) -> Bytes {
+    let response = pool
+        .send(server.request(), Duration::from_secs(2))
+        .await
+        .unwrap();
+    read_all(response).await
+}
+
 #[tokio::test]
 async fn plain_http_connections_are_reused_once_their_body_is_read() {
     let server = CountingServer::start(r#"{"ok":true}"#, usize::MAX).await;
     let pool = Arc::new(PlainPool::default());
     for _ in 0..3 {
-        let response = pool
-            .send(server.request(), Duration::from_secs(2))
-            .await
-            .unwrap();
-        assert_eq!(read_all(response).await, r#"{"ok":true}"#);
+        assert_eq!(round_trip(&pool, &server).await, r#"{"ok":true}"#);
     }
     assert_eq!(server.accepted(), 1);
     assert_eq!(pool.idle(&server.addr.to_string()), 1);
@@ -244,11 +249,7 @@ async fn a_body_dropped_before_its_end_takes_its_connection_with_it() {
         .unwrap();
     drop(response);
     assert_eq!(pool.idle(&server.addr.to_string()), 0);
-    let response = pool
-        .send(server.request(), Duration::from_secs(2))
-        .await
-        .unwrap();
-    read_all(response).await;
+    round_trip(&pool, &server).await;
     assert_eq!(server.accepted(), 2);
 }
 
@@ -257,11 +258,7 @@ async fn a_connection_the_server_closed_is_replaced() {
     // One answer per connection, then the server closes it.
     let server = CountingServer::start(r#"{"ok":true}"#, 1).await;
     let pool = Arc::new(PlainPool::default());
-    let response = pool
-        .send(server.request(), Duration::from_secs(2))
-        .await
-        .unwrap();
-    read_all(response).await;
+    round_trip(&pool, &server).await;
     // Once hyper's connection task has read the server's close, the pooled connection is known
     // closed and must not be taken.
     let authority = server.addr.to_string();
@@ -272,11 +269,7 @@ async fn a_connection_the_server_closed_is_replaced() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(pool.idle(&authority), 0);
-    let response = pool
-        .send(server.request(), Duration::from_secs(2))
-        .await
-        .unwrap();
-    assert_eq!(read_all(response).await, r#"{"ok":true}"#);
+    assert_eq!(round_trip(&pool, &server).await, r#"{"ok":true}"#);
     assert_eq!(server.accepted(), 2);
 }
 
@@ -295,4 +288,19 @@ async fn a_refused_plain_connection_is_a_connect_error() {
         .await
         .unwrap_err();
     assert!(matches!(err, ProviderError::Connect(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_connection_idle_too_long_is_not_reused() {
+    let server = CountingServer::start(r#"{"ok":true}"#, usize::MAX).await;
+    let pool = Arc::new(PlainPool::default());
+    round_trip(&pool, &server).await;
+    assert_eq!(pool.idle(&server.addr.to_string()), 1);
+    // The pool reads tokio's clock: move it past the idle limit, then let it run again.
+    tokio::time::pause();
+    tokio::time::advance(POOL_IDLE + Duration::from_secs(1)).await;
+    tokio::time::resume();
+    round_trip(&pool, &server).await;
+    assert_eq!(server.accepted(), 2);
+    assert_eq!(pool.idle(&server.addr.to_string()), 1);
 }
