@@ -2,6 +2,10 @@
 //! HTTP/1.1 or HTTP/2 as ALPN negotiates), one JSON POST with the attempt's time limits, and the
 //! mapping of transport failures and non-success answers to [`ProviderError`].
 //!
+//! `http://` upstreams (local model servers, the benchmark's mock) go through a keep-alive
+//! HTTP/1.1 pool of our own on hyper's connection API (`pool.rs`); `https://` ones through
+//! hyper-util's pooled client, which adds TLS and HTTP/2. The rest of this page is about that one.
+//!
 //! The client is hyper-util's pooled client directly rather than a higher-level wrapper: the
 //! wrappers' per-request layers (URL re-parsing, proxy matching, their own request types) cost
 //! several percent of the gateway's CPU per request, and providers already hold their endpoints
