@@ -14,23 +14,23 @@
 //! ones are dropped (closed) when the pool next takes or returns a connection to the same
 //! upstream, and a connection the server closed is dropped as soon as it is seen.
 
-use super::{BoxError, ConnectTimeout, POOL_IDLE, TCP_KEEPALIVE};
+use super::{POOL_IDLE, TCP_KEEPALIVE};
 use crate::{ProviderError, TimeoutKind};
 use bytes::Bytes;
-use http::uri::{Authority, PathAndQuery};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
 use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper_util::client::legacy::connect::HttpConnector;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tower_service::Service as _;
 
 /// Idle connections kept per upstream; more than the gateway ever has in flight to one server
 /// in practice, and a bound on what a burst leaves open.
@@ -169,30 +169,29 @@ impl PlainPool {
     }
 }
 
-/// A new connection: TCP within `limit`, TCP_NODELAY and keepalive as for every upstream, and
-/// hyper's HTTP/1.1 client on it, driven by a task of its own until either side closes it.
+/// A new connection: TCP within `limit` (hyper-util's connector: the resolver off the runtime,
+/// IPv6 and IPv4 tried the happy-eyeballs way), TCP_NODELAY and keepalive as for every
+/// upstream, and hyper's HTTP/1.1 client on it, driven by a task of its own until either side
+/// closes it.
 async fn open(authority: &Authority, limit: Duration) -> Result<Sender, ProviderError> {
-    // `[::1]` in a URL is `::1` to the resolver.
-    let host = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let port = authority.port_u16().unwrap_or(80);
-    let tcp = match tokio::time::timeout(limit, TcpStream::connect((host, port))).await {
-        Err(_) => return Err(ProviderError::Timeout(TimeoutKind::Connect)),
-        Ok(Err(e)) => return Err(connect_error(Box::new(e))),
-        Ok(Ok(tcp)) => tcp,
-    };
+    let uri = Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(authority.clone())
+        .path_and_query("/")
+        .build()
+        .map_err(|e| ProviderError::Connect(format!("invalid provider address: {e}")))?;
+    let mut connector = HttpConnector::new();
     // Nagle's algorithm meeting delayed ACKs stalls small request writes by ~40 ms.
-    tcp.set_nodelay(true)
-        .map_err(|e| connect_error(Box::new(e)))?;
-    let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
-    socket2::SockRef::from(&tcp)
-        .set_tcp_keepalive(&keepalive)
-        .map_err(|e| connect_error(Box::new(e)))?;
-    let (sender, connection) = http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| connect_error(Box::new(e)))?;
+    connector.set_nodelay(true);
+    connector.set_keepalive(Some(TCP_KEEPALIVE));
+    connector.set_connect_timeout(Some(limit));
+    // The connector's own limit covers each TCP attempt; this one name resolution too.
+    let io = match tokio::time::timeout(limit, connector.call(uri)).await {
+        Err(_) => return Err(ProviderError::Timeout(TimeoutKind::Connect)),
+        Ok(Err(e)) => return Err(connect_error(&e)),
+        Ok(Ok(io)) => io,
+    };
+    let (sender, connection) = http1::handshake(io).await.map_err(|e| connect_error(&e))?;
     tokio::spawn(async move {
         if let Err(err) = connection.await {
             tracing::debug!(%err, "Upstream connection ended with an error.");
@@ -210,15 +209,11 @@ fn origin_form(uri: &Uri) -> Uri {
     Uri::from(path)
 }
 
-fn connect_error(err: BoxError) -> ProviderError {
-    let timed_out = err.is::<ConnectTimeout>()
-        || err
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut);
-    if timed_out {
+fn connect_error(err: &(dyn std::error::Error + 'static)) -> ProviderError {
+    if super::is_timeout(err) {
         return ProviderError::Timeout(TimeoutKind::Connect);
     }
-    ProviderError::Connect(super::describe(&*err))
+    ProviderError::Connect(super::describe(err))
 }
 
 /// A failure after the connection was made: the connection broke while the request was written
