@@ -5,8 +5,8 @@ use crate::error::StoreError;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolOptions;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{AnyPool, Database, Executor, PgPool, SqlitePool};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyPool, Database, Executor, PgPool};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -65,20 +65,21 @@ pub struct Store {
     pub(crate) cipher: Option<SecretCipher>,
 }
 
-/// The pool the usage writer commits its batches through: typed, so that a record's values
-/// go straight into the driver's arguments instead of through `AnyArguments` and their
-/// conversion (4.7k instructions a record in `map_arguments` alone; callgrind). Everything
-/// else stays on the `Any` pool.
+/// What the usage writer commits its batches through: a typed pool or connection, so that a
+/// record's values go straight into the driver's arguments instead of through `AnyArguments`
+/// and their conversion (4.7k instructions a record in `map_arguments` alone; callgrind).
+/// Everything else stays on the `Any` pool.
 #[derive(Clone, Debug)]
 pub(crate) enum LedgerPool {
     /// In-memory SQLite: a second pool would open a second, empty database, so the writer
     /// uses the `Any` pool's one connection.
     Any,
-    Sqlite(SqlitePool),
+    /// A SQLite file: rusqlite on a blocking thread (see `usage/sqlite_ledger.rs`).
+    Sqlite(crate::usage::SqliteLedger),
     Postgres(PgPool),
 }
 
-/// Connections of the ledger pool: the writer commits one batch at a time.
+/// Connections of the Postgres ledger pool: the writer commits one batch at a time.
 const LEDGER_CONNECTIONS: u32 = 2;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -220,15 +221,9 @@ fn ledger_pool(
     Ok(match backend {
         Backend::Sqlite if is_memory(url) => LedgerPool::Any,
         Backend::Sqlite => {
-            // Parsed from the URL as the `Any` driver parses it, so both pools' connections
-            // get the same pragmas (foreign keys on) and the same busy timeout (5 s): a
-            // writer on one pool makes the other wait, not fail with SQLITE_BUSY.
+            // The file named as the `Any` driver reads the URL.
             let connect = SqliteConnectOptions::from_str(url)?;
-            let pool = SqlitePoolOptions::new()
-                .max_connections(LEDGER_CONNECTIONS)
-                .acquire_timeout(options.acquire_timeout)
-                .connect_lazy_with(connect);
-            LedgerPool::Sqlite(pool)
+            LedgerPool::Sqlite(crate::usage::SqliteLedger::new(connect.get_filename()))
         }
         Backend::Postgres => {
             let connect = PgConnectOptions::from_str(url)?;

@@ -25,6 +25,10 @@ pub enum StoreError {
     /// The database failed or is unreachable. Internal: never shown to clients.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The usage writer's SQLite connection failed (`usage/sqlite_ledger.rs`). Internal, like
+    /// `Database`.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// Migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -178,7 +178,7 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(%message, "Cannot encrypt or decrypt a stored secret.");
                 ApiError::new(StatusCode::BAD_REQUEST, "encryption_unavailable", message)
             }
-            err @ (StoreError::Database(_) | StoreError::Migrate(_)) => {
+            err @ (StoreError::Database(_) | StoreError::Sqlite(_) | StoreError::Migrate(_)) => {
                 tracing::error!(error = %err, "Admin API storage failure.");
                 ApiError::internal()
             }

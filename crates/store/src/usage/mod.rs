@@ -12,14 +12,19 @@
 //! - `bodies.rs`: the writer of the optional call bodies (droppable, unlike records).
 //! - `retention.rs`: deletes old records, bodies and rollups in small batches.
 //!
+//! - `sqlite_ledger.rs`: the writer's connection to a SQLite file (rusqlite, one prepared row
+//!   statement, on a blocking thread).
+//!
 //! This file maps a [`UsageRecord`] (billing data and the call log's details) to its columns
-//! and back, and inserts records in chunks of one multi-row `INSERT` each.
+//! and back, and inserts records through sqlx (Postgres, in-memory SQLite) in chunks of one
+//! multi-row `INSERT` each.
 
 mod bodies;
 mod queries;
 mod retention;
 pub(crate) mod rollup;
 mod spill;
+mod sqlite_ledger;
 mod writer;
 
 pub use bodies::{BodyStats, BodyWriter, BodyWriterHandle};
@@ -27,6 +32,7 @@ pub use queries::{UsageFilter, UsageGroup, UsageTotals};
 pub use retention::{RetentionStats, RetentionTask};
 pub use rollup::BUCKET_MS as ROLLUP_BUCKET_MS;
 pub use spill::{SPILL_PREFIX, SPILL_SUFFIX};
+pub(crate) use sqlite_ledger::SqliteLedger;
 pub use writer::{UsageWriter, WriterHandle, WriterOptions, WriterStats, CATCH_UP};
 
 use crate::error::StoreError;
@@ -211,10 +217,11 @@ fn flag(value: bool) -> i64 {
     i64::from(value)
 }
 
-/// The arguments of a database the ledger writes through (`Any`, `Sqlite`, `Postgres`): one
-/// method per kind of column value, so that [`add_columns`] and `rollup::bind_group` list
-/// the columns once for every database.
-pub(crate) trait Bind: Arguments {
+/// The arguments of a database the ledger writes through (sqlx's `Any`, `Sqlite` and
+/// `Postgres` arguments, and rusqlite's statement in `sqlite_ledger.rs`): one method per kind
+/// of column value, so that [`add_columns`] and `rollup::bind_group` list the columns once for
+/// every database.
+pub(crate) trait Bind {
     fn int(&mut self, value: i64) -> Result<(), BoxDynError>;
     fn opt_int(&mut self, value: Option<i64>) -> Result<(), BoxDynError>;
     fn text(&mut self, value: &str) -> Result<(), BoxDynError>;

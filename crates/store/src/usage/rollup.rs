@@ -296,7 +296,7 @@ fn upsert_sql(table: Table, rows: usize, backend: Backend) -> String {
 
 /// The upsert of `rows` groups: built once per SQLite chunk size, as `super::insert_statement`
 /// does (building it for every batch cost 1.1-1.4k instructions a request; callgrind).
-fn upsert_statement(table: Table, rows: usize, backend: Backend) -> Cow<'static, str> {
+pub(super) fn upsert_statement(table: Table, rows: usize, backend: Backend) -> Cow<'static, str> {
     const CHUNKS: usize = super::SQLITE_CHUNKS.len();
     static SQLITE: [[OnceLock<String>; CHUNKS]; 2] =
         [const { [const { OnceLock::new() }; CHUNKS] }; 2];
@@ -313,7 +313,7 @@ fn upsert_statement(table: Table, rows: usize, backend: Backend) -> Cow<'static,
 }
 
 /// Adds one group's columns to `args`, in `upsert_sql`'s column order.
-fn bind_group<A: Bind>(
+pub(super) fn bind_group<A: Bind>(
     args: &mut A,
     dimension: &'static str,
     value: &str,

@@ -20,6 +20,7 @@ use crate::error::StoreError;
 use crate::Backend;
 use sqlx::Pool;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use switchboard_core::usage::{UsageReceiver, UsageRecord};
 use tokio::sync::watch;
@@ -222,12 +223,13 @@ impl UsageWriter {
         self.stats.send_modify(change);
     }
 
-    /// Commits `records` in one transaction, on the store's ledger pool.
-    async fn commit(&self, records: &[UsageRecord]) -> Result<(), StoreError> {
+    /// Commits `records` in one transaction, on the store's ledger pool. Shared, not borrowed:
+    /// SQLite's commit runs on a blocking thread, which may outlive a commit given up on.
+    async fn commit(&self, records: &Arc<Vec<UsageRecord>>) -> Result<(), StoreError> {
         let backend = self.store.backend();
         match &self.store.ledger {
             LedgerPool::Any => commit_on(&self.store.pool, records, backend).await,
-            LedgerPool::Sqlite(pool) => commit_on(pool, records, backend).await,
+            LedgerPool::Sqlite(ledger) => ledger.commit(records.clone()).await,
             LedgerPool::Postgres(pool) => commit_on(pool, records, backend).await,
         }
     }
@@ -236,15 +238,18 @@ impl UsageWriter {
     /// cancelled first, with `buf` kept.
     async fn flush_retrying(&self, buf: &mut Vec<UsageRecord>) -> bool {
         sort_for_append(buf);
+        let batch = Arc::new(std::mem::take(buf));
         let mut delay = self.options.retry_start;
         loop {
-            match self.commit(buf).await {
+            match self.commit(&batch).await {
                 Ok(()) => {
-                    let n = buf.len() as u64;
+                    let n = batch.len() as u64;
                     self.count(|s| {
                         s.written += n;
                         s.batches += 1;
                     });
+                    // The buffer is reused when the commit let go of it (always, once it ended).
+                    *buf = Arc::try_unwrap(batch).unwrap_or_default();
                     buf.clear();
                     return true;
                 }
@@ -258,7 +263,10 @@ impl UsageWriter {
                     );
                     tokio::select! {
                         biased;
-                        () = self.cancel.cancelled() => return false,
+                        () = self.cancel.cancelled() => {
+                            *buf = take_back(batch);
+                            return false;
+                        }
                         () = sleep(delay) => {}
                     }
                     delay = (delay * 2).min(self.options.retry_max);
@@ -287,14 +295,14 @@ impl UsageWriter {
         let mut delay = self.options.retry_start;
         while !buf.is_empty() {
             let take = batch.min(buf.len());
+            let chunk = Arc::new(buf.drain(..take).collect::<Vec<_>>());
             let attempt_deadline = deadline.max(Instant::now() + LAST_ATTEMPT);
-            let result = match timeout_at(attempt_deadline, self.commit(&buf[..take])).await {
+            let result = match timeout_at(attempt_deadline, self.commit(&chunk)).await {
                 Ok(result) => result,
                 Err(_) => Err(StoreError::Invalid("the flush timed out".to_owned())),
             };
             match result {
                 Ok(()) => {
-                    buf.drain(..take);
                     self.count(|s| {
                         s.written += take as u64;
                         s.batches += 1;
@@ -302,6 +310,7 @@ impl UsageWriter {
                     delay = self.options.retry_start;
                 }
                 Err(e) => {
+                    buf.splice(0..0, take_back(chunk));
                     self.count(|s| s.failed_flushes += 1);
                     let now = Instant::now();
                     if now >= deadline {
@@ -372,7 +381,7 @@ impl UsageWriter {
         };
         for path in files {
             let records = match spill::read(&path).await {
-                Ok(records) => records,
+                Ok(records) => Arc::new(records),
                 Err(e) => {
                     error!(
                         error = %e,
@@ -431,6 +440,12 @@ fn sort_for_append(records: &mut [UsageRecord]) {
     records.sort_unstable_by(|a, b| {
         (a.started_at_ms, a.request_id.as_str()).cmp(&(b.started_at_ms, b.request_id.as_str()))
     });
+}
+
+/// The records of a batch whose commit failed or was given up on: moved back out when no
+/// commit still holds them, else copied.
+fn take_back(batch: Arc<Vec<UsageRecord>>) -> Vec<UsageRecord> {
+    Arc::try_unwrap(batch).unwrap_or_else(|shared| shared.as_ref().clone())
 }
 
 /// Commits `records` in one transaction on `pool`.
