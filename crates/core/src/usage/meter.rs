@@ -46,8 +46,15 @@ pub struct ClientInfo {
     pub route: Option<String>,
 }
 
+/// The meter of one request (see the module docs). Its state is boxed: a meter is moved
+/// through every step of the pipeline (admission, routing, the handler, a stream's body), and
+/// moving a pointer instead of ~1 KB of state saved ~2k instructions of `memcpy` a request.
 #[derive(Debug)]
-pub struct Meter {
+pub struct Meter(Box<MeterState>);
+
+/// What a [`Meter`] holds; reached through the meter (`Deref`), never made on its own.
+#[derive(Debug)]
+pub struct MeterState {
     /// `None` when no store is attached: the record is then only priced and settled.
     slot: Option<UsageSlot>,
     record: UsageRecord,
@@ -74,9 +81,28 @@ pub struct Meter {
 
 impl Meter {
     pub fn start(slot: Option<UsageSlot>, start: MeterStart, admission: Admission) -> Meter {
+        Meter(Box::new(MeterState::start(slot, start, admission)))
+    }
+}
+
+impl std::ops::Deref for Meter {
+    type Target = MeterState;
+    fn deref(&self) -> &MeterState {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Meter {
+    fn deref_mut(&mut self) -> &mut MeterState {
+        &mut self.0
+    }
+}
+
+impl MeterState {
+    fn start(slot: Option<UsageSlot>, start: MeterStart, admission: Admission) -> MeterState {
         let details = start.client.is_some();
         let client = start.client.unwrap_or_default();
-        Meter {
+        MeterState {
             slot,
             record: UsageRecord {
                 request_id: start.request_id,
@@ -312,7 +338,7 @@ fn elapsed_ms(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-impl Drop for Meter {
+impl Drop for MeterState {
     fn drop(&mut self) {
         self.settle_usage();
         self.record.outcome = if self.failed {

@@ -9,7 +9,7 @@ mod record;
 mod rollup;
 
 pub use bodies::{cut, BodyQueue, BodyReceiver, CallBody, Redactor, REDACTED};
-pub use meter::{ClientInfo, Meter, MeterStart};
+pub use meter::{ClientInfo, Meter, MeterStart, MeterState};
 
 pub use queue::{UsageQueue, UsageReceiver, UsageSlot, DEFAULT_CAPACITY};
 pub use record::{
