@@ -194,6 +194,23 @@ pub(crate) fn statement_rows(left: usize, longest: usize, backend: Backend) -> u
     }
 }
 
+/// `items` cut into one statement each, of the sizes [`statement_rows`] gives.
+pub(crate) fn statement_chunks<T>(
+    items: &[T],
+    longest: usize,
+    backend: Backend,
+) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (chunk, tail) = rest.split_at(statement_rows(rest.len(), longest, backend));
+        rest = tail;
+        Some(chunk)
+    })
+}
+
 /// The INSERT for `rows` records: built once per SQLite chunk size, per call for Postgres
 /// (which prepares unnamed statements anyway).
 fn insert_statement(rows: usize, backend: Backend) -> Cow<'static, str> {
@@ -348,20 +365,16 @@ pub(crate) async fn insert_records<DB: LedgerDb>(
     backend: Backend,
 ) -> Result<(), StoreError> {
     let longest = longest_statement(records.len(), backend);
-    let mut rest = records;
-    while !rest.is_empty() {
-        let rows = statement_rows(rest.len(), longest, backend);
-        let (chunk, tail) = rest.split_at(rows);
+    for chunk in statement_chunks(records, longest, backend) {
         // The arguments are collected directly, reserved once: `Query::bind` moves the query
         // for every value and grows the list by doubling (7.0k instructions a record through
         // `bind`, 4.0k this way; callgrind).
         let mut args = DB::Arguments::default();
-        args.reserve(rows * COLUMNS.len(), 0);
+        args.reserve(chunk.len() * COLUMNS.len(), 0);
         for record in chunk {
             bind_record(&mut args, record)?;
         }
-        DB::execute(&mut **tx, insert_statement(rows, backend), args).await?;
-        rest = tail;
+        DB::execute(&mut **tx, insert_statement(chunk.len(), backend), args).await?;
     }
     rollup::upsert_rollups(tx, records, longest, backend).await
 }

@@ -370,19 +370,16 @@ async fn upsert_groups<DB: LedgerDb>(
     backend: Backend,
 ) -> Result<(), StoreError> {
     let groups: Vec<(&Key, &Sums)> = groups.iter().collect();
-    let mut rest = &groups[..];
-    while !rest.is_empty() {
-        // Few statement texts on SQLite, so each is prepared once (see `insert_records`).
-        let rows = super::statement_rows(rest.len(), longest, backend);
-        let (chunk, tail) = rest.split_at(rows);
-        rest = tail;
+    // Few statement texts on SQLite, so each is prepared once (see `insert_records`).
+    for chunk in super::statement_chunks(&groups, longest, backend) {
         // Collected directly, reserved once (see `super::insert_records`).
         let mut args = DB::Arguments::default();
-        args.reserve(rows * COLUMNS, 0);
+        args.reserve(chunk.len() * COLUMNS, 0);
         for ((dimension, value, org, bucket), s) in chunk {
             bind_group(&mut args, dimension, value, org, *bucket, s).map_err(encode_error)?;
         }
-        DB::execute(&mut **tx, upsert_statement(table, rows, backend), args).await?;
+        let sql = upsert_statement(table, chunk.len(), backend);
+        DB::execute(&mut **tx, sql, args).await?;
     }
     Ok(())
 }

@@ -94,7 +94,7 @@ fn commit_batch(conn: &mut Connection, records: &[UsageRecord]) -> Result<(), St
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
         let mut inserts = Statements::new(&tx);
-        for chunk in chunks(records, longest) {
+        for chunk in super::statement_chunks(records, longest, backend) {
             let insert = inserts.get(chunk.len(), || insert_statement(chunk.len(), backend))?;
             let mut binder = Binder::new(insert);
             for record in chunk {
@@ -109,7 +109,7 @@ fn commit_batch(conn: &mut Connection, records: &[UsageRecord]) -> Result<(), St
         for (table, groups) in [(Table::Minute, &minutes), (Table::Hour, &hours)] {
             let mut upserts = Statements::new(&tx);
             let groups: Vec<_> = groups.iter().collect();
-            for chunk in chunks(&groups, longest) {
+            for chunk in super::statement_chunks(&groups, longest, backend) {
                 let upsert = upserts.get(chunk.len(), || {
                     rollup::upsert_statement(table, chunk.len(), backend)
                 })?;
@@ -159,20 +159,6 @@ impl<'c> Statements<'c> {
         };
         Ok(&mut self.held[at].1)
     }
-}
-
-/// `items` cut into statements of the sizes [`super::statement_rows`] gives.
-fn chunks<T>(items: &[T], longest: usize) -> impl Iterator<Item = &[T]> {
-    let mut rest = items;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let rows = super::statement_rows(rest.len(), longest, Backend::Sqlite);
-        let (chunk, tail) = rest.split_at(rows);
-        rest = tail;
-        Some(chunk)
-    })
 }
 
 /// Lets the request runtime have the core between two statements: on a gateway with one core
