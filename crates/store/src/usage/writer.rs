@@ -234,6 +234,14 @@ impl UsageWriter {
         }
     }
 
+    /// Whether a commit may be given up on when the shutdown grace runs out. Not on a SQLite
+    /// file: its commit runs on a blocking thread that would go on, and might commit records
+    /// that are then retried or spilled (counted twice); it ends within SQLite's busy timeout
+    /// (5 s) anyway, and the runtime waits for that thread before the process exits.
+    fn commits_can_be_abandoned(&self) -> bool {
+        !matches!(self.store.ledger, LedgerPool::Sqlite(_))
+    }
+
     /// Commits `buf` (and clears it), retrying with backoff until it works; `false` when
     /// cancelled first, with `buf` kept.
     async fn flush_retrying(&self, buf: &mut Vec<UsageRecord>) -> bool {
@@ -297,9 +305,13 @@ impl UsageWriter {
             let take = batch.min(buf.len());
             let chunk = Arc::new(buf.drain(..take).collect::<Vec<_>>());
             let attempt_deadline = deadline.max(Instant::now() + LAST_ATTEMPT);
-            let result = match timeout_at(attempt_deadline, self.commit(&chunk)).await {
-                Ok(result) => result,
-                Err(_) => Err(StoreError::Invalid("the flush timed out".to_owned())),
+            let result = if self.commits_can_be_abandoned() {
+                match timeout_at(attempt_deadline, self.commit(&chunk)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(StoreError::Invalid("the flush timed out".to_owned())),
+                }
+            } else {
+                self.commit(&chunk).await
             };
             match result {
                 Ok(()) => {
