@@ -161,10 +161,10 @@ impl<'c> Statements<'c> {
     }
 }
 
-/// Lets the request runtime have the core between two statements: on a gateway with one core
-/// this thread and the runtime share it, and the scheduler lets a running thread finish its
-/// time slice, so a whole batch written without a pause held requests for milliseconds (see
-/// `STEADY_STATEMENT_ROWS`, which bounds a statement's length for the same reason).
+/// Lets the request runtime have the core between two statements, as sqlx's worker did by
+/// waiting for its next statement: on a gateway with one core this thread and the runtime share
+/// it, and the scheduler lets a running thread finish its time slice (`STEADY_STATEMENT_ROWS`
+/// bounds a statement's length for the same reason: long ones held requests for milliseconds).
 fn yield_core() {
     std::thread::yield_now();
 }
