@@ -12,8 +12,8 @@
 //! - `bodies.rs`: the writer of the optional call bodies (droppable, unlike records).
 //! - `retention.rs`: deletes old records, bodies and rollups in small batches.
 //!
-//! - `sqlite_ledger.rs`: the writer's connection to a SQLite file (rusqlite, one prepared row
-//!   statement, on a blocking thread).
+//! - `sqlite_ledger.rs`: the writer's connection to a SQLite file (rusqlite on a blocking
+//!   thread, the same multi-row statements).
 //!
 //! This file maps a [`UsageRecord`] (billing data and the call log's details) to its columns
 //! and back, and inserts records through sqlx (Postgres, in-memory SQLite) in chunks of one

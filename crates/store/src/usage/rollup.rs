@@ -354,11 +354,18 @@ pub(crate) async fn upsert_rollups<DB: LedgerDb>(
     longest: usize,
     backend: Backend,
 ) -> Result<(), StoreError> {
+    for (table, groups) in by_table(records) {
+        upsert_groups(tx, table, &groups, longest, backend).await?;
+    }
+    Ok(())
+}
+
+/// The groups `records` add to each rollup table, in the order every writer upserts them:
+/// minutes first, then hours, so that all writers lock rows in one order.
+pub(crate) fn by_table(records: &[UsageRecord]) -> [(Table, BTreeMap<Key, Sums>); 2] {
     let minutes = aggregate(records);
-    // Minutes first, then hours: every writer locks rows in this one order.
-    upsert_groups(tx, Table::Minute, &minutes, longest, backend).await?;
     let hours = regroup(&minutes, Table::Hour);
-    upsert_groups(tx, Table::Hour, &hours, longest, backend).await
+    [(Table::Minute, minutes), (Table::Hour, hours)]
 }
 
 /// Upserts `groups` (in primary-key order) into `table`, in chunks of one statement each.

@@ -15,7 +15,7 @@
 //! connections (foreign keys on, a 5 s busy timeout so that a writer on another pool makes this
 //! one wait rather than fail, SQLite's default `synchronous`), and reopened after a failure.
 
-use super::rollup::{self, Table};
+use super::rollup;
 use super::{bind_record, insert_statement, Bind};
 use crate::error::StoreError;
 use crate::Backend;
@@ -103,10 +103,7 @@ fn commit_batch(conn: &mut Connection, records: &[UsageRecord]) -> Result<(), St
             insert.raw_execute()?;
             yield_core();
         }
-        let minutes = rollup::aggregate(records);
-        let hours = rollup::regroup(&minutes, Table::Hour);
-        // Minutes first, then hours: every writer locks rows in this one order.
-        for (table, groups) in [(Table::Minute, &minutes), (Table::Hour, &hours)] {
+        for (table, groups) in rollup::by_table(records) {
             let mut upserts = Statements::new(&tx);
             let groups: Vec<_> = groups.iter().collect();
             for chunk in super::statement_chunks(&groups, longest, backend) {
