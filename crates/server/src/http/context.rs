@@ -5,7 +5,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -89,25 +89,68 @@ const KEY_HEADERS: [HeaderName; 3] = [
 ];
 
 pub fn request_context(headers: &HeaderMap) -> RequestContext {
-    let request_id = headers
-        .get(X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
+    let found = ContextHeaders::find(headers);
+    let request_id = text(found.request_id)
         .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID)
         .map(str::to_owned)
         .unwrap_or_else(new_request_id);
-    let traceparent = trace_context(headers);
     RequestContext {
         request_id,
-        traceparent,
+        traceparent: trace_context(text(found.traceparent), text(found.trace_id)),
         credentials: Credentials {
-            api_key: api_key(headers),
+            api_key: api_key(text(found.authorization), found.keys.map(text)),
         },
         principal: None,
-        tags: tags(headers),
+        tags: text(found.tags).map(tags).unwrap_or_default(),
         client: ClientInfo::default(),
         context_policy: None,
         trimmed: None,
     }
+}
+
+/// The headers a request context is read from: each one's first value, as `get` gives it.
+/// Found in one pass over the request's few headers: a lookup by name hashes the name every
+/// time, and there are eight names to look for.
+#[derive(Default)]
+struct ContextHeaders<'a> {
+    request_id: Option<&'a HeaderValue>,
+    traceparent: Option<&'a HeaderValue>,
+    trace_id: Option<&'a HeaderValue>,
+    authorization: Option<&'a HeaderValue>,
+    /// The values of [`KEY_HEADERS`], in that order.
+    keys: [Option<&'a HeaderValue>; 3],
+    tags: Option<&'a HeaderValue>,
+}
+
+impl<'a> ContextHeaders<'a> {
+    fn find(headers: &'a HeaderMap) -> Self {
+        let mut found = ContextHeaders::default();
+        for (name, value) in headers {
+            let slot = if name == AUTHORIZATION {
+                &mut found.authorization
+            } else if name == X_REQUEST_ID {
+                &mut found.request_id
+            } else if name == TRACEPARENT {
+                &mut found.traceparent
+            } else if name == X_TRACE_ID {
+                &mut found.trace_id
+            } else if name == X_TAGS {
+                &mut found.tags
+            } else if let Some(i) = KEY_HEADERS.iter().position(|key| name == key) {
+                &mut found.keys[i]
+            } else {
+                continue;
+            };
+            // The map yields a name's values in order; the first one counts.
+            slot.get_or_insert(value);
+        }
+        found
+    }
+}
+
+/// A header's value when it is text.
+fn text(value: Option<&HeaderValue>) -> Option<&str> {
+    value.and_then(|v| v.to_str().ok())
 }
 
 /// At most this many tags per request, each key and value at most `MAX_TAG_LEN` bytes: tags
@@ -118,10 +161,7 @@ const X_TAGS: HeaderName = HeaderName::from_static("x-switchboard-tags");
 
 /// `x-switchboard-tags: k=v,k2=v2`. Entries without `=`, with an empty key, or over the size
 /// caps are left out (documented in docs/usage-and-limits.md).
-fn tags(headers: &HeaderMap) -> Vec<(String, String)> {
-    let Some(value) = headers.get(X_TAGS).and_then(|v| v.to_str().ok()) else {
-        return Vec::new();
-    };
+fn tags(value: &str) -> Vec<(String, String)> {
     value
         .split(',')
         .filter_map(|pair| {
@@ -138,12 +178,11 @@ fn tags(headers: &HeaderMap) -> Vec<(String, String)> {
 /// The W3C `traceparent` to propagate upstream: the client's own when it is well formed, else
 /// one made from `x-switchboard-trace-id` (32 hex digits) with a fresh parent span id. Anything
 /// malformed is dropped rather than passed on to confuse the provider's tracing.
-fn trace_context(headers: &HeaderMap) -> Option<String> {
-    let header = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(parent) = header(&TRACEPARENT).filter(|v| is_traceparent(v)) {
+fn trace_context(traceparent: Option<&str>, trace_id: Option<&str>) -> Option<String> {
+    if let Some(parent) = traceparent.filter(|v| is_traceparent(v)) {
         return Some(parent.to_owned());
     }
-    let trace_id = header(&X_TRACE_ID).filter(|v| is_hex(v, 32))?;
+    let trace_id = trace_id.filter(|v| is_hex(v, 32))?;
     let span_id: u64 = rand::random();
     Some(format!(
         "00-{}-{span_id:016x}-01",
@@ -167,8 +206,8 @@ fn is_traceparent(text: &str) -> bool {
 
 /// `Authorization: Bearer KEY`, `x-api-key` (Anthropic SDKs), `api-key` (Azure SDKs) or
 /// `x-goog-api-key` (Google SDKs), first found wins.
-fn api_key(headers: &HeaderMap) -> Option<String> {
-    if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+fn api_key(authorization: Option<&str>, keys: [Option<&str>; 3]) -> Option<String> {
+    if let Some(value) = authorization {
         let value = value.trim();
         if let Some(key) = value
             .strip_prefix("Bearer ")
@@ -177,9 +216,9 @@ fn api_key(headers: &HeaderMap) -> Option<String> {
             return Some(key.trim().to_owned());
         }
     }
-    KEY_HEADERS
-        .iter()
-        .find_map(|name| headers.get(name).and_then(|v| v.to_str().ok()))
+    keys.into_iter()
+        .flatten()
+        .next()
         .map(|v| v.trim().to_owned())
 }
 
@@ -195,33 +234,36 @@ mod tests {
         map
     }
 
+    fn context(pairs: &[(&'static str, &str)]) -> RequestContext {
+        request_context(&headers(pairs))
+    }
+
     #[test]
     fn trace_context_is_propagated_only_when_well_formed() {
         let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         assert_eq!(
-            trace_context(&headers(&[("traceparent", parent)])).as_deref(),
+            context(&[("traceparent", parent)]).traceparent.as_deref(),
             Some(parent)
         );
-        assert_eq!(trace_context(&headers(&[("traceparent", "garbage")])), None);
-        let made = trace_context(&headers(&[(
-            "x-switchboard-trace-id",
-            "4BF92F3577B34DA6A3CE929D0E0E4736",
-        )]))
-        .unwrap();
+        assert_eq!(context(&[("traceparent", "garbage")]).traceparent, None);
+        let made = context(&[("x-switchboard-trace-id", "4BF92F3577B34DA6A3CE929D0E0E4736")])
+            .traceparent
+            .unwrap();
         assert!(is_traceparent(&made), "{made}");
         assert!(made.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
         assert_eq!(
-            trace_context(&headers(&[("x-switchboard-trace-id", "short")])),
+            context(&[("x-switchboard-trace-id", "short")]).traceparent,
             None
         );
     }
 
     #[test]
     fn tags_are_pairs_within_caps() {
-        let got = tags(&headers(&[(
+        let got = context(&[(
             "x-switchboard-tags",
             "team=ml, run = 7,bad,=x,k=,prompt=mine@9,api=x",
-        )]));
+        )])
+        .tags;
         let want: Vec<(String, String)> = [("team", "ml"), ("run", "7"), ("k", "")]
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -232,7 +274,7 @@ mod tests {
             .collect::<Vec<_>>()
             .join(",");
         assert_eq!(
-            tags(&headers(&[("x-switchboard-tags", &many)])).len(),
+            context(&[("x-switchboard-tags", &many)]).tags.len(),
             MAX_TAGS
         );
     }
@@ -253,11 +295,46 @@ mod tests {
             ("x-goog-api-key", " sk-1 "),
         ] {
             assert_eq!(
-                api_key(&headers(&[(name, value)])).as_deref(),
+                context(&[(name, value)]).credentials.api_key.as_deref(),
                 Some("sk-1"),
                 "{name}"
             );
         }
-        assert_eq!(api_key(&headers(&[])), None);
+        assert_eq!(context(&[]).credentials.api_key, None);
+    }
+
+    #[test]
+    fn the_first_key_header_in_sdk_order_wins_whatever_the_order_sent() {
+        let key = |pairs: &[(&'static str, &str)]| context(pairs).credentials.api_key;
+        let sent = [
+            ("x-goog-api-key", "google"),
+            ("api-key", "azure"),
+            ("x-api-key", "anthropic"),
+            ("authorization", "Bearer openai"),
+        ];
+        assert_eq!(key(&sent).as_deref(), Some("openai"));
+        assert_eq!(key(&sent[..3]).as_deref(), Some("anthropic"));
+        assert_eq!(key(&sent[..2]).as_deref(), Some("azure"));
+        // An authorization that is not a bearer token leaves the key to the other headers.
+        assert_eq!(
+            key(&[("authorization", "Basic abc"), ("api-key", "azure")]).as_deref(),
+            Some("azure")
+        );
+    }
+
+    #[test]
+    fn a_repeated_header_counts_by_its_first_value() {
+        let mut map = HeaderMap::new();
+        map.append(X_REQUEST_ID, HeaderValue::from_static("first"));
+        map.append(X_REQUEST_ID, HeaderValue::from_static("second"));
+        assert_eq!(request_context(&map).request_id, "first");
+        // A first value that is not text counts as absent, as `HeaderMap::get` would have it.
+        let mut map = HeaderMap::new();
+        map.append(
+            AUTHORIZATION,
+            HeaderValue::from_bytes(b"Bearer \xff").unwrap(),
+        );
+        map.append(AUTHORIZATION, HeaderValue::from_static("Bearer sk-2"));
+        assert_eq!(request_context(&map).credentials.api_key, None);
     }
 }
