@@ -320,6 +320,13 @@ mod tests {
             key(&[("authorization", "Basic abc"), ("api-key", "azure")]).as_deref(),
             Some("azure")
         );
+        // So does a key header whose value is not text.
+        let mut map = headers(&[("api-key", "azure")]);
+        map.insert("x-api-key", HeaderValue::from_bytes(b"\xff").unwrap());
+        assert_eq!(
+            request_context(&map).credentials.api_key.as_deref(),
+            Some("azure")
+        );
     }
 
     #[test]

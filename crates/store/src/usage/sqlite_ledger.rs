@@ -5,7 +5,7 @@
 //! Why not sqlx on this one path (callgrind, the benchmark's `off` config, per request): sqlx
 //! copies every text value into two allocations of its own before SQLite copies it again
 //! (`Arc<String>`), looks up each parameter's name, and clears every binding of a statement
-//! after each run (64 rows × 36 columns); binding was ~6.8k instructions and clearing ~2.9k of
+//! after each run (64 rows × 35 columns); binding was ~6.8k instructions and clearing ~2.9k of
 //! the ~23k that SQLite's thread spent per record, `sqlite3_step` ~12k. Here a value goes from
 //! the record straight into `sqlite3_bind_*`, a cached statement's bindings are cleared once
 //! per batch, and the whole transaction is one trip to the blocking thread instead of one per
@@ -125,7 +125,7 @@ fn commit_batch(conn: &mut Connection, records: &[UsageRecord]) -> Result<(), St
 }
 
 /// One statement text per row count, each taken from rusqlite's cache once per batch and held
-/// until the batch ends: a statement going back to the cache clears all of its bindings (2,304
+/// until the batch ends: a statement going back to the cache clears all of its bindings (2,240
 /// for 64 rows), which cost ~2k instructions a record when done after every statement.
 struct Statements<'c> {
     conn: &'c Connection,
@@ -321,6 +321,7 @@ mod tests {
             assert_eq!(written, vec![want.clone()], "{}", want.request_id);
         }
     }
+
     /// A batch is written whole or not at all, and a failed commit's connection is replaced:
     /// the same batch then commits, records and rollups alike.
     #[tokio::test]
