@@ -10,10 +10,15 @@ use super::strategy;
 use super::{Attempt, CallInfo, RouteFailure, RouteModel, Routed, Router, TargetId};
 use crate::error::GatewayError;
 use crate::limits::Admission;
+use smallvec::{smallvec, SmallVec};
 use std::time::Duration;
 use switchboard_providers::{ProviderError, Upstream};
 use tokio::time::Instant;
 use tracing::{debug, warn};
+
+/// One entry per target of an alias, kept on the stack for the usual few targets: routing runs
+/// on every request, and heap vectors here were five allocations per call.
+type PerTarget<T> = SmallVec<[T; 8]>;
 
 /// How one alias's turn ended.
 enum Step<T> {
@@ -161,9 +166,9 @@ impl Router {
         tally: &mut Tally,
     ) -> Step<O::Output> {
         let count = model.targets.len();
-        let mut tried = vec![false; count];
+        let mut tried: PerTarget<bool> = smallvec![false; count];
         // Targets that refused the gateway's credentials: no use asking them again now.
-        let mut skipped = vec![false; count];
+        let mut skipped: PerTarget<bool> = smallvec![false; count];
         let mut wait = Duration::ZERO;
         for try_index in 0..=model.config.retry.attempts {
             if try_index > 0 && !wait.is_zero() {
@@ -312,10 +317,10 @@ impl Router {
         tally: &mut Tally,
     ) -> Option<(usize, AttemptGuard)> {
         let now = Instant::now();
-        let mut refused = vec![false; model.targets.len()];
+        let mut refused: PerTarget<bool> = smallvec![false; model.targets.len()];
         loop {
-            let mut fresh = Vec::new();
-            let mut all = Vec::new();
+            let mut fresh: PerTarget<_> = SmallVec::new();
+            let mut all: PerTarget<_> = SmallVec::new();
             for (index, target) in model.targets.iter().enumerate() {
                 if skipped[index] || refused[index] {
                     continue;

@@ -134,8 +134,17 @@ impl CallMeta<'_> {
         if let Some(target) = self.target {
             set(headers, X_SWITCHBOARD_TARGET, &target.label());
         }
-        // Integers convert without formatting into a `String` first.
-        headers.insert(X_SWITCHBOARD_ATTEMPTS, HeaderValue::from(self.attempts));
+        headers.insert(X_SWITCHBOARD_ATTEMPTS, count_value(self.attempts));
+    }
+}
+
+/// A small count as a header value: the usual ones (an attempt or a few) are static, where
+/// `HeaderValue::from(u32)` allocates a buffer for every response.
+fn count_value(count: u32) -> HeaderValue {
+    const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    match usize::try_from(count).ok().and_then(|n| DIGITS.get(n)) {
+        Some(digit) => HeaderValue::from_static(digit),
+        None => HeaderValue::from(count),
     }
 }
 
@@ -199,4 +208,16 @@ pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Respon
         &GatewayError::Internal("handler panicked".into()),
         &super::context::new_request_id(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_read_the_same_static_or_formatted() {
+        for count in [0, 1, 7, 9, 10, 11, 123, u32::MAX] {
+            assert_eq!(count_value(count), HeaderValue::from(count), "{count}");
+        }
+    }
 }
