@@ -2,6 +2,8 @@
 //!
 //! - `writer.rs`: the batch writer that drains the gateway's usage channel into the table
 //!   (never dropping a record: it retries, and spills to a file at shutdown if it must).
+//! - `sqlite_ledger.rs`: the writer's connection to a SQLite file (rusqlite on a blocking
+//!   thread, the same multi-row statements).
 //! - `spill.rs`: the JSON-lines files the writer leaves when the database is down at shutdown
 //!   and imports at the next start.
 //! - `queries.rs`: reads for the admin API and the limiter (per request, totals by group,
@@ -11,9 +13,6 @@
 //!   transaction.
 //! - `bodies.rs`: the writer of the optional call bodies (droppable, unlike records).
 //! - `retention.rs`: deletes old records, bodies and rollups in small batches.
-//!
-//! - `sqlite_ledger.rs`: the writer's connection to a SQLite file (rusqlite on a blocking
-//!   thread, the same multi-row statements).
 //!
 //! This file maps a [`UsageRecord`] (billing data and the call log's details) to its columns
 //! and back, and inserts records through sqlx (Postgres, in-memory SQLite) in chunks of one
