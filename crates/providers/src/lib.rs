@@ -5,6 +5,7 @@
 
 mod anthropic;
 mod azure;
+pub mod body;
 mod error;
 mod gemini;
 mod mock;

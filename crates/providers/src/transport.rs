@@ -307,11 +307,11 @@ impl tower_service::Service<Uri> for TimedConnector {
 impl Answer {
     /// Reads the whole body within the attempt's total limit.
     pub(crate) async fn bytes(self) -> Result<Bytes, ProviderError> {
-        let body = self.response.into_body().collect();
+        let body = crate::body::collect(self.response.into_body());
         match tokio::time::timeout_at(self.deadline, body).await {
             Err(_) => Err(ProviderError::Timeout(TimeoutKind::Total)),
             Ok(Err(e)) => Err(map_body_error(&e)),
-            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Ok(bytes)) => Ok(bytes),
         }
     }
 }

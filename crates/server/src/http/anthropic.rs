@@ -6,7 +6,7 @@ use super::context::Edge;
 use super::format::{json_body, ClientFormat};
 use super::AppState;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use switchboard_core::usage::ClientInfo;
@@ -15,10 +15,10 @@ use switchboard_protocols::anthropic;
 pub async fn messages(
     State(state): State<AppState>,
     Edge(client): Edge,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
-    chat::handle(ClientFormat::Anthropic, state, headers, client, body).await
+    let (parts, body) = request.into_parts();
+    chat::handle(ClientFormat::Anthropic, state, parts.headers, client, body).await
 }
 
 /// `POST /v1/messages/count_tokens`: the gateway's own count (see docs: exact for OpenAI

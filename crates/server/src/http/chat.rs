@@ -9,7 +9,6 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use std::sync::Arc;
 use switchboard_core::pipeline::Served;
 use switchboard_core::prompts::reference;
@@ -199,8 +198,8 @@ pub(super) fn apply_notes(
 
 /// Reads the whole body, refusing more than `limit` bytes with 413.
 pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, GatewayError> {
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
+    match switchboard_providers::body::collect(http_body_util::Limited::new(body, limit)).await {
+        Ok(bytes) => Ok(bytes),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => {
             Err(GatewayError::BodyTooLarge { limit })
         }

@@ -5,29 +5,31 @@ use super::chat::{self, prepare, Prepared};
 use super::context::{request_context, Edge};
 use super::format::{apply_rate, json_body, CallMeta, ClientFormat};
 use super::AppState;
-use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use switchboard_core::pipeline::Served;
 use switchboard_protocols::openai;
 
+/// The data-plane handlers take the request whole and move its headers out: axum's `HeaderMap`
+/// extractor would clone them on every call.
 pub async fn chat_completions(
     State(state): State<AppState>,
     Edge(client): Edge,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
-    chat::handle(ClientFormat::OpenAi, state, headers, client, body).await
+    let (parts, body) = request.into_parts();
+    chat::handle(ClientFormat::OpenAi, state, parts.headers, client, body).await
 }
 
 pub async fn embeddings(
     State(state): State<AppState>,
     Edge(client): Edge,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     let format = ClientFormat::OpenAi;
     let Prepared {
         snapshot,
