@@ -304,16 +304,33 @@ where
 
 /// Adds one record's columns to `args`, in [`COLUMNS`] order.
 fn bind_record<A: Bind>(args: &mut A, record: &UsageRecord) -> Result<(), StoreError> {
-    let tags = to_json(&record.tags)?;
-    let attempt_log = to_json(&record.details.attempts)?;
+    let tags = list_json(&record.tags)?;
+    let attempt_log = list_json(&record.details.attempts)?;
     add_columns(args, record, tags, attempt_log).map_err(encode_error)
+}
+
+/// A list for a JSON TEXT column. The empty list, as most calls' tags are, is the constant `[]`:
+/// serialising it cost an allocation per column and record.
+fn list_json<T: serde::Serialize>(items: &[T]) -> Result<Cow<'static, str>, StoreError> {
+    if items.is_empty() {
+        Ok(Cow::Borrowed("[]"))
+    } else {
+        to_json(items).map(Cow::Owned)
+    }
+}
+
+fn add_json<A: Bind>(args: &mut A, text: Cow<'static, str>) -> Result<(), BoxDynError> {
+    match text {
+        Cow::Borrowed(text) => args.text(text),
+        Cow::Owned(text) => args.owned_text(text),
+    }
 }
 
 fn add_columns<A: Bind>(
     args: &mut A,
     record: &UsageRecord,
-    tags: String,
-    attempt_log: String,
+    tags: Cow<'static, str>,
+    attempt_log: Cow<'static, str>,
 ) -> Result<(), BoxDynError> {
     let caller = &record.caller;
     let usage = &record.usage;
@@ -345,11 +362,11 @@ fn add_columns<A: Bind>(
     args.text(record.outcome.as_str())?;
     args.int(i64::from(record.status))?;
     args.opt_text(record.error_code.as_deref())?;
-    args.owned_text(tags)?;
+    add_json(args, tags)?;
     args.opt_text(details.client_ip.as_deref())?;
     args.opt_text(details.user_agent.as_deref())?;
     args.opt_text(details.route.as_deref())?;
-    args.owned_text(attempt_log)?;
+    add_json(args, attempt_log)?;
     args.opt_text(details.cache.as_deref())?;
     args.opt_text(details.guardrail.as_deref())?;
     args.opt_text(details.trace_id.as_deref())?;
