@@ -5,11 +5,11 @@ use crate::http::{self, PeerIp};
 use crate::reload;
 use crate::runtime::{ConfigSource, Runtime};
 use anyhow::Context as _;
+use futures::FutureExt as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use rand::RngCore as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,7 +19,6 @@ use switchboard_core::config::{self, Secret};
 use switchboard_core::Gateway;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt as _;
 
 /// How long a shutdown waits for in-flight requests (long streams included) before exiting.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -126,7 +125,7 @@ fn start_runtime(listener: TcpListener, runtime: Runtime) -> anyhow::Result<Serv
     }
     runtime.follow_changes(stop.clone());
     runtime.alerts.start(stop.clone());
-    let app = http::router(runtime.clone());
+    let app = http::App::new(runtime.clone());
     let task = tokio::spawn(accept_loop(listener, app, stop.clone()));
     Ok(Server {
         addr,
@@ -143,7 +142,7 @@ const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 
 /// Accepts connections until `stop`, then lets every open connection finish its in-flight
 /// requests (graceful shutdown) before returning.
-async fn accept_loop(listener: TcpListener, app: axum::Router, stop: CancellationToken) {
+async fn accept_loop(listener: TcpListener, app: http::App, stop: CancellationToken) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -170,13 +169,12 @@ async fn accept_loop(listener: TcpListener, app: axum::Router, stop: Cancellatio
         }
         // The peer's address rides on every request of the connection, for the call log.
         let peer = PeerIp::of(&peer);
-        let service = app
-            .clone()
-            .map_request(move |mut req: axum::extract::Request<Incoming>| {
-                req.extensions_mut().insert(peer.clone());
-                req
-            });
-        let service = TowerToHyperService::new(service);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            app.clone()
+                .serve(req, peer.clone())
+                .map(Ok::<_, std::convert::Infallible>)
+        });
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {

@@ -1,25 +1,15 @@
-//! Anthropic-format routes: Messages and token counting, so that Anthropic SDK clients work
-//! unchanged against any target.
+//! Anthropic-format routes: token counting (Messages itself is served by `App::serve` through
+//! the chat handler), so that Anthropic SDK clients work unchanged against any target.
 
-use super::chat::{self, prepare, Prepared};
-use super::context::Edge;
+use super::chat::{prepare, Prepared};
 use super::format::{json_body, ClientFormat};
 use super::AppState;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use switchboard_core::usage::ClientInfo;
 use switchboard_protocols::anthropic;
-
-pub async fn messages(
-    State(state): State<AppState>,
-    Edge(client): Edge,
-    request: Request,
-) -> Response {
-    let (parts, body) = request.into_parts();
-    chat::handle(ClientFormat::Anthropic, state, parts.headers, client, body).await
-}
 
 /// `POST /v1/messages/count_tokens`: the gateway's own count (see docs: exact for OpenAI
 /// models, an estimate for others).

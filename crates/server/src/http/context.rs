@@ -36,20 +36,21 @@ impl<S: Send + Sync> FromRequestParts<S> for Edge {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<PeerIp>()
-            .map(|PeerIp(ip)| ip.to_string());
-        let user_agent = parts
-            .headers
-            .get(USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| cut(ua, MAX_USER_AGENT).to_owned());
-        Ok(Edge(ClientInfo {
-            ip,
-            user_agent,
-            route: Some(parts.uri.path().to_owned()),
-        }))
+        Ok(Edge(client_info(parts, parts.extensions.get::<PeerIp>())))
+    }
+}
+
+/// What [`Edge`] extracts, for a request whose peer is `peer`.
+pub fn client_info(parts: &Parts, peer: Option<&PeerIp>) -> ClientInfo {
+    let user_agent = parts
+        .headers
+        .get(USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| cut(ua, MAX_USER_AGENT).to_owned());
+    ClientInfo {
+        ip: peer.map(|PeerIp(ip)| ip.to_string()),
+        user_agent,
+        route: Some(parts.uri.path().to_owned()),
     }
 }
 

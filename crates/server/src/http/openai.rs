@@ -1,7 +1,8 @@
-//! OpenAI-format routes: chat completions, embeddings, the model list.
+//! OpenAI-format routes: embeddings and the model list (chat completions are served by
+//! `App::serve` through the chat handler).
 
 use super::capture;
-use super::chat::{self, prepare, Prepared};
+use super::chat::{prepare, Prepared};
 use super::context::{request_context, Edge};
 use super::format::{apply_rate, json_body, CallMeta, ClientFormat};
 use super::AppState;
@@ -12,17 +13,8 @@ use serde_json::json;
 use switchboard_core::pipeline::Served;
 use switchboard_protocols::openai;
 
-/// The data-plane handlers take the request whole and move its headers out: axum's `HeaderMap`
-/// extractor would clone them on every call.
-pub async fn chat_completions(
-    State(state): State<AppState>,
-    Edge(client): Edge,
-    request: Request,
-) -> Response {
-    let (parts, body) = request.into_parts();
-    chat::handle(ClientFormat::OpenAi, state, parts.headers, client, body).await
-}
-
+/// Takes the request whole and moves its headers out: axum's `HeaderMap` extractor would clone
+/// them on every call. (Chat completions are served by `App::serve`, before the router.)
 pub async fn embeddings(
     State(state): State<AppState>,
     Edge(client): Edge,
