@@ -167,7 +167,7 @@ async fn accept_loop(listener: TcpListener, app: http::App, stop: CancellationTo
         if let Err(err) = tcp.set_nodelay(true) {
             tracing::debug!(%err, "Could not set TCP_NODELAY.");
         }
-        // The peer's address rides on every request of the connection, for the call log.
+        // The peer's address goes with every request of the connection, for the call log.
         let peer = PeerIp::of(&peer);
         let app = app.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {

@@ -15,8 +15,9 @@ use switchboard_core::{Credentials, RequestContext};
 /// Longest user agent kept in the call log; longer ones are cut (at a character boundary).
 const MAX_USER_AGENT: usize = 256;
 
-/// The TCP peer's IP address as text, put on every request of a connection by the accept loop.
-/// Formatted once per connection: formatting an address on every request was ~1% of the
+/// The TCP peer's IP address as text, handed by the accept loop to `App::serve` with every
+/// request of a connection (and put in the extensions of those that go through the router, for
+/// [`Edge`]). Formatted once per connection: formatting an address on every request was ~1% of the
 /// gateway's instructions.
 #[derive(Clone, Debug)]
 pub struct PeerIp(pub Arc<str>);

@@ -20,7 +20,7 @@ use crate::runtime::Runtime;
 use axum::body::Body;
 use axum::http::{Method, Request};
 use axum::response::Response;
-use axum::routing::{any, get, post, MethodRouter};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use format::ClientFormat;
 use futures::FutureExt as _;
@@ -94,15 +94,19 @@ impl App {
 fn router(state: AppState) -> Router {
     Router::new()
         // `POST` on the two chat routes never reaches the router (see `App::serve`); other
-        // methods get the 405 of their API's format here.
-        .route("/v1/chat/completions", any(openai_wrong_method))
+        // methods get the 405 of their API's format here, with `Allow: POST` (which `any`
+        // would leave out).
+        .route(
+            "/v1/chat/completions",
+            openai_post(post(openai_wrong_method)),
+        )
         .route("/v1/embeddings", openai_post(post(openai::embeddings)))
         .route(
             "/v1/models",
             get(openai::list_models).fallback(openai_wrong_method),
         )
         .route("/v1/key", get(key::own_key).fallback(openai_wrong_method))
-        .route("/v1/messages", any(anthropic_wrong_method))
+        .route("/v1/messages", anthropic_post(post(anthropic_wrong_method)))
         .route(
             "/v1/messages/count_tokens",
             anthropic_post(post(anthropic::count_tokens)),

@@ -138,6 +138,7 @@ async fn unknown_models_are_404_and_unknown_routes_404_or_405() {
         .send()
         .await
         .unwrap();
+    assert_eq!(resp.headers()["allow"], "POST");
     let reply = super::harness::Reply::read(resp).await;
     assert_eq!(reply.status, 405);
     assert_eq!(reply.json()["error"]["code"], "method_not_allowed");
@@ -147,6 +148,7 @@ async fn unknown_models_are_404_and_unknown_routes_404_or_405() {
         .send()
         .await
         .unwrap();
+    assert_eq!(resp.headers()["allow"], "POST");
     let reply = super::harness::Reply::read(resp).await;
     assert_eq!(reply.status, 405);
     assert_eq!(reply.json()["type"], "error");
