@@ -90,9 +90,19 @@ if [ "${METADATA:-1}" = 0 ]; then
 logging: { metadata: false }"
 fi
 bench_gateway_yaml "$GW_PORT" "sqlite://$WORK/switchboard.db" "$MOCK_PORT" "$EXTRA" >"$WORK/switchboard.yaml"
+# FLOOR=1: count run.sh's `floor` target instead (the pass-through proxy of
+# crates/server/examples/hyper_floor.rs at FLOOR_BIN): what the HTTP stack alone costs.
+SERVE=("$SWITCHBOARD_BIN" serve --config "$WORK/switchboard.yaml")
+if [ "${FLOOR:-0}" = 1 ]; then
+  FLOOR_BIN="${FLOOR_BIN:-$ROOT/target/release/examples/hyper_floor}"
+  if [ "$SKIP_BUILD" != 1 ]; then
+    (cd "$ROOT" && cargo build --release -p switchboard --example hyper_floor) || die "build failed"
+  fi
+  SERVE=("$FLOOR_BIN" "127.0.0.1:$GW_PORT" "127.0.0.1:$MOCK_PORT")
+fi
 (cd "$WORK" && SWITCHBOARD_ADMIN_KEY="$KEY" RUST_LOG=warn exec "${PIN[@]}" valgrind \
   --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind.out" \
-  "$SWITCHBOARD_BIN" serve --config "$WORK/switchboard.yaml" >"$WORK/gateway.log" 2>&1) &
+  "${SERVE[@]}" >"$WORK/gateway.log" 2>&1) &
 GW_PID=$!
 PIDS+=("$GW_PID")
 wait_ready "http://127.0.0.1:$GW_PORT/healthz"

@@ -54,6 +54,10 @@ SOAK_TARGETS="${SOAK_TARGETS:-on}"      # which targets get a soak (each at half
 # `gateway` (`off` with the default call log: metadata on), `vkey` (the `gateway` process called
 # with a virtual key) and `limits` (same config as `on`) are the targets of issues 2-4, kept for
 # comparisons; `gateway` against `off` is issue 5's logging on against logging off.
+# `floor` is crates/server/examples/hyper_floor.rs: a pass-through reverse proxy on the gateway's
+# own crates (tokio's current-thread runtime, hyper's HTTP/1.1 server and client, mimalloc) that
+# does nothing else: no JSON, no routing, no usage record. What it costs a request is what any
+# gateway on this stack pays before its own work; `off` minus `floor` is the gateway's own work.
 # `baseline` is the gateway built from another commit (BASELINE_BIN, e.g. the commit before a
 # change), run with `gateway`'s config: `gateway` vs `baseline` in one run says what the
 # change costs.
@@ -63,6 +67,7 @@ BENCH_REDIS="${BENCH_REDIS:-}"         # empty: a private redis-server on the lo
 BENCH_POSTGRES="${BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}"
 SKIP_BUILD="${SKIP_BUILD:-0}"
 SWITCHBOARD_BIN="${SWITCHBOARD_BIN:-$ROOT/target/release/switchboard}"
+FLOOR_BIN="${FLOOR_BIN:-$ROOT/target/release/examples/hyper_floor}"
 MOCK_CMD="${MOCK_CMD:-$SWITCHBOARD_BIN mock-upstream}"
 GATEWAY_RUST_LOG="${GATEWAY_RUST_LOG:-warn}"
 READY_TIMEOUT="${READY_TIMEOUT:-20}"    # seconds to wait for a server's port
@@ -271,6 +276,18 @@ EOF
   wait_ready nginx "$pid" "http://127.0.0.1:$port/healthz"
   URL[nginx]="http://127.0.0.1:$port"
   PID[nginx]=$pid
+}
+
+# start_floor: the pass-through proxy of the `floor` target, pinned like the other proxies.
+start_floor() {
+  local port
+  port=$(free_port)
+  "${PIN_SERVER[@]}" "$FLOOR_BIN" "127.0.0.1:$port" "127.0.0.1:$MOCK_PORT" >"$WORK/floor.log" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  wait_ready floor "$pid" "http://127.0.0.1:$port/healthz"
+  URL[floor]="http://127.0.0.1:$port"
+  PID[floor]=$pid
 }
 
 # start_gateway NAME [EXTRA_YAML] [BINARY] [DATABASE_URL]: a gateway process with its own
@@ -693,6 +710,14 @@ main() {
     fi
     [ -x "$SWITCHBOARD_BIN" ] || die "no binary at $SWITCHBOARD_BIN"
   fi
+  if has floor; then
+    if [ "$SKIP_BUILD" != 1 ]; then
+      log "cargo build --release -p switchboard --example hyper_floor"
+      (cd "$ROOT" && cargo build --release -p switchboard --example hyper_floor) \
+        || die "the release build of hyper_floor failed"
+    fi
+    [ -x "$FLOOR_BIN" ] || die "no binary at $FLOOR_BIN"
+  fi
   setup_open_gen
   log "pinning: $PINNING; work dir $WORK; open loop: $OPEN_GEN_DESC"
   LOADAVG_START=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)
@@ -721,6 +746,7 @@ main() {
 
   start_mock
   has nginx && start_nginx
+  has floor && start_floor
   if has gateway || has vkey; then start_gateway gateway; fi
   has off && start_gateway off "$LOGGING_OFF_YAML"
   if has baseline; then
