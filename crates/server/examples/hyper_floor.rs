@@ -3,8 +3,9 @@
 //! (tokio's current-thread runtime, hyper's HTTP/1.1 server and client connections, mimalloc).
 //! No routing, no JSON, no usage record, one upstream connection per client connection.
 //!
-//! `bench/floor.sh` runs it beside nginx and the gateway: what this proxy costs a request is
-//! what any gateway built on these crates pays before doing any work of its own.
+//! `bench/run.sh` runs it beside nginx and the gateway as the target `floor`, and
+//! `FLOOR=1 bench/callgrind.sh` counts its instructions: what this proxy costs a request is what
+//! any gateway built on these crates pays before doing any work of its own.
 //!
 //! Usage: `cargo run --release -p switchboard --example hyper_floor -- LISTEN UPSTREAM`
 //! (both `host:port`).
@@ -22,6 +23,8 @@ use tokio::sync::Mutex;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The client connection's upstream. Sending takes `&mut`; an HTTP/1.1 server connection
+/// serves one request at a time, so the lock is never contended.
 type Upstream = Arc<Mutex<SendRequest<Incoming>>>;
 
 fn main() -> anyhow::Result<()> {
