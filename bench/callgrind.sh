@@ -94,6 +94,8 @@ bench_gateway_yaml "$GW_PORT" "sqlite://$WORK/switchboard.db" "$MOCK_PORT" "$EXT
 # crates/server/examples/hyper_floor.rs at FLOOR_BIN): what the HTTP stack alone costs.
 SERVE=("$SWITCHBOARD_BIN" serve --config "$WORK/switchboard.yaml")
 if [ "${FLOOR:-0}" = 1 ]; then
+  # The floor passes every request to the mock: there is no admin API to make a key through.
+  [ "${VKEY:-0}" != 1 ] || die "FLOOR=1 cannot be combined with VKEY=1 or LIMITS=1"
   FLOOR_BIN="${FLOOR_BIN:-$ROOT/target/release/examples/hyper_floor}"
   if [ "$SKIP_BUILD" != 1 ]; then
     (cd "$ROOT" && cargo build --release -p switchboard --example hyper_floor) || die "build failed"

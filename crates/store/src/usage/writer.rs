@@ -43,9 +43,10 @@ pub const CATCH_UP: usize = 4;
 /// right-hand pages of each index, and the records of requests still running when a batch is
 /// cut arrive in the next one, behind entries already written, where an index page that
 /// SQLite packed full has to be rebalanced with its siblings (~14k instructions each). At
-/// concurrency 64 on one shared core, 2048 instead of 512 served ~4% more requests and 4096
-/// ~2% more again (`bench/`, alternating pairs); the flush interval still bounds how long a
-/// record waits at low rates.
+/// concurrency 64 on one shared core, 2048 instead of 512 served 2-4% more requests and 4096
+/// 1-4% more again (`bench/`, alternating pairs); the flush interval still bounds how long a
+/// record waits at low rates. A catch-up transaction ([`CATCH_UP`] batches) holds SQLite's
+/// write lock the longer for it.
 pub(crate) const DEFAULT_BATCH: usize = 4096;
 
 /// How much a shutdown drain takes from the channel per call.
