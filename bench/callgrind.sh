@@ -101,6 +101,8 @@ if [ "${FLOOR:-0}" = 1 ]; then
     (cd "$ROOT" && cargo build --release -p switchboard --example hyper_floor) || die "build failed"
   fi
   SERVE=("$FLOOR_BIN" "127.0.0.1:$GW_PORT" "127.0.0.1:$MOCK_PORT")
+  # LEDGER=1: run.sh's `floor-ledger`, the floor writing each request's usage row to SQLite.
+  if [ "${LEDGER:-0}" = 1 ]; then SERVE+=("sqlite://$WORK/switchboard.db"); fi
 fi
 (cd "$WORK" && SWITCHBOARD_ADMIN_KEY="$KEY" RUST_LOG=warn exec "${PIN[@]}" valgrind \
   --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind.out" \

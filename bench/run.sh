@@ -58,6 +58,9 @@ SOAK_TARGETS="${SOAK_TARGETS:-on}"      # which targets get a soak (each at half
 # own crates (tokio's current-thread runtime, hyper's HTTP/1.1 server and client, mimalloc) that
 # does nothing else: no JSON, no routing, no usage record. What it costs a request is what any
 # gateway on this stack pays before its own work; `off` minus `floor` is the gateway's own work.
+# `floor-ledger` is `floor` writing each request's usage row (the `off` target's row, through the
+# gateway's usage queue and writer) to a SQLite file in the run's temp dir: what the billing row
+# costs the serving core, without any of the gateway's other work.
 # `baseline` is the gateway built from another commit (BASELINE_BIN, e.g. the commit before a
 # change), run with `gateway`'s config: `gateway` vs `baseline` in one run says what the
 # change costs.
@@ -278,16 +281,18 @@ EOF
   PID[nginx]=$pid
 }
 
-# start_floor: the pass-through proxy of the `floor` target, pinned like the other proxies.
+# start_floor NAME [LEDGER_URL]: the pass-through proxy of the `floor` target (with a ledger
+# database: `floor-ledger`), pinned like the other proxies.
 start_floor() {
-  local port
+  local name=$1 port
   port=$(free_port)
-  "${PIN_SERVER[@]}" "$FLOOR_BIN" "127.0.0.1:$port" "127.0.0.1:$MOCK_PORT" >"$WORK/floor.log" 2>&1 &
+  "${PIN_SERVER[@]}" "$FLOOR_BIN" "127.0.0.1:$port" "127.0.0.1:$MOCK_PORT" ${2:+"$2"} \
+    >"$WORK/$name.log" 2>&1 &
   local pid=$!
   PIDS+=("$pid")
-  wait_ready floor "$pid" "http://127.0.0.1:$port/healthz"
-  URL[floor]="http://127.0.0.1:$port"
-  PID[floor]=$pid
+  wait_ready "$name" "$pid" "http://127.0.0.1:$port/healthz"
+  URL[$name]="http://127.0.0.1:$port"
+  PID[$name]=$pid
 }
 
 # start_gateway NAME [EXTRA_YAML] [BINARY] [DATABASE_URL]: a gateway process with its own
@@ -710,7 +715,7 @@ main() {
     fi
     [ -x "$SWITCHBOARD_BIN" ] || die "no binary at $SWITCHBOARD_BIN"
   fi
-  if has floor; then
+  if has floor || has floor-ledger; then
     if [ "$SKIP_BUILD" != 1 ]; then
       log "cargo build --release -p switchboard --example hyper_floor"
       (cd "$ROOT" && cargo build --release -p switchboard --example hyper_floor) \
@@ -746,7 +751,8 @@ main() {
 
   start_mock
   has nginx && start_nginx
-  has floor && start_floor
+  has floor && start_floor floor
+  has floor-ledger && start_floor floor-ledger "sqlite://$WORK/floor-ledger.db"
   if has gateway || has vkey; then start_gateway gateway; fi
   has off && start_gateway off "$LOGGING_OFF_YAML"
   if has baseline; then

@@ -9,9 +9,20 @@
 //! `FLOOR=1 bench/callgrind.sh` counts its instructions: what this proxy costs a request is what
 //! any gateway built on these crates pays before doing any work of its own.
 //!
-//! Usage: `cargo run --release -p switchboard --example hyper_floor -- LISTEN UPSTREAM`
-//! (both `host:port`).
+//! With a third argument, a SQLite database URL, it also writes one usage record a request
+//! through the gateway's own usage queue and writer (`switchboard_store::UsageWriter`: batches,
+//! rollups, the same row as the `off` target's), and nothing else: the target `floor-ledger`.
+//! `floor-ledger` against `floor` is what the billing row costs on the serving core; against
+//! `off`, what all of the gateway's other work costs. The records are built from constants
+//! (tokens, model) since the answer is not read, the row's shape is the `off` target's. At
+//! exit (SIGTERM) the writer's unflushed batch is not waited for: a measuring tool, not a
+//! gateway.
+//!
+//! Usage: `cargo run --release -p switchboard --example hyper_floor -- LISTEN UPSTREAM [LEDGER]`
+//! (both `host:port`; LEDGER e.g. `sqlite:///tmp/floor.db`).
 
+use bytes::Bytes;
+use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
@@ -22,8 +33,15 @@ use hyper_util::server::graceful::GracefulShutdown;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_core::usage::{
+    CallKind, Caller, Outcome, UsageQueue, UsageReceiver, UsageRecord, UsageSource,
+};
+use switchboard_store::{Store, StoreOptions, UsageWriter, WriterOptions};
+use switchboard_types::{MicroUsd, Usage};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -39,17 +57,26 @@ type Upstream = Arc<Mutex<SendRequest<Incoming>>>;
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let (Some(listen), Some(upstream)) = (args.next(), args.next()) else {
-        anyhow::bail!("usage: hyper_floor LISTEN UPSTREAM (both host:port)");
+        anyhow::bail!("usage: hyper_floor LISTEN UPSTREAM [LEDGER] (host:port, host:port, URL)");
     };
     let listen: SocketAddr = listen.parse()?;
     let upstream: SocketAddr = upstream.parse()?;
+    let ledger = args.next();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(serve(listen, upstream))
+        .block_on(serve(listen, upstream, ledger))
 }
 
-async fn serve(listen: SocketAddr, upstream: SocketAddr) -> anyhow::Result<()> {
+async fn serve(
+    listen: SocketAddr,
+    upstream: SocketAddr,
+    ledger: Option<String>,
+) -> anyhow::Result<()> {
+    let usage = match ledger {
+        Some(url) => Some(start_ledger(&url).await?),
+        None => None,
+    };
     let listener = TcpListener::bind(listen).await?;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -71,8 +98,9 @@ async fn serve(listen: SocketAddr, upstream: SocketAddr) -> anyhow::Result<()> {
         };
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let usage = usage.clone();
         tokio::spawn(async move {
-            if let Err(err) = proxy_connection(client, upstream, &builder, watcher).await {
+            if let Err(err) = proxy_connection(client, upstream, &builder, watcher, usage).await {
                 eprintln!("connection ended: {err}");
             }
         });
@@ -85,6 +113,7 @@ async fn proxy_connection(
     upstream: SocketAddr,
     builder: &auto::Builder<TokioExecutor>,
     watcher: hyper_util::server::graceful::Watcher,
+    usage: Option<UsageQueue>,
 ) -> anyhow::Result<()> {
     client.set_nodelay(true)?;
     let server_side = TcpStream::connect(upstream).await?;
@@ -95,7 +124,8 @@ async fn proxy_connection(
     let sender: Upstream = Arc::new(Mutex::new(sender));
     let service = service_fn(move |request: Request<Incoming>| {
         let sender = sender.clone();
-        async move { forward(&sender, request).await }
+        let usage = usage.clone();
+        async move { forward(&sender, request, usage.as_ref()).await }
     });
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(client), service);
     watcher
@@ -105,11 +135,98 @@ async fn proxy_connection(
     Ok(())
 }
 
+/// The answer's body: the upstream's, or none when the usage queue is full (503).
+type Body = Either<Incoming, Empty<Bytes>>;
+
 async fn forward(
+    sender: &Upstream,
+    request: Request<Incoming>,
+    usage: Option<&UsageQueue>,
+) -> Result<Response<Body>, hyper::Error> {
+    let Some(usage) = usage else {
+        return Ok(send(sender, request).await?.map(Either::Left));
+    };
+    // As the gateway does: a slot is reserved at admission, so that the record can always be
+    // sent, and a request that finds the queue full is shed.
+    let Some(slot) = usage.reserve() else {
+        let mut shed = Response::new(Either::Right(Empty::new()));
+        *shed.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+        return Ok(shed);
+    };
+    let started = std::time::Instant::now();
+    let started_at_ms = unix_ms();
+    let response = send(sender, request).await?;
+    slot.send(record(
+        started_at_ms,
+        started.elapsed(),
+        response.status().as_u16(),
+    ));
+    Ok(response.map(Either::Left))
+}
+
+async fn send(
     sender: &Upstream,
     request: Request<Incoming>,
 ) -> Result<Response<Incoming>, hyper::Error> {
     let mut sender = sender.lock().await;
     sender.ready().await?;
     sender.send_request(request).await
+}
+
+/// The store, its migrations and the usage writer, as the gateway starts them (the writer's
+/// default batch and flush interval).
+async fn start_ledger(url: &str) -> anyhow::Result<UsageQueue> {
+    let store = Store::connect(url, &StoreOptions::default()).await?;
+    store.migrate().await?;
+    let (queue, records): (UsageQueue, UsageReceiver) =
+        UsageQueue::channel(switchboard_core::usage::DEFAULT_CAPACITY);
+    // Never stopped: the process ends at SIGTERM (see the module docs).
+    let tasks = TaskTracker::new();
+    UsageWriter::spawn(
+        store,
+        records,
+        WriterOptions::default(),
+        &tasks,
+        CancellationToken::new(),
+    );
+    Ok(queue)
+}
+
+/// A record shaped like those of the benchmark's `off` target: the admin key (no caller), the
+/// call log's own columns off, the mock's usage.
+fn record(started_at_ms: i64, took: Duration, status: u16) -> UsageRecord {
+    let ok = status == 200;
+    UsageRecord {
+        request_id: uuid::Uuid::now_v7().simple().to_string(),
+        started_at_ms,
+        caller: Caller::default(),
+        kind: CallKind::Chat,
+        alias: "bench".to_owned(),
+        served_alias: None,
+        provider: Some("mock".to_owned()),
+        model: Some("bench-upstream".to_owned()),
+        stream: false,
+        usage: Usage {
+            input_tokens: 12,
+            output_tokens: 20,
+            ..Usage::default()
+        },
+        usage_source: UsageSource::Reported,
+        cost: MicroUsd(230),
+        priced: true,
+        latency_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+        ttft_ms: None,
+        attempts: 1,
+        outcome: if ok { Outcome::Ok } else { Outcome::Error },
+        status,
+        error_code: (!ok).then(|| "upstream_error".to_owned()),
+        tags: Vec::new(),
+        details: Default::default(),
+    }
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
