@@ -282,12 +282,13 @@ EOF
 }
 
 # start_floor NAME [LEDGER_URL]: the pass-through proxy of the `floor` target (with a ledger
-# database: `floor-ledger`), pinned like the other proxies.
+# database: `floor-ledger`), pinned like the other proxies. In the run's temp dir, as the
+# gateways are: the usage writer imports (and deletes) spill files of its working directory.
 start_floor() {
   local name=$1 port
   port=$(free_port)
-  "${PIN_SERVER[@]}" "$FLOOR_BIN" "127.0.0.1:$port" "127.0.0.1:$MOCK_PORT" ${2:+"$2"} \
-    >"$WORK/$name.log" 2>&1 &
+  (cd "$WORK" && RUST_LOG="$GATEWAY_RUST_LOG" exec "${PIN_SERVER[@]}" "$FLOOR_BIN" \
+    "127.0.0.1:$port" "127.0.0.1:$MOCK_PORT" ${2:+"$2"} >"$WORK/$name.log" 2>&1) &
   local pid=$!
   PIDS+=("$pid")
   wait_ready "$name" "$pid" "http://127.0.0.1:$port/healthz"
@@ -659,10 +660,11 @@ measure_all() {
   for name in $TARGETS; do
     R[$name.peak_rss_kib]=$(status_kib "${PID[$name]}" VmHWM)
     R[$name.errors]=$(( ${R[$name.rps.errors]} + ${R[$name.lat.errors]} + ${R[$name.one.errors]} + ${R[$name.ttfb.errors]} + ${R[$name.open.errors]:-0} + ${R[$name.soak.errors]:-0} ))
-    if [ -n "${TOKEN[$name]:-}" ] || [[ "$name" == off || "$name" == gateway ]]; then
-      # Metrics are on in every gateway: one scrape shows they counted the run.
-      R[$name.metrics_lines]=$(curl -s --max-time 5 -H "Authorization: Bearer $ADMIN_KEY" "${URL[$name]}/metrics" \
-        | grep -c '^switchboard_' || true)
+    if [ -n "${TOKEN[$name]:-}" ] || [[ "$name" == off || "$name" == gateway || "$name" == floor-ledger ]]; then
+      # Metrics are on in every gateway: one scrape shows they counted the run (the floor has
+      # none: its rows alone show that it wrote them).
+      [ "$name" = floor-ledger ] || R[$name.metrics_lines]=$(curl -s --max-time 5 \
+        -H "Authorization: Bearer $ADMIN_KEY" "${URL[$name]}/metrics" | grep -c '^switchboard_' || true)
       R[$name.log_rows]=$(log_rows "$name")
       local k sent=$(( TTFB_REQUESTS + 2 ))
       for k in "${!R[@]}"; do
@@ -681,6 +683,8 @@ log_rows() {
   local yaml="$WORK/$1.yaml" db
   [ -f "$yaml" ] || { [ "$1" = vkey ] && yaml="$WORK/gateway.yaml"; }
   db=$(sed -n 's/^database: //p' "$yaml" 2>/dev/null)
+  # `floor-ledger` has no config file: its database is the one start_floor gave it.
+  [ "$1" = floor-ledger ] && db="sqlite://$WORK/floor-ledger.db"
   sleep 1
   case "$db" in
     sqlite://*) command -v sqlite3 >/dev/null && sqlite3 "${db#sqlite://}" 'select count(*) from usage_records' 2>/dev/null || true ;;
@@ -900,6 +904,7 @@ report() {
     fi
     for name in $TARGETS; do
       [ -z "${R[$name.metrics_lines]:-}" ] || echo "- $name: /metrics answered ${R[$name.metrics_lines]} switchboard_ series lines after the run; call log rows in its database: $(or_dash "${R[$name.log_rows]:-}") (all phases, soak included; requests sent: ${R[$name.requests_sent]:-?})."
+      [ "$name" != floor-ledger ] || echo "- floor-ledger: usage rows in its database: $(or_dash "${R[$name.log_rows]:-}") (all phases, readiness probes included; requests sent: ${R[$name.requests_sent]:-?})."
     done
     for name in $TARGETS; do
       [ -n "${R[$name.soak.samples]:-}" ] || continue
