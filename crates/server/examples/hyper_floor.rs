@@ -62,6 +62,14 @@ fn main() -> anyhow::Result<()> {
     let listen: SocketAddr = listen.parse()?;
     let upstream: SocketAddr = upstream.parse()?;
     let ledger = args.next();
+    // The usage writer reports failures (a full disk, a locked database) through tracing.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
@@ -122,30 +130,40 @@ async fn proxy_connection(
         hyper::client::conn::http1::handshake(TokioIo::new(server_side)).await?;
     tokio::spawn(connection);
     let sender: Upstream = Arc::new(Mutex::new(sender));
-    let service = service_fn(move |request: Request<Incoming>| {
-        let sender = sender.clone();
-        let usage = usage.clone();
-        async move { forward(&sender, request, usage.as_ref()).await }
-    });
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(client), service);
-    watcher
-        .watch(connection.into_owned())
-        .await
-        .map_err(|err| anyhow::anyhow!(err))?;
-    Ok(())
+    let client = TokioIo::new(client);
+    // Two services rather than one with an optional ledger, so that `floor` runs exactly the
+    // pass-through it always ran (the ledger's answer body type and queue are not on its path).
+    let served = match usage {
+        None => {
+            let service = service_fn(move |request: Request<Incoming>| {
+                let sender = sender.clone();
+                async move { send(&sender, request).await }
+            });
+            let connection = builder.serve_connection_with_upgrades(client, service);
+            watcher.watch(connection.into_owned()).await
+        }
+        Some(usage) => {
+            let service = service_fn(move |request: Request<Incoming>| {
+                let sender = sender.clone();
+                let usage = usage.clone();
+                async move { forward_recorded(&sender, request, &usage).await }
+            });
+            let connection = builder.serve_connection_with_upgrades(client, service);
+            watcher.watch(connection.into_owned()).await
+        }
+    };
+    served.map_err(|err| anyhow::anyhow!(err))
 }
 
-/// The answer's body: the upstream's, or none when the usage queue is full (503).
+/// The answer's body with a ledger: the upstream's, or none when the usage queue is full (503).
 type Body = Either<Incoming, Empty<Bytes>>;
 
-async fn forward(
+/// Passes the request on and writes its usage record.
+async fn forward_recorded(
     sender: &Upstream,
     request: Request<Incoming>,
-    usage: Option<&UsageQueue>,
+    usage: &UsageQueue,
 ) -> Result<Response<Body>, hyper::Error> {
-    let Some(usage) = usage else {
-        return Ok(send(sender, request).await?.map(Either::Left));
-    };
     // As the gateway does: a slot is reserved at admission, so that the record can always be
     // sent, and a request that finds the queue full is shed.
     let Some(slot) = usage.reserve() else {
@@ -154,14 +172,15 @@ async fn forward(
         return Ok(shed);
     };
     let started = std::time::Instant::now();
-    let started_at_ms = unix_ms();
-    let response = send(sender, request).await?;
-    slot.send(record(
-        started_at_ms,
-        started.elapsed(),
-        response.status().as_u16(),
-    ));
-    Ok(response.map(Either::Left))
+    let started_at_ms = switchboard_types::calendar::now_ms();
+    // A failed call is recorded too, as the gateway records it (hyper then closes the
+    // connection).
+    let (status, answer) = match send(sender, request).await {
+        Ok(response) => (response.status().as_u16(), Ok(response.map(Either::Left))),
+        Err(err) => (502, Err(err)),
+    };
+    slot.send(record(started_at_ms, started.elapsed(), status));
+    answer
 }
 
 async fn send(
@@ -196,8 +215,14 @@ async fn start_ledger(url: &str) -> anyhow::Result<UsageQueue> {
 /// call log's own columns off, the mock's usage.
 fn record(started_at_ms: i64, took: Duration, status: u16) -> UsageRecord {
     let ok = status == 200;
+    // The gateway's request id: a UUIDv7 in 32 hex digits, encoded without the formatter.
+    let mut id = [0u8; uuid::fmt::Simple::LENGTH];
+    let request_id = uuid::Uuid::now_v7()
+        .simple()
+        .encode_lower(&mut id)
+        .to_owned();
     UsageRecord {
-        request_id: uuid::Uuid::now_v7().simple().to_string(),
+        request_id,
         started_at_ms,
         caller: Caller::default(),
         kind: CallKind::Chat,
@@ -223,10 +248,4 @@ fn record(started_at_ms: i64, took: Duration, status: u16) -> UsageRecord {
         tags: Vec::new(),
         details: Default::default(),
     }
-}
-
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
