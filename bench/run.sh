@@ -899,6 +899,12 @@ report() {
     if [ -n "${R[on.rps.rps]:-}" ] && [ -n "${R[off.rps.rps]:-}" ]; then
       echo "- everything on vs everything off: throughput $(ratio_median on off rps rps)x, CPU/request $(ratio_median on off rps cpu_us)x."
     fi
+    if [ -n "${R[floor-ledger.rps.rps]:-}" ] && [ -n "${R[off.rps.rps]:-}" ]; then
+      echo "- off vs floor-ledger (the gateway's own work beyond the HTTP stack and the billing row): throughput $(ratio_median off floor-ledger rps rps)x, CPU/request $(ratio_median off floor-ledger rps cpu_us)x."
+    fi
+    if [ -n "${R[floor-ledger.rps.rps]:-}" ] && [ -n "${R[floor.rps.rps]:-}" ]; then
+      echo "- floor-ledger vs floor (what the billing row costs): throughput $(ratio_median floor-ledger floor rps rps)x, CPU/request $(ratio_median floor-ledger floor rps cpu_us)x."
+    fi
     if [ -n "${R[on-pg.rps.rps]:-}" ] && [ -n "${R[on.rps.rps]:-}" ]; then
       echo "- Postgres vs SQLite (everything on): throughput $(ratio_median on-pg on rps rps)x, CPU/request of the gateway process $(ratio_median on-pg on rps cpu_us)x (Postgres's own processes are not counted)."
     fi
