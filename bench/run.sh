@@ -55,8 +55,8 @@ SOAK_TARGETS="${SOAK_TARGETS:-on}"      # which targets get a soak (each at half
 # with a virtual key) and `limits` (same config as `on`) are the targets of issues 2-4, kept for
 # comparisons; `gateway` against `off` is issue 5's logging on against logging off.
 # `floor` is crates/server/examples/hyper_floor.rs: a pass-through reverse proxy on the gateway's
-# own crates (tokio's current-thread runtime, hyper's HTTP/1.1 server and client, mimalloc) that
-# does nothing else: no JSON, no routing, no usage record. What it costs a request is what any
+# own crates and server setup (tokio's current-thread runtime, hyper-util's connection builder
+# with the header-read timer, hyper's HTTP/1.1 client, mimalloc) that does nothing else: no JSON, no routing, no usage record. What it costs a request is what any
 # gateway on this stack pays before its own work; `off` minus `floor` is the gateway's own work.
 # `floor-ledger` is `floor` writing each request's usage row (the `off` target's row, through the
 # gateway's usage queue and writer) to a SQLite file in the run's temp dir: what the billing row
